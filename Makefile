@@ -1,0 +1,71 @@
+# bcai — one-command setup. `make demo` and `make test` create .venv/ on first
+# use and install everything (the Rust core, the Cython kernels, the dev tools
+# and the torch extra); later runs rebuild only what changed.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+RUST_SRC := $(wildcard native/rust/src/*.rs) native/rust/Cargo.toml native/rust/pyproject.toml native/rust/bcai_native.pyi
+CYTHON_SRC := $(wildcard native/cython/*.pyx) setup.py
+PYTEST_FLAGS ?=
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: all demo test test-python test-rust lint fmt bench wheels clean
+
+all: $(VENV)/.native $(VENV)/.kernels
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	touch $@
+
+# Dev tools, runtime dependencies and the torch extra (large: cached by pip).
+$(VENV)/.deps: $(VENV)/.created pyproject.toml
+	$(PIP) install -q "maturin>=1.9,<2" "setuptools>=70" "Cython>=3.0,<4" "numpy>=2.0" wheel
+	$(PIP) install -q $$($(PY) tools/list_deps.py dev torch)
+	touch $@
+
+# The Rust core: a release build (LTO) installed as the `bcai_native` module.
+$(VENV)/.native: $(VENV)/.deps $(RUST_SRC)
+	$(PIP) install -q --no-deps --force-reinstall ./native/rust
+	touch $@
+
+# The package itself, editable, with its Cython kernels built in place.
+$(VENV)/.kernels: $(VENV)/.native $(CYTHON_SRC)
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+demo: all
+	$(VENV)/bin/bcai demo
+
+lint: all
+	$(VENV)/bin/ruff check bcai tests benches tools setup.py
+	$(VENV)/bin/ruff format --check bcai tests benches tools setup.py
+	$(VENV)/bin/mypy
+
+test-rust:
+	cd native/rust && cargo test --release --quiet
+
+test-python: all
+	$(PY) -m pytest -p no:cacheprovider --cov --cov-report=term:skip-covered $(PYTEST_FLAGS)
+
+test: lint test-rust test-python
+
+fmt: all
+	$(VENV)/bin/ruff format bcai tests benches tools setup.py
+	$(VENV)/bin/ruff check --fix bcai tests benches tools setup.py
+	cd native/rust && cargo fmt
+
+bench: all
+	$(PY) -m pytest benches -p no:cacheprovider --benchmark-only --benchmark-columns=median,ops,rounds --benchmark-sort=name --benchmark-json=.benchmarks.json
+	$(PY) tools/bench_report.py .benchmarks.json
+
+wheels: all
+	rm -rf dist
+	$(VENV)/bin/maturin build --release --quiet -m native/rust/Cargo.toml -o dist
+	$(PIP) wheel -q --no-deps --no-build-isolation -w dist .
+	ls dist
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info bcai/_kernels*.so native/cython/*.c native/rust/target

@@ -1,0 +1,5 @@
+import sys
+
+from bcai.cli import main
+
+sys.exit(main())

@@ -1,0 +1,56 @@
+"""CPU tensor kernels: a thin, typed wrapper over the Cython module `bcai._kernels`.
+
+- `matmul_i8(a, b)`: exact int8 × int8 → int32 product (any k up to `MAX_K`).
+- `im2col(x, kernel_size, ...)`: float32 image unfolding for convolution,
+  in the layout of `torch.nn.functional.unfold`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from bcai import _kernels
+
+CHUNK_K: int = _kernels.CHUNK_K
+MAX_K: int = _kernels.MAX_K
+
+Pair = int | tuple[int, int]
+
+
+def matmul_i8(
+    a: npt.NDArray[np.int8],
+    b: npt.NDArray[np.int8],
+    out: npt.NDArray[np.int32] | None = None,
+) -> npt.NDArray[np.int32]:
+    """Exact C = A·B of int8 matrices, as int32.
+
+    Args:
+        a: (n, k) int8 array (any strides).
+        b: (k, m) int8 array (any strides).
+        out: optional C-contiguous (n, m) int32 array to write into.
+
+    Returns:
+        The (n, m) int32 product, equal to the int64 product entry by entry.
+
+    Raises:
+        TypeError: wrong dtypes or `out` unusable.
+        ValueError: shapes do not chain or k > MAX_K.
+    """
+    return _kernels.matmul_i8(a, b, out)
+
+
+def im2col(
+    x: npt.NDArray[np.float32],
+    kernel_size: Pair,
+    stride: Pair = 1,
+    padding: Pair = 0,
+    dilation: Pair = 1,
+) -> npt.NDArray[np.float32]:
+    """Unfolds (N, C, H, W) float32 images into (N, C·kh·kw, oh·ow) columns.
+
+    Raises:
+        TypeError: x is not float32, or a parameter is not an int / int pair.
+        ValueError: x is not 4-D, a parameter is out of range, or no output.
+    """
+    return _kernels.im2col(x, kernel_size, stride, padding, dilation)

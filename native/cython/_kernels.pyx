@@ -1,0 +1,166 @@
+# cython: language_level=3
+"""bcai._kernels: CPU tensor kernels (Cython + OpenMP).
+
+The int8 product is exact: it splits the inner dimension into chunks of at
+most 1024, so that every partial sum of a chunk (|a·b| <= 128² = 2^14, at most
+2^10 terms) is an integer of magnitude <= 2^24 and therefore exact in float32
+whatever order BLAS adds in; the chunk results are summed in int32. One BLAS
+sgemm per chunk does the heavy work (a hand-written int8 kernel was slower
+than the BLAS route on this machine, see docs/benchmarks.md); the conversions
+and the int32 accumulation run in parallel here.
+"""
+
+import numpy as np
+
+cimport cython
+cimport numpy as cnp
+from cython.parallel cimport prange
+from libc.stdint cimport int8_t, int32_t
+
+cnp.import_array()
+
+# Largest inner chunk whose float32 partial sums stay exact (128² · 1024 = 2^24).
+CHUNK_K = 1024
+# Largest k for which any int8 product fits int32 exactly (128² · k < 2^31).
+MAX_K = (2**31 - 1) // (128 * 128)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _to_float(const int8_t[:, :] src, float[:, ::1] dst) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in prange(src.shape[0], schedule="static"):
+        for j in range(src.shape[1]):
+            dst[i, j] = <float>src[i, j]
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _accumulate(const float[:, ::1] src, int32_t[:, ::1] dst, bint first) noexcept nogil:
+    cdef Py_ssize_t i, j
+    for i in prange(src.shape[0], schedule="static"):
+        if first:
+            for j in range(src.shape[1]):
+                dst[i, j] = <int32_t>src[i, j]
+        else:
+            for j in range(src.shape[1]):
+                dst[i, j] += <int32_t>src[i, j]
+
+
+def matmul_i8(a, b, out=None):
+    """Exact C = A·B for int8 A (n×k) and B (k×m), returned as int32 (n×m).
+
+    Raises:
+        TypeError: an operand is not an int8 numpy array (or out not int32).
+        ValueError: shapes do not chain, or k > MAX_K (int32 could overflow).
+    """
+    if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):
+        raise TypeError("matmul_i8: a and b must be numpy arrays")
+    if a.dtype != np.int8 or b.dtype != np.int8:
+        raise TypeError(f"matmul_i8: a and b must be int8, got {a.dtype} and {b.dtype}")
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"matmul_i8: a and b must be 2-D, got {a.ndim}-D and {b.ndim}-D")
+    cdef Py_ssize_t n = a.shape[0], k = a.shape[1], m = b.shape[1]
+    if b.shape[0] != k:
+        raise ValueError(f"matmul_i8: shapes {a.shape} and {b.shape} do not chain")
+    if k > MAX_K:
+        raise ValueError(f"matmul_i8: k={k} exceeds {MAX_K}; the int32 result could overflow")
+    if out is None:
+        out = np.empty((n, m), dtype=np.int32)
+    elif (not isinstance(out, np.ndarray) or out.dtype != np.int32 or out.shape != (n, m)
+          or not out.flags.c_contiguous):
+        raise TypeError(f"matmul_i8: out must be a C-contiguous int32 array of shape {(n, m)}")
+    if k == 0:
+        out[...] = 0
+        return out
+    cdef const int8_t[:, :] av = a
+    cdef const int8_t[:, :] bv = b
+    cdef int32_t[:, ::1] ov = out
+    cdef Py_ssize_t kc = min(k, CHUNK_K), k0, k1
+    af = np.empty((n, kc), dtype=np.float32)
+    bf = np.empty((kc, m), dtype=np.float32)
+    pf = np.empty((n, m), dtype=np.float32)
+    cdef float[:, ::1] pv = pf
+    cdef float[:, ::1] afv = af
+    cdef float[:, ::1] bfv = bf
+    for k0 in range(0, k, CHUNK_K):
+        k1 = min(k0 + CHUNK_K, k)
+        if k1 - k0 != kc:  # last, shorter chunk
+            kc = k1 - k0
+            af = np.empty((n, kc), dtype=np.float32)
+            bf = np.empty((kc, m), dtype=np.float32)
+            afv = af
+            bfv = bf
+        with nogil:
+            _to_float(av[:, k0:k1], afv)
+            _to_float(bv[k0:k1, :], bfv)
+        np.matmul(af, bf, out=pf)
+        with nogil:
+            _accumulate(pv, ov, k0 == 0)
+    return out
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _im2col(const float[:, :, :, :] x, float[:, :, ::1] col,
+                  int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                  int oh, int ow) noexcept nogil:
+    cdef Py_ssize_t n, c, i, j, y, xo, row, iy, ix, task
+    cdef Py_ssize_t channels = x.shape[1], height = x.shape[2], width = x.shape[3]
+    cdef Py_ssize_t tasks = x.shape[0] * channels
+    for task in prange(tasks, schedule="static"):
+        n = task // channels
+        c = task % channels
+        for i in range(kh):
+            for j in range(kw):
+                row = (c * kh + i) * kw + j
+                for y in range(oh):
+                    iy = y * sh - ph + i * dh
+                    for xo in range(ow):
+                        ix = xo * sw - pw + j * dw
+                        if 0 <= iy < height and 0 <= ix < width:
+                            col[n, row, y * ow + xo] = x[n, c, iy, ix]
+                        else:
+                            col[n, row, y * ow + xo] = 0.0
+
+
+def im2col(x, kernel_size, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    """Unfolds float32 images (N, C, H, W) into columns (N, C·kh·kw, oh·ow).
+
+    The layout is PyTorch's `torch.nn.functional.unfold`: row
+    (c·kh + i)·kw + j holds input channel c at kernel offset (i, j).
+
+    Raises:
+        TypeError: x is not a float32 numpy array.
+        ValueError: x is not 4-D, or the parameters give no output.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        raise TypeError(f"im2col: x must be a float32 numpy array, got {getattr(x, 'dtype', type(x))}")
+    if x.ndim != 4:
+        raise ValueError(f"im2col: x must be 4-D (N, C, H, W), got {x.ndim}-D")
+    cdef int kh, kw, sh, sw, ph, pw, dh, dw
+    kh, kw = _pair(kernel_size, "kernel_size", 1)
+    sh, sw = _pair(stride, "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    dh, dw = _pair(dilation, "dilation", 1)
+    cdef int oh = (x.shape[2] + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    cdef int ow = (x.shape[3] + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"im2col: input {x.shape[2:]} too small for kernel {(kh, kw)} with padding {(ph, pw)}")
+    col = np.empty((x.shape[0], x.shape[1] * kh * kw, oh * ow), dtype=np.float32)
+    cdef const float[:, :, :, :] xv = x
+    cdef float[:, :, ::1] cv = col
+    with nogil:
+        _im2col(xv, cv, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow)
+    return col
+
+
+def _pair(value, name, minimum):
+    if isinstance(value, int):
+        value = (value, value)
+    if (not isinstance(value, tuple) or len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise TypeError(f"im2col: {name} must be an int or a pair of ints, got {value!r}")
+    if value[0] < minimum or value[1] < minimum:
+        raise ValueError(f"im2col: {name} must be >= {minimum}, got {value!r}")
+    return value

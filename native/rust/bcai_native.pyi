@@ -1,0 +1,129 @@
+"""bcai_native: bcai's compiled core (Rust, PyO3, abi3).
+
+Every function checks its arguments: a wrong type raises TypeError, a wrong
+length or shape ValueError. Work longer than a few microseconds runs with the
+GIL released. "Bytes-like" means bytes, or any C-contiguous buffer of unsigned
+bytes (bytearray, memoryview, numpy uint8 array).
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+from typing_extensions import Buffer
+
+__version__: Final[str]
+MERKLE_LEAF_CONTEXT: Final[str]
+"""BLAKE3 derive-key context of the Merkle leaf key."""
+MERKLE_NODE_CONTEXT: Final[str]
+"""BLAKE3 derive-key context of the Merkle node key."""
+FREIVALDS_MODULUS: Final[int]
+"""The prime 2^61 − 1 that Freivalds' check works modulo."""
+
+def blake3_hash(
+    data: Buffer, /, *, length: int = 32, seek: int = 0, threads: bool = False
+) -> bytes:
+    """BLAKE3 hash of `data`: `length` bytes of output from offset `seek`.
+
+    `threads=True` hashes large inputs on all cores (rayon).
+    """
+
+def blake3_keyed_hash(
+    key: Buffer, data: Buffer, /, *, length: int = 32, seek: int = 0, threads: bool = False
+) -> bytes:
+    """BLAKE3 keyed hash (a MAC / PRF) of `data` under a 32-byte `key`."""
+
+def blake3_derive_key(
+    context: str, key_material: Buffer, /, *, length: int = 32, seek: int = 0
+) -> bytes:
+    """BLAKE3 derive-key mode: a subkey of `key_material` for `context`.
+
+    The context should be a hard-coded, globally unique string.
+    """
+
+def sha256(data: Buffer, /) -> bytes:
+    """SHA-256 digest (32 bytes)."""
+
+class Blake3:
+    """Streaming BLAKE3, in plain, keyed (`key`) or derive-key mode."""
+
+    def __new__(
+        cls,
+        data: Buffer | None = None,
+        /,
+        *,
+        key: Buffer | None = None,
+        derive_key_context: str | None = None,
+        threads: bool = False,
+    ) -> Blake3: ...
+    def update(self, data: Buffer) -> None:
+        """Absorbs more input."""
+
+    def digest(self, length: int = 32, *, seek: int = 0) -> bytes:
+        """Output of everything absorbed so far; the hasher stays usable."""
+
+    def hexdigest(self, length: int = 32, *, seek: int = 0) -> str:
+        """`digest` as lowercase hex."""
+
+    def copy(self) -> Blake3:
+        """An independent copy of the current state."""
+
+    def reset(self) -> None:
+        """Back to the state just after construction (same mode and key)."""
+
+def merkle_root(leaves: Sequence[Buffer], /) -> bytes:
+    """Root of the RFC 6962-shaped BLAKE3 Merkle tree over `leaves`.
+
+    The empty tree's root is BLAKE3(b"").
+    """
+
+def merkle_root_packed(data: Buffer, leaf_size: int, /) -> bytes:
+    """Like `merkle_root` over consecutive `leaf_size`-byte slices of `data`."""
+
+def merkle_proof(leaves: Sequence[Buffer], index: int, /) -> list[bytes]:
+    """RFC 6962 audit path (deepest sibling first) for leaf `index`."""
+
+def merkle_verify(
+    root: Buffer, leaf: Buffer, index: int, size: int, proof: Iterable[Buffer], /
+) -> bool:
+    """Whether `leaf` is leaf `index` of a `size`-leaf tree with this `root`."""
+
+def merkle_leaf_hash(data: Buffer, /) -> bytes:
+    """The Merkle leaf hash of `data` (BLAKE3 keyed by the leaf key)."""
+
+def merkle_node_hash(left: Buffer, right: Buffer, /) -> bytes:
+    """The Merkle node hash of two 32-byte children."""
+
+def ed25519_generate() -> bytes:
+    """A fresh 32-byte Ed25519 secret seed from the OS's randomness."""
+
+def ed25519_public_key(seed: Buffer, /) -> bytes:
+    """The 32-byte public key of a 32-byte secret seed."""
+
+def ed25519_sign(seed: Buffer, message: Buffer, /) -> bytes:
+    """A 64-byte Ed25519 signature (RFC 8032, deterministic)."""
+
+def ed25519_verify(public_key: Buffer, message: Buffer, signature: Buffer, /) -> bool:
+    """ZIP-215 verification of one signature."""
+
+def ed25519_verify_batch(items: Iterable[tuple[Buffer, Buffer, Buffer]], /) -> list[bool]:
+    """ZIP-215 batch verification of (public_key, message, signature) items.
+
+    Returns one flag per item; agrees with `ed25519_verify` on every input.
+    """
+
+def freivalds_check(
+    a: npt.NDArray[np.int8],
+    b: npt.NDArray[np.int8],
+    c: npt.NDArray[np.int32],
+    /,
+    *,
+    rounds: int = 2,
+    seed: Buffer,
+) -> bool:
+    """Whether C = A·B (int8 A, B; int32 C), by `rounds` seeded Freivalds rounds.
+
+    A wrong C passes one round with probability at most 1/(2^61 − 1), and all
+    rounds with at most that to the power `rounds`; a "False" is always right.
+    """

@@ -1,0 +1,233 @@
+//! `bcai_native`: bcai's compiled core. Python reaches it only through thin
+//! wrappers in `bcai.crypto` and `bcai.pouw`; its surface is described (with
+//! docstrings) in `bcai_native.pyi`, which CI checks against this module.
+
+mod blake3x8;
+mod buffers;
+mod ed25519;
+mod freivalds;
+mod hash;
+mod merkle;
+
+use buffers::{concat_items, fixed, new_bytes, with_bytes, Bytes};
+use numpy::PyReadonlyArray2;
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+// ---------------------------------------------------------------- Merkle
+
+fn leaves_from(seq: &Bound<'_, PyAny>) -> PyResult<merkle::Leaves> {
+    let (data, offsets) = concat_items(seq, "leaves")?;
+    Ok(merkle::Leaves { data, offsets })
+}
+
+#[pyfunction]
+#[pyo3(signature = (leaves, /))]
+fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let leaves = leaves_from(leaves)?;
+    let root = py.detach(|| merkle::root(&leaves));
+    Ok(new_bytes(py, &root))
+}
+
+#[pyfunction]
+#[pyo3(signature = (data, leaf_size, /))]
+fn merkle_root_packed<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    leaf_size: usize,
+) -> PyResult<Bound<'py, PyBytes>> {
+    if leaf_size == 0 {
+        return Err(PyValueError::new_err("leaf_size must be positive"));
+    }
+    let view = Bytes::from_object(data, "data")?;
+    let d = view.as_slice();
+    if d.len() % leaf_size != 0 {
+        return Err(PyValueError::new_err(format!(
+            "data length {} is not a multiple of leaf_size {leaf_size}",
+            d.len()
+        )));
+    }
+    let root = py.detach(|| merkle::root(&merkle::Leaves::from_packed(d.to_vec(), leaf_size)));
+    Ok(new_bytes(py, &root))
+}
+
+#[pyfunction]
+#[pyo3(signature = (leaves, index, /))]
+fn merkle_proof<'py>(
+    py: Python<'py>,
+    leaves: &Bound<'py, PyAny>,
+    index: usize,
+) -> PyResult<Bound<'py, PyList>> {
+    let leaves = leaves_from(leaves)?;
+    if index >= leaves.len() {
+        return Err(PyValueError::new_err(format!(
+            "index {index} out of range for a tree of {} leaves",
+            leaves.len()
+        )));
+    }
+    let path = py.detach(|| merkle::proof(&leaves, index));
+    PyList::new(py, path.iter().map(|h| new_bytes(py, h)))
+}
+
+#[pyfunction]
+#[pyo3(signature = (root, leaf, index, size, proof, /))]
+fn merkle_verify(
+    root: &Bound<'_, PyAny>,
+    leaf: &Bound<'_, PyAny>,
+    index: u64,
+    size: u64,
+    proof: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let root: [u8; 32] = fixed(root, "root")?;
+    let leaf_hash = merkle::leaf_hash(Bytes::from_object(leaf, "leaf")?.as_slice());
+    let mut path = Vec::new();
+    for (i, p) in proof.try_iter()?.enumerate() {
+        path.push(fixed::<32>(&p?, &format!("proof[{i}]"))?);
+    }
+    if path.len() > 64 {
+        return Err(PyValueError::new_err("proof longer than 64 hashes"));
+    }
+    Ok(merkle::verify(&root, &leaf_hash, index, size, &path))
+}
+
+#[pyfunction]
+#[pyo3(signature = (data, /))]
+fn merkle_leaf_hash<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let h = with_bytes(py, data, "data", merkle::leaf_hash)?;
+    Ok(new_bytes(py, &h))
+}
+
+#[pyfunction]
+#[pyo3(signature = (left, right, /))]
+fn merkle_node_hash<'py>(
+    py: Python<'py>,
+    left: &Bound<'py, PyAny>,
+    right: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let h = merkle::node_hash(&fixed(left, "left")?, &fixed(right, "right")?);
+    Ok(new_bytes(py, &h))
+}
+
+// ---------------------------------------------------------------- Ed25519
+
+#[pyfunction]
+fn ed25519_generate<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+    let seed = ed25519::random_seed()
+        .map_err(|e| PyOSError::new_err(format!("no OS randomness: {e}")))?;
+    Ok(new_bytes(py, &seed))
+}
+
+#[pyfunction]
+#[pyo3(signature = (seed, /))]
+fn ed25519_public_key<'py>(py: Python<'py>, seed: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(new_bytes(py, &ed25519::public_key(&fixed(seed, "seed")?)))
+}
+
+#[pyfunction]
+#[pyo3(signature = (seed, message, /))]
+fn ed25519_sign<'py>(
+    py: Python<'py>,
+    seed: &Bound<'py, PyAny>,
+    message: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let seed: [u8; 32] = fixed(seed, "seed")?;
+    let sig = with_bytes(py, message, "message", |m| ed25519::sign(&seed, m))?;
+    Ok(new_bytes(py, &sig))
+}
+
+#[pyfunction]
+#[pyo3(signature = (public_key, message, signature, /))]
+fn ed25519_verify(
+    py: Python<'_>,
+    public_key: &Bound<'_, PyAny>,
+    message: &Bound<'_, PyAny>,
+    signature: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let pk: [u8; 32] = fixed(public_key, "public_key")?;
+    let sig: [u8; 64] = fixed(signature, "signature")?;
+    // One verification takes ~50 µs: always worth releasing the GIL.
+    let view = Bytes::from_object(message, "message")?;
+    let m = view.as_slice();
+    Ok(py.detach(|| ed25519::verify(&pk, m, &sig)))
+}
+
+#[pyfunction]
+#[pyo3(signature = (items, /))]
+fn ed25519_verify_batch(py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Vec<bool>> {
+    let mut parsed = Vec::new();
+    for (i, item) in items.try_iter()?.enumerate() {
+        let item = item?;
+        let t = item.cast::<PyTuple>().map_err(|_| {
+            PyTypeError::new_err(format!("items[{i}]: expected a (public_key, message, signature) tuple"))
+        })?;
+        if t.len() != 3 {
+            return Err(PyValueError::new_err(format!(
+                "items[{i}]: expected 3 fields (public_key, message, signature), got {}",
+                t.len()
+            )));
+        }
+        parsed.push(ed25519::Item {
+            public_key: fixed(&t.get_item(0)?, &format!("items[{i}].public_key"))?,
+            message: Bytes::from_object(&t.get_item(1)?, &format!("items[{i}].message"))?
+                .as_slice()
+                .to_vec(),
+            signature: fixed(&t.get_item(2)?, &format!("items[{i}].signature"))?,
+        });
+    }
+    Ok(py.detach(|| ed25519::verify_batch(&parsed)))
+}
+
+// ---------------------------------------------------------------- Freivalds
+
+#[pyfunction]
+#[pyo3(signature = (a, b, c, /, *, rounds = 2, seed))]
+fn freivalds_check(
+    py: Python<'_>,
+    a: PyReadonlyArray2<'_, i8>,
+    b: PyReadonlyArray2<'_, i8>,
+    c: PyReadonlyArray2<'_, i32>,
+    rounds: u32,
+    seed: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let (a, b, c) = (a.as_array(), b.as_array(), c.as_array());
+    if a.ncols() != b.nrows() || c.nrows() != a.nrows() || c.ncols() != b.ncols() {
+        return Err(PyValueError::new_err(format!(
+            "shapes do not chain: A {:?} · B {:?} ≠ C {:?}",
+            a.shape(),
+            b.shape(),
+            c.shape()
+        )));
+    }
+    if rounds == 0 || rounds > 128 {
+        return Err(PyValueError::new_err(format!("rounds must be 1..=128, got {rounds}")));
+    }
+    let seed = Bytes::from_object(seed, "seed")?.as_slice().to_vec();
+    Ok(py.detach(|| freivalds::check(&a, &b, &c, rounds, &seed)))
+}
+
+#[pymodule]
+fn bcai_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MERKLE_LEAF_CONTEXT", merkle::LEAF_CONTEXT)?;
+    m.add("MERKLE_NODE_CONTEXT", merkle::NODE_CONTEXT)?;
+    m.add("FREIVALDS_MODULUS", freivalds::P)?;
+    m.add_class::<hash::Blake3>()?;
+    m.add_function(wrap_pyfunction!(hash::blake3_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(hash::blake3_keyed_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(hash::blake3_derive_key, m)?)?;
+    m.add_function(wrap_pyfunction!(hash::sha256, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_root_packed, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_proof, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_leaf_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle_node_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_generate, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_public_key, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_sign, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(ed25519_verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(freivalds_check, m)?)?;
+    Ok(())
+}
