@@ -9,14 +9,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import bcai_native
+
 from bcai import __version__
 from bcai.cli._demo import run_demo
 from bcai.crypto import Blake3
 
 
 def _cmd_version(args: argparse.Namespace) -> int:
-    import bcai_native
-
     info = {"bcai": __version__, "bcai_native": bcai_native.__version__}
     print(json.dumps(info) if args.json else f"bcai {__version__} (native {info['bcai_native']})")
     return 0
@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="a short tour of what bcai can do today")
     p.set_defaults(func=_cmd_demo)
     for p in sub.choices.values():
-        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                       help="machine-readable output")
+        p.add_argument(
+            "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+        )
     return parser
 
 

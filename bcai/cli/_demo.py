@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import bcai_native
 import numpy as np
 
-import bcai_native
 from bcai import codec, crypto, kernels
 
 
@@ -47,8 +47,12 @@ def _merkle() -> dict[str, Any]:
     proof = crypto.merkle_proof(leaves, 4242)
     good = crypto.merkle_verify(root, leaves[4242], 4242, len(leaves), proof)
     forged = crypto.merkle_verify(root, b"\x01" * 32, 4242, len(leaves), proof)
-    return {"ok": good and not forged, "leaves": len(leaves), "root": root.hex(),
-            "proof_hashes": len(proof)}
+    return {
+        "ok": good and not forged,
+        "leaves": len(leaves),
+        "root": root.hex(),
+        "proof_hashes": len(proof),
+    }
 
 
 def _signatures() -> dict[str, Any]:
@@ -68,8 +72,11 @@ def _codec() -> dict[str, Any]:
         strict = False
     except codec.DecodeError as err:
         strict = err.code == "codec-trailing-bytes"
-    return {"ok": DemoTransfer.decode(blob) == tx and strict, "bytes": len(blob),
-            "id": tx.object_id().hex()}
+    return {
+        "ok": DemoTransfer.decode(blob) == tx and strict,
+        "bytes": len(blob),
+        "id": tx.object_id().hex(),
+    }
 
 
 def _matmul() -> dict[str, Any]:
@@ -83,9 +90,13 @@ def _matmul() -> dict[str, Any]:
     accepted = bcai_native.freivalds_check(a, b, c, rounds=2, seed=b"demo")
     c[100, 100] += 1
     caught = not bcai_native.freivalds_check(a, b, c, rounds=2, seed=b"demo")
-    return {"ok": exact and accepted and caught, "shape": "256x2048x256",
-            "gops": round(2 * 256 * 2048 * 256 / seconds / 1e9, 1),
-            "freivalds_accepts_true": accepted, "freivalds_catches_one_wrong_entry": caught}
+    return {
+        "ok": exact and accepted and caught,
+        "shape": "256x2048x256",
+        "gops": round(2 * 256 * 2048 * 256 / seconds / 1e9, 1),
+        "freivalds_accepts_true": accepted,
+        "freivalds_catches_one_wrong_entry": caught,
+    }
 
 
 def run_demo(as_json: bool) -> int:

@@ -36,7 +36,7 @@ class Record:
 
     @classmethod
     def _fields(cls) -> tuple[tuple[str, Codec[Any]], ...]:
-        codecs = cls.__dict__.get("_codecs")
+        codecs: tuple[tuple[str, Codec[Any]], ...] | None = cls.__dict__.get("_codecs")
         if codecs is None:
             if not dataclasses.is_dataclass(cls):
                 raise TypeError(f"{cls.__name__} must be a dataclass to be a Record")

@@ -123,9 +123,7 @@ class FixedBytes(Codec[bytes]):
     def encode_into(self, value: bytes, out: bytearray) -> None:
         value = _check_bytes(value, f"bytes{self.size}")
         if len(value) != self.size:
-            raise EncodeError(
-                "codec-out-of-range", f"bytes{self.size}: got {len(value)} bytes"
-            )
+            raise EncodeError("codec-out-of-range", f"bytes{self.size}: got {len(value)} bytes")
         out += value
 
     def decode_from(self, data: bytes, pos: int) -> tuple[bytes, int]:
@@ -201,7 +199,9 @@ class ListOf(Codec[tuple[T, ...]]):
 
     def encode_into(self, value: tuple[T, ...], out: bytearray) -> None:
         if not isinstance(value, tuple | list):
-            raise EncodeError("codec-bad-type", f"list: expected a tuple, got {type(value).__name__}")
+            raise EncodeError(
+                "codec-bad-type", f"list: expected a tuple, got {type(value).__name__}"
+            )
         _encode_length(len(value), self.max_len, "list", out)
         for v in value:
             self.item.encode_into(v, out)
@@ -256,7 +256,9 @@ class Variant(Codec[Any]):
         tag = self.by_type.get(type(value))
         if tag is None:
             names = ", ".join(c.__name__ for c in self.by_type)
-            raise EncodeError("codec-bad-type", f"variant: {type(value).__name__} is not one of {names}")
+            raise EncodeError(
+                "codec-bad-type", f"variant: {type(value).__name__} is not one of {names}"
+            )
         out.append(tag)
         value.encode_into(out)
 
@@ -265,4 +267,5 @@ class Variant(Codec[Any]):
         cls = self.by_tag.get(tag)
         if cls is None:
             raise DecodeError("codec-unknown-variant", f"variant tag {tag} is not defined")
-        return cls.decode_from(data, pos + 1)
+        decoded: tuple[Any, int] = cls.decode_from(data, pos + 1)
+        return decoded

@@ -64,9 +64,7 @@ def merkle_proof(leaves: Sequence[bytes], index: int) -> list[bytes]:
     return bcai_native.merkle_proof(leaves, index)
 
 
-def merkle_verify(
-    root: bytes, leaf: bytes, index: int, size: int, proof: Iterable[bytes]
-) -> bool:
+def merkle_verify(root: bytes, leaf: bytes, index: int, size: int, proof: Iterable[bytes]) -> bool:
     """Whether `leaf` is leaf `index` of the `size`-leaf tree with `root`."""
     return bcai_native.merkle_verify(root, leaf, index, size, proof)
 

@@ -20,11 +20,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import bcai_native
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-import bcai_native
 from bcai.crypto._keys import PrivateKey, address
 from bcai.errors import BcaiError
 
@@ -34,7 +34,18 @@ SCRYPT_R = 8
 SCRYPT_P = 1
 MAX_SCRYPT_N = 2**20
 MAX_FILE_BYTES = 64 * 1024
-_HEADER_FIELDS = ("version", "kdf", "n", "r", "p", "salt", "cipher", "nonce", "public_key", "address")
+_HEADER_FIELDS = (
+    "version",
+    "kdf",
+    "n",
+    "r",
+    "p",
+    "salt",
+    "cipher",
+    "nonce",
+    "public_key",
+    "address",
+)
 
 
 class KeystoreError(BcaiError):
@@ -80,7 +91,9 @@ def encrypt_key(key: PrivateKey, password: str, *, scrypt_n: int = DEFAULT_SCRYP
 
 
 def _corrupt(why: str) -> KeystoreError:
-    return KeystoreError("keystore-corrupt", f"the keystore is damaged ({why}); restore it from a backup")
+    return KeystoreError(
+        "keystore-corrupt", f"the keystore is damaged ({why}); restore it from a backup"
+    )
 
 
 def _parse(blob: bytes) -> dict[str, Any]:
@@ -98,11 +111,18 @@ def _parse(blob: bytes) -> dict[str, Any]:
     if doc["version"] != VERSION or doc["kdf"] != "scrypt" or doc["cipher"] != "chacha20-poly1305":
         raise KeystoreError(
             "keystore-unsupported",
-            f"keystore version {doc['version']!r} / {doc['kdf']!r} / {doc['cipher']!r} is not supported",
+            f"keystore version {doc['version']!r} ({doc['kdf']!r}, {doc['cipher']!r}) "
+            "is not supported by this bcai",
         )
     n = doc["n"]
-    if (not isinstance(n, int) or n < 2 or n > MAX_SCRYPT_N or n & (n - 1)
-            or doc["r"] != SCRYPT_R or doc["p"] != SCRYPT_P):
+    if (
+        not isinstance(n, int)
+        or n < 2
+        or n > MAX_SCRYPT_N
+        or n & (n - 1)
+        or doc["r"] != SCRYPT_R
+        or doc["p"] != SCRYPT_P
+    ):
         raise KeystoreError("keystore-unsupported", f"scrypt parameters n={n!r} are not supported")
     return doc
 

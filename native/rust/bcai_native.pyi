@@ -7,11 +7,35 @@ bytes (bytearray, memoryview, numpy uint8 array).
 """
 
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Final, final
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
+
+__all__ = [
+    "__version__",
+    "FREIVALDS_MODULUS",
+    "MERKLE_LEAF_CONTEXT",
+    "MERKLE_NODE_CONTEXT",
+    "Blake3",
+    "blake3_derive_key",
+    "blake3_hash",
+    "blake3_keyed_hash",
+    "ed25519_generate",
+    "ed25519_public_key",
+    "ed25519_sign",
+    "ed25519_verify",
+    "ed25519_verify_batch",
+    "freivalds_check",
+    "merkle_leaf_hash",
+    "merkle_node_hash",
+    "merkle_proof",
+    "merkle_root",
+    "merkle_root_packed",
+    "merkle_verify",
+    "sha256",
+]
 
 __version__: Final[str]
 MERKLE_LEAF_CONTEXT: Final[str]
@@ -45,6 +69,7 @@ def blake3_derive_key(
 def sha256(data: Buffer, /) -> bytes:
     """SHA-256 digest (32 bytes)."""
 
+@final
 class Blake3:
     """Streaming BLAKE3, in plain, keyed (`key`) or derive-key mode."""
 
