@@ -21,3 +21,6 @@ def im2col(
     dilation: Any = (1, 1),
 ) -> npt.NDArray[np.float32]:
     """Unfolds float32 images (N, C, H, W) into columns (N, C·kh·kw, oh·ow)."""
+
+def clear_workspace() -> None:
+    """Frees this thread's scratch buffers (they are kept between products)."""

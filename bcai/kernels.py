@@ -7,10 +7,17 @@
 
 from __future__ import annotations
 
-import numpy as np
-import numpy.typing as npt
+import os
 
-from bcai import _kernels
+# OpenMP threads that spin after a parallel region steal the cores that BLAS
+# (OpenBLAS's own threads) runs on next; a passive wait costs microseconds.
+# Read by libgomp when it loads, i.e. when `_kernels` is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
+
+from bcai import _kernels  # noqa: E402
 
 CHUNK_K: int = _kernels.CHUNK_K
 MAX_K: int = _kernels.MAX_K
@@ -38,6 +45,12 @@ def matmul_i8(
         ValueError: shapes do not chain or k > MAX_K.
     """
     return _kernels.matmul_i8(a, b, out)
+
+
+def clear_workspace() -> None:
+    """Frees the calling thread's scratch buffers, which `matmul_i8` keeps
+    between calls (fresh pages would cost about a third of a 1024³ product)."""
+    _kernels.clear_workspace()
 
 
 def im2col(

@@ -7,8 +7,11 @@ most 1024, so that every partial sum of a chunk (|a·b| <= 128² = 2^14, at most
 whatever order BLAS adds in; the chunk results are summed in int32. One BLAS
 sgemm per chunk does the heavy work (a hand-written int8 kernel was slower
 than the BLAS route on this machine, see docs/benchmarks.md); the conversions
-and the int32 accumulation run in parallel here.
+and the int32 accumulation are cheap serial loops here, so no OpenMP team
+competes with BLAS's threads. im2col is parallel (OpenMP).
 """
+
+import threading
 
 import numpy as np
 
@@ -27,24 +30,42 @@ MAX_K = (2**31 - 1) // (128 * 128)
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef void _to_float(const int8_t[:, :] src, float[:, ::1] dst) noexcept nogil:
+cdef void _accumulate_rows(const float[:, ::1] src, int32_t[:, ::1] dst, bint first) noexcept nogil:
+    # Serial on purpose: memory-bound and cheap, and an OpenMP team left
+    # spinning here would steal the cores that BLAS is about to use.
     cdef Py_ssize_t i, j
-    for i in prange(src.shape[0], schedule="static"):
-        for j in range(src.shape[1]):
-            dst[i, j] = <float>src[i, j]
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef void _accumulate(const float[:, ::1] src, int32_t[:, ::1] dst, bint first) noexcept nogil:
-    cdef Py_ssize_t i, j
-    for i in prange(src.shape[0], schedule="static"):
+    for i in range(src.shape[0]):
         if first:
             for j in range(src.shape[1]):
                 dst[i, j] = <int32_t>src[i, j]
         else:
             for j in range(src.shape[1]):
                 dst[i, j] += <int32_t>src[i, j]
+
+
+cdef _accumulate(pf, out, bint first):
+    cdef const float[:, ::1] src = pf
+    cdef int32_t[:, ::1] dst = out
+    with nogil:
+        _accumulate_rows(src, dst, first)
+
+
+_workspace = threading.local()
+
+
+def _scratch(name, size):
+    """A float32 buffer of `size` items, reused per thread: fresh pages for
+    every product (page faults) cost as much as a third of the BLAS call."""
+    buf = getattr(_workspace, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=np.float32)
+        setattr(_workspace, name, buf)
+    return buf[:size]
+
+
+def clear_workspace():
+    """Frees this thread's scratch buffers (they are kept between products)."""
+    _workspace.__dict__.clear()
 
 
 def matmul_i8(a, b, out=None):
@@ -73,30 +94,16 @@ def matmul_i8(a, b, out=None):
     if k == 0:
         out[...] = 0
         return out
-    cdef const int8_t[:, :] av = a
-    cdef const int8_t[:, :] bv = b
-    cdef int32_t[:, ::1] ov = out
-    cdef Py_ssize_t kc = min(k, CHUNK_K), k0, k1
-    af = np.empty((n, kc), dtype=np.float32)
-    bf = np.empty((kc, m), dtype=np.float32)
-    pf = np.empty((n, m), dtype=np.float32)
-    cdef float[:, ::1] pv = pf
-    cdef float[:, ::1] afv = af
-    cdef float[:, ::1] bfv = bf
+    cdef Py_ssize_t k0, k1
+    pf = _scratch("p", n * m).reshape(n, m)
     for k0 in range(0, k, CHUNK_K):
         k1 = min(k0 + CHUNK_K, k)
-        if k1 - k0 != kc:  # last, shorter chunk
-            kc = k1 - k0
-            af = np.empty((n, kc), dtype=np.float32)
-            bf = np.empty((kc, m), dtype=np.float32)
-            afv = af
-            bfv = bf
-        with nogil:
-            _to_float(av[:, k0:k1], afv)
-            _to_float(bv[k0:k1, :], bfv)
+        af = _scratch("a", n * (k1 - k0)).reshape(n, k1 - k0)
+        bf = _scratch("b", (k1 - k0) * m).reshape(k1 - k0, m)
+        np.copyto(af, a[:, k0:k1], casting="unsafe")
+        np.copyto(bf, b[k0:k1, :], casting="unsafe")
         np.matmul(af, bf, out=pf)
-        with nogil:
-            _accumulate(pv, ov, k0 == 0)
+        _accumulate(pf, out, k0 == 0)
     return out
 
 

@@ -141,3 +141,15 @@ def test_im2col_bad_arguments() -> None:
         kernels.im2col(x, 3, stride=0)
     with pytest.raises(TypeError, match="pair of ints"):
         kernels.im2col(x, (3, 3, 3))  # type: ignore[arg-type]
+
+
+def test_workspace_reuse_and_clear_give_the_same_result() -> None:
+    rng = np.random.default_rng(9)
+    big_a = rng.integers(-128, 128, (64, 3000), dtype=np.int8)
+    big_b = rng.integers(-128, 128, (3000, 64), dtype=np.int8)
+    small_a, small_b = big_a[:5, :7], big_b[:7, :3]
+    first = kernels.matmul_i8(big_a, big_b)
+    assert (kernels.matmul_i8(small_a, small_b) == reference(small_a, small_b)).all()
+    kernels.clear_workspace()
+    assert (kernels.matmul_i8(big_a, big_b) == first).all()
+    assert (first == reference(big_a, big_b)).all()

@@ -52,8 +52,22 @@ pub fn hash_one(key: &[u32; 8], input: &[u8]) -> [u8; OUT_LEN] {
         m[i] = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
     }
     let mut s = [
-        key[0], key[1], key[2], key[3], key[4], key[5], key[6], key[7], IV[0], IV[1], IV[2], IV[3],
-        0, 0, input.len() as u32, SINGLE_BLOCK_KEYED,
+        key[0],
+        key[1],
+        key[2],
+        key[3],
+        key[4],
+        key[5],
+        key[6],
+        key[7],
+        IV[0],
+        IV[1],
+        IV[2],
+        IV[3],
+        0,
+        0,
+        input.len() as u32,
+        SINGLE_BLOCK_KEYED,
     ];
     for r in 0..7 {
         g(&mut s, 0, 4, 8, 12, m[0], m[1]);
@@ -272,7 +286,14 @@ where
                 lens[j] = input.len() as u32;
             }
             // SAFETY: AVX2 was detected at run time; buffer sizes are fixed above.
-            unsafe { avx2::hash8(key, &blocks, &lens, &mut out[i * OUT_LEN..(i + 8) * OUT_LEN]) };
+            unsafe {
+                avx2::hash8(
+                    key,
+                    &blocks,
+                    &lens,
+                    &mut out[i * OUT_LEN..(i + 8) * OUT_LEN],
+                )
+            };
             i += 8;
         }
     }
@@ -322,7 +343,10 @@ mod tests {
         let kw = key_words(&key);
         for len in 0..=64usize {
             let input: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
-            assert_eq!(hash_one(&kw, &input), *blake3::keyed_hash(&key, &input).as_bytes());
+            assert_eq!(
+                hash_one(&kw, &input),
+                *blake3::keyed_hash(&key, &input).as_bytes()
+            );
         }
     }
 
@@ -331,12 +355,16 @@ mod tests {
         let key = *blake3::hash(b"k2").as_bytes();
         let kw = key_words(&key);
         for n in [0usize, 1, 7, 8, 9, 17, 64, 100] {
-            let inputs: Vec<Vec<u8>> =
-                (0..n).map(|i| (0..(i * 13) % 65).map(|j| (i + j) as u8).collect()).collect();
+            let inputs: Vec<Vec<u8>> = (0..n)
+                .map(|i| (0..(i * 13) % 65).map(|j| (i + j) as u8).collect())
+                .collect();
             let mut out = vec![0u8; n * OUT_LEN];
             hash_many(&kw, n, |i| &inputs[i], &mut out);
             for i in 0..n {
-                assert_eq!(&out[i * 32..(i + 1) * 32], blake3::keyed_hash(&key, &inputs[i]).as_bytes());
+                assert_eq!(
+                    &out[i * 32..(i + 1) * 32],
+                    blake3::keyed_hash(&key, &inputs[i]).as_bytes()
+                );
             }
         }
     }
@@ -351,6 +379,31 @@ mod tests {
         for i in 0..19 {
             let want = blake3::keyed_hash(&key, &data[i * 64..(i + 1) * 64]);
             assert_eq!(&out[i * 32..(i + 1) * 32], want.as_bytes());
+        }
+    }
+}
+#[cfg(test)]
+mod speed {
+    #[test]
+    #[ignore]
+    fn pairs_speed() {
+        let key = [7u32; 8];
+        let n = 1 << 20;
+        let data = vec![3u8; n * 64];
+        let mut out = vec![0u8; n * 32];
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            super::hash_pairs(&key, &data, &mut out);
+            eprintln!(
+                "pairs: {:.1} ns each",
+                t.elapsed().as_nanos() as f64 / n as f64
+            );
+            let t = std::time::Instant::now();
+            super::hash_many(&key, n, |i| &data[i * 32..i * 32 + 32], &mut out);
+            eprintln!(
+                "many: {:.1} ns each",
+                t.elapsed().as_nanos() as f64 / n as f64
+            );
         }
     }
 }

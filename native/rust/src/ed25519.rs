@@ -59,7 +59,10 @@ fn verify_chunk(items: &[Item]) -> Vec<bool> {
         vec![true; items.len()]
     } else {
         // Some item is bad: find which, one by one (in parallel).
-        items.par_iter().map(|it| verify(&it.public_key, &it.message, &it.signature)).collect()
+        items
+            .par_iter()
+            .map(|it| verify(&it.public_key, &it.message, &it.signature))
+            .collect()
     }
 }
 
@@ -89,7 +92,11 @@ mod tests {
             .map(|i| {
                 let seed = *blake3::hash(&(i as u64).to_le_bytes()).as_bytes();
                 let message = format!("message {i}").into_bytes();
-                Item { public_key: public_key(&seed), signature: sign(&seed, &message), message }
+                Item {
+                    public_key: public_key(&seed),
+                    signature: sign(&seed, &message),
+                    message,
+                }
             })
             .collect()
     }
@@ -116,7 +123,8 @@ mod tests {
     #[test]
     fn rfc8032_test_1() {
         // RFC 8032 §7.1 TEST 1 (empty message).
-        let seed: [u8; 32] = hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+        let seed: [u8; 32] =
+            hex("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
         let pk: [u8; 32] = hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
         assert_eq!(public_key(&seed), pk);
         let sig = sign(&seed, b"");

@@ -47,7 +47,10 @@ fn dot_i32(row: ArrayView1<'_, i32>, v: &[u64]) -> u64 {
 }
 
 fn mat_vec_i8(m: &ArrayView2<'_, i8>, v: &[u64]) -> Vec<u64> {
-    (0..m.nrows()).into_par_iter().map(|i| dot_i8(m.row(i), v)).collect()
+    (0..m.nrows())
+        .into_par_iter()
+        .map(|i| dot_i8(m.row(i), v))
+        .collect()
 }
 
 pub fn check(
@@ -62,7 +65,10 @@ pub fn check(
         let r = random_vector(seed, round, m);
         let br = mat_vec_i8(b, &r);
         let abr = mat_vec_i8(a, &br);
-        let cr: Vec<u64> = (0..c.nrows()).into_par_iter().map(|i| dot_i32(c.row(i), &r)).collect();
+        let cr: Vec<u64> = (0..c.nrows())
+            .into_par_iter()
+            .map(|i| dot_i32(c.row(i), &r))
+            .collect();
         if abr != cr {
             return false;
         }

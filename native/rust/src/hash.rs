@@ -69,7 +69,14 @@ pub fn blake3_keyed_hash<'py>(
     threads: bool,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let key: [u8; 32] = fixed(key, "key")?;
-    hash_with(py, blake3::Hasher::new_keyed(&key), data, length, seek, threads)
+    hash_with(
+        py,
+        blake3::Hasher::new_keyed(&key),
+        data,
+        length,
+        seek,
+        threads,
+    )
 }
 
 #[pyfunction]
@@ -81,7 +88,14 @@ pub fn blake3_derive_key<'py>(
     length: usize,
     seek: u64,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    hash_with(py, blake3::Hasher::new_derive_key(context), key_material, length, seek, false)
+    hash_with(
+        py,
+        blake3::Hasher::new_derive_key(context),
+        key_material,
+        length,
+        seek,
+        false,
+    )
 }
 
 #[pyfunction]
@@ -139,7 +153,12 @@ impl Blake3 {
     }
 
     #[pyo3(signature = (length = 32, *, seek = 0))]
-    fn digest<'py>(&self, py: Python<'py>, length: usize, seek: u64) -> PyResult<Bound<'py, PyBytes>> {
+    fn digest<'py>(
+        &self,
+        py: Python<'py>,
+        length: usize,
+        seek: u64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
         check_length(length)?;
         Ok(new_bytes(py, &read_output(&self.hasher, length, seek)))
     }
@@ -147,11 +166,17 @@ impl Blake3 {
     #[pyo3(signature = (length = 32, *, seek = 0))]
     fn hexdigest(&self, length: usize, seek: u64) -> PyResult<String> {
         check_length(length)?;
-        Ok(read_output(&self.hasher, length, seek).iter().map(|b| format!("{b:02x}")).collect())
+        Ok(read_output(&self.hasher, length, seek)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
     }
 
     fn copy(&self) -> Blake3 {
-        Blake3 { hasher: self.hasher.clone(), threads: self.threads }
+        Blake3 {
+            hasher: self.hasher.clone(),
+            threads: self.threads,
+        }
     }
 
     fn reset(&mut self) {

@@ -12,6 +12,7 @@ mod merkle;
 use buffers::{concat_items, fixed, new_bytes, with_bytes, Bytes};
 use numpy::PyReadonlyArray2;
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -22,11 +23,72 @@ fn leaves_from(seq: &Bound<'_, PyAny>) -> PyResult<merkle::Leaves> {
     Ok(merkle::Leaves { data, offsets })
 }
 
+/// The root of a list whose items are all `bytes`, without copying them:
+/// the GIL stays held (so the list cannot change), this thread walks the list
+/// (`in_place_scope`: the C API is only called from the GIL-holding thread)
+/// one TASK-sized chunk at a time and rayon's workers hash each chunk as soon
+/// as its slices are known. `None` if an item is not `bytes`.
+fn list_root_borrowed(list: &Bound<'_, PyList>) -> PyResult<Option<merkle::Hash>> {
+    let n = list.len();
+    let chunks = n.div_ceil(merkle::TASK);
+    let mut roots = vec![[0u8; 32]; chunks];
+    let mut all_bytes = true;
+    rayon::in_place_scope(|scope| {
+        for (c, slot) in roots.iter_mut().enumerate() {
+            let start = c * merkle::TASK;
+            let end = n.min(start + merkle::TASK);
+            let mut slices: Vec<&[u8]> = Vec::with_capacity(end - start);
+            for i in start..end {
+                // SAFETY: the list is alive and `i` < its length; while the GIL
+                // is held and no Python code runs, neither the list nor its
+                // (immutable) bytes items change or die, and the scope ends
+                // before this function returns.
+                let slice = unsafe {
+                    let item = ffi::PyList_GetItem(list.as_ptr(), i as ffi::Py_ssize_t);
+                    if item.is_null() || ffi::PyBytes_CheckExact(item) == 0 {
+                        None
+                    } else {
+                        let len = ffi::PyBytes_Size(item);
+                        let ptr = ffi::PyBytes_AsString(item);
+                        Some(std::slice::from_raw_parts(ptr as *const u8, len as usize))
+                    }
+                };
+                match slice {
+                    Some(s) => slices.push(s),
+                    None => {
+                        all_bytes = false;
+                        return;
+                    }
+                }
+            }
+            scope.spawn(move |_| {
+                *slot = merkle::subtree_root(merkle::LeafSource::Slices(&slices), 0, slices.len());
+            });
+        }
+    });
+    if !all_bytes {
+        if let Some(err) = PyErr::take(list.py()) {
+            return Err(err);
+        }
+        return Ok(None);
+    }
+    Ok(Some(match chunks {
+        0 => merkle::empty_root(),
+        1 => roots[0],
+        _ => merkle::root_of_level(roots.concat()),
+    }))
+}
+
 #[pyfunction]
 #[pyo3(signature = (leaves, /))]
 fn merkle_root<'py>(py: Python<'py>, leaves: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    if let Ok(list) = leaves.cast::<PyList>() {
+        if let Some(root) = list_root_borrowed(list)? {
+            return Ok(new_bytes(py, &root));
+        }
+    }
     let leaves = leaves_from(leaves)?;
-    let root = py.detach(|| merkle::root(&leaves));
+    let root = py.detach(|| merkle::root(leaves.source()));
     Ok(new_bytes(py, &root))
 }
 
@@ -48,7 +110,12 @@ fn merkle_root_packed<'py>(
             d.len()
         )));
     }
-    let root = py.detach(|| merkle::root(&merkle::Leaves::from_packed(d.to_vec(), leaf_size)));
+    let root = py.detach(|| {
+        merkle::root(merkle::LeafSource::Packed {
+            data: d,
+            size: leaf_size,
+        })
+    });
     Ok(new_bytes(py, &root))
 }
 
@@ -66,7 +133,7 @@ fn merkle_proof<'py>(
             leaves.len()
         )));
     }
-    let path = py.detach(|| merkle::proof(&leaves, index));
+    let path = py.detach(|| merkle::proof(leaves.source(), index));
     PyList::new(py, path.iter().map(|h| new_bytes(py, h)))
 }
 
@@ -93,7 +160,10 @@ fn merkle_verify(
 
 #[pyfunction]
 #[pyo3(signature = (data, /))]
-fn merkle_leaf_hash<'py>(py: Python<'py>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+fn merkle_leaf_hash<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let h = with_bytes(py, data, "data", merkle::leaf_hash)?;
     Ok(new_bytes(py, &h))
 }
@@ -113,14 +183,17 @@ fn merkle_node_hash<'py>(
 
 #[pyfunction]
 fn ed25519_generate<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-    let seed = ed25519::random_seed()
-        .map_err(|e| PyOSError::new_err(format!("no OS randomness: {e}")))?;
+    let seed =
+        ed25519::random_seed().map_err(|e| PyOSError::new_err(format!("no OS randomness: {e}")))?;
     Ok(new_bytes(py, &seed))
 }
 
 #[pyfunction]
 #[pyo3(signature = (seed, /))]
-fn ed25519_public_key<'py>(py: Python<'py>, seed: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+fn ed25519_public_key<'py>(
+    py: Python<'py>,
+    seed: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
     Ok(new_bytes(py, &ed25519::public_key(&fixed(seed, "seed")?)))
 }
 
@@ -159,7 +232,9 @@ fn ed25519_verify_batch(py: Python<'_>, items: &Bound<'_, PyAny>) -> PyResult<Ve
     for (i, item) in items.try_iter()?.enumerate() {
         let item = item?;
         let t = item.cast::<PyTuple>().map_err(|_| {
-            PyTypeError::new_err(format!("items[{i}]: expected a (public_key, message, signature) tuple"))
+            PyTypeError::new_err(format!(
+                "items[{i}]: expected a (public_key, message, signature) tuple"
+            ))
         })?;
         if t.len() != 3 {
             return Err(PyValueError::new_err(format!(
@@ -200,7 +275,9 @@ fn freivalds_check(
         )));
     }
     if rounds == 0 || rounds > 128 {
-        return Err(PyValueError::new_err(format!("rounds must be 1..=128, got {rounds}")));
+        return Err(PyValueError::new_err(format!(
+            "rounds must be 1..=128, got {rounds}"
+        )));
     }
     let seed = Bytes::from_object(seed, "seed")?.as_slice().to_vec();
     Ok(py.detach(|| freivalds::check(&a, &b, &c, rounds, &seed)))

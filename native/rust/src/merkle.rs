@@ -13,12 +13,13 @@
 
 use crate::blake3x8::{self, BLOCK_LEN, OUT_LEN};
 use rayon::prelude::*;
+use std::cell::RefCell;
 use std::sync::OnceLock;
 
 pub const LEAF_CONTEXT: &str = "bcai 2026-11 merkle leaf";
 pub const NODE_CONTEXT: &str = "bcai 2026-11 merkle node";
 /// Items per parallel task: large enough that rayon's overhead vanishes.
-const TASK: usize = 4096;
+pub const TASK: usize = 4096;
 /// Below this many hashes one thread is faster than two.
 const PARALLEL_MIN: usize = 2 * TASK;
 
@@ -36,7 +37,12 @@ fn keys() -> &'static Keys {
     KEYS.get_or_init(|| {
         let leaf = blake3::derive_key(LEAF_CONTEXT, b"");
         let node = blake3::derive_key(NODE_CONTEXT, b"");
-        Keys { leaf, node, leaf_words: blake3x8::key_words(&leaf), node_words: blake3x8::key_words(&node) }
+        Keys {
+            leaf,
+            node,
+            leaf_words: blake3x8::key_words(&leaf),
+            node_words: blake3x8::key_words(&node),
+        }
     })
 }
 
@@ -55,7 +61,47 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
     *blake3::keyed_hash(&keys().node, &block).as_bytes()
 }
 
-/// Leaves laid out in one buffer: leaf `i` is `data[offsets[i]..offsets[i + 1]]`.
+/// Where leaf bytes come from: equal-size leaves packed back to back, or
+/// leaves of any size with offsets (leaf `i` is `data[offsets[i]..offsets[i + 1]]`).
+#[derive(Clone, Copy)]
+pub enum LeafSource<'a> {
+    Packed {
+        data: &'a [u8],
+        size: usize,
+    },
+    Ragged {
+        data: &'a [u8],
+        offsets: &'a [usize],
+    },
+    /// Leaves borrowed where they lie (a Python list's bytes objects).
+    Slices(&'a [&'a [u8]]),
+}
+
+impl<'a> LeafSource<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            LeafSource::Packed { data, size } => data.len() / size,
+            LeafSource::Ragged { offsets, .. } => offsets.len() - 1,
+            LeafSource::Slices(s) => s.len(),
+        }
+    }
+    #[inline]
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        match *self {
+            LeafSource::Packed { data, size } => &data[i * size..(i + 1) * size],
+            LeafSource::Ragged { data, offsets } => &data[offsets[i]..offsets[i + 1]],
+            LeafSource::Slices(s) => s[i],
+        }
+    }
+    fn all_short(&self, start: usize, end: usize) -> bool {
+        match self {
+            LeafSource::Packed { size, .. } => *size <= BLOCK_LEN,
+            _ => (start..end).all(|i| self.get(i).len() <= BLOCK_LEN),
+        }
+    }
+}
+
+/// Leaves copied out of Python objects into one buffer.
 pub struct Leaves {
     pub data: Vec<u8>,
     pub offsets: Vec<usize>,
@@ -65,19 +111,35 @@ impl Leaves {
     pub fn len(&self) -> usize {
         self.offsets.len() - 1
     }
+    #[cfg(test)]
     pub fn get(&self, i: usize) -> &[u8] {
         &self.data[self.offsets[i]..self.offsets[i + 1]]
     }
-    pub fn from_packed(data: Vec<u8>, leaf_size: usize) -> Leaves {
-        let n = data.len() / leaf_size;
-        Leaves { data, offsets: (0..=n).map(|i| i * leaf_size).collect() }
+    /// Packed when every leaf has the same non-zero size (no offset lookups).
+    pub fn source(&self) -> LeafSource<'_> {
+        let n = self.len();
+        if n > 0 {
+            let size = self.offsets[1];
+            if size > 0
+                && self.data.len() == n * size
+                && self.offsets.windows(2).all(|w| w[1] - w[0] == size)
+            {
+                return LeafSource::Packed {
+                    data: &self.data,
+                    size,
+                };
+            }
+        }
+        LeafSource::Ragged {
+            data: &self.data,
+            offsets: &self.offsets,
+        }
     }
 }
 
-fn hash_leaf_range(leaves: &Leaves, start: usize, out: &mut [u8]) {
+fn hash_leaf_range(leaves: LeafSource<'_>, start: usize, out: &mut [u8]) {
     let n = out.len() / OUT_LEN;
-    let short = (start..start + n).all(|i| leaves.get(i).len() <= BLOCK_LEN);
-    if short {
+    if leaves.all_short(start, start + n) {
         blake3x8::hash_many(&keys().leaf_words, n, |i| leaves.get(start + i), out);
     } else {
         for i in 0..n {
@@ -87,7 +149,7 @@ fn hash_leaf_range(leaves: &Leaves, start: usize, out: &mut [u8]) {
 }
 
 /// All leaf hashes, concatenated.
-pub fn leaf_level(leaves: &Leaves) -> Vec<u8> {
+pub fn leaf_level(leaves: LeafSource<'_>) -> Vec<u8> {
     let n = leaves.len();
     let mut out = vec![0u8; n * OUT_LEN];
     if n < PARALLEL_MIN {
@@ -98,6 +160,35 @@ pub fn leaf_level(leaves: &Leaves) -> Vec<u8> {
             .for_each(|(c, o)| hash_leaf_range(leaves, c * TASK, o));
     }
     out
+}
+
+thread_local! {
+    /// Two ping-pong buffers of TASK hashes, reused so that a large tree
+    /// touches no fresh memory (page faults cost more than the hashing).
+    static SCRATCH: RefCell<(Vec<u8>, Vec<u8>)> =
+        RefCell::new((vec![0u8; TASK * OUT_LEN], vec![0u8; TASK * OUT_LEN]));
+}
+
+/// Root of leaves `start..end` (at most TASK of them), computed in cache.
+pub fn subtree_root(leaves: LeafSource<'_>, start: usize, end: usize) -> Hash {
+    SCRATCH.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        let (a, b) = &mut *bufs;
+        let mut len = end - start;
+        hash_leaf_range(leaves, start, &mut a[..len * OUT_LEN]);
+        let kw = &keys().node_words;
+        while len > 1 {
+            let pairs = len / 2;
+            blake3x8::hash_pairs(kw, &a[..pairs * BLOCK_LEN], &mut b[..pairs * OUT_LEN]);
+            if len % 2 == 1 {
+                b[pairs * OUT_LEN..(pairs + 1) * OUT_LEN]
+                    .copy_from_slice(&a[(len - 1) * OUT_LEN..len * OUT_LEN]);
+            }
+            std::mem::swap(a, b);
+            len = len.div_ceil(2);
+        }
+        a[..OUT_LEN].try_into().expect("one hash")
+    })
 }
 
 /// The level above `level` (both concatenated 32-byte hashes).
@@ -132,12 +223,26 @@ pub fn root_of_level(mut level: Vec<u8>) -> Hash {
     level.try_into().expect("one hash is left")
 }
 
-pub fn root(leaves: &Leaves) -> Hash {
-    root_of_level(leaf_level(leaves))
+/// The root, from aligned TASK-leaf subtrees hashed in parallel and in cache.
+/// Aligned power-of-two subtrees are exactly RFC 6962's inner nodes, so the
+/// roots of the chunks combine (bottom-up, odd one carried) into the root.
+pub fn root(leaves: LeafSource<'_>) -> Hash {
+    let n = leaves.len();
+    if n == 0 {
+        return empty_root();
+    }
+    let chunk = |c: usize| subtree_root(leaves, c * TASK, n.min((c + 1) * TASK));
+    let chunks = n.div_ceil(TASK);
+    let roots: Vec<Hash> = if chunks == 1 {
+        vec![chunk(0)]
+    } else {
+        (0..chunks).into_par_iter().map(chunk).collect()
+    };
+    root_of_level(roots.concat())
 }
 
 /// RFC 6962 audit path for leaf `index`, deepest sibling first.
-pub fn proof(leaves: &Leaves, index: usize) -> Vec<Hash> {
+pub fn proof(leaves: LeafSource<'_>, index: usize) -> Vec<Hash> {
     assert!(index < leaves.len());
     let mut path = Vec::new();
     let mut level = leaf_level(leaves);
@@ -146,7 +251,11 @@ pub fn proof(leaves: &Leaves, index: usize) -> Vec<Hash> {
         let n = level.len() / OUT_LEN;
         let sibling = idx ^ 1;
         if sibling < n {
-            path.push(level[sibling * OUT_LEN..(sibling + 1) * OUT_LEN].try_into().unwrap());
+            path.push(
+                level[sibling * OUT_LEN..(sibling + 1) * OUT_LEN]
+                    .try_into()
+                    .unwrap(),
+            );
         }
         level = next_level(&level);
         idx /= 2;
@@ -199,7 +308,13 @@ mod tests {
     }
 
     fn make(n: usize, width: usize) -> (Vec<Vec<u8>>, Leaves) {
-        let v: Vec<Vec<u8>> = (0..n).map(|i| (0..(width + i % 3)).map(|j| (i * 31 + j) as u8).collect()).collect();
+        let v: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                (0..(width + i % 3 * usize::from(width != 32)))
+                    .map(|j| (i * 31 + j) as u8)
+                    .collect()
+            })
+            .collect();
         let mut data = Vec::new();
         let mut offsets = vec![0];
         for l in &v {
@@ -214,7 +329,8 @@ mod tests {
         for n in (0..40).chain([255, 256, 257, 9000, 20001]) {
             for width in [0usize, 32, 70] {
                 let (v, l) = make(n, width);
-                assert_eq!(root(&l), reference(&v), "n={n} width={width}");
+                assert_eq!(root(l.source()), reference(&v), "n={n} width={width}");
+                assert_eq!(root_of_level(leaf_level(l.source())), reference(&v));
             }
         }
     }
@@ -223,9 +339,9 @@ mod tests {
     fn every_proof_verifies_and_tampering_fails() {
         for n in 1..34usize {
             let (_, l) = make(n, 32);
-            let r = root(&l);
+            let r = root(l.source());
             for i in 0..n {
-                let p = proof(&l, i);
+                let p = proof(l.source(), i);
                 let h = leaf_hash(l.get(i));
                 assert!(verify(&r, &h, i as u64, n as u64, &p), "n={n} i={i}");
                 assert!(!verify(&r, &h, i as u64, i as u64, &p), "index beyond size");
