@@ -129,3 +129,19 @@ def test_bad_arguments() -> None:
         bcai_native.merkle_verify(b"r", b"x", 0, 1, [])
     with pytest.raises(ValueError, match="left: expected 32 bytes"):
         bcai_native.merkle_node_hash(b"a", b"b" * 32)
+
+
+def test_list_fast_path_and_fallbacks_agree() -> None:
+    leaves = make_leaves(9000, 32)
+    want = mth(leaves)
+    assert bcai_native.merkle_root(leaves) == want  # list of bytes: borrowed
+    assert bcai_native.merkle_root(tuple(leaves)) == want  # any sequence: copied
+
+    class Sub(bytes):
+        pass
+
+    mixed: list[object] = list(leaves)
+    mixed[8999] = bytearray(leaves[8999])
+    mixed[5000] = Sub(leaves[5000])
+    mixed[3] = memoryview(leaves[3])
+    assert bcai_native.merkle_root(mixed) == want  # type: ignore[arg-type]
