@@ -14,10 +14,10 @@ import os
 # Read by libgomp when it loads, i.e. when `_kernels` is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
+import numpy as np
+import numpy.typing as npt
 
-from bcai import _kernels  # noqa: E402
+from bcai import _kernels
 
 CHUNK_K: int = _kernels.CHUNK_K
 MAX_K: int = _kernels.MAX_K

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import bcai_native
-
 from bcai import __version__
 from bcai.cli._demo import run_demo
 from bcai.crypto import Blake3

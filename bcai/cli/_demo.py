@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import bcai_native
 import numpy as np
 
+import bcai_native
 from bcai import codec, crypto, kernels
 
 

@@ -17,7 +17,6 @@ import dataclasses
 from typing import Any, ClassVar, Self
 
 import bcai_native
-
 from bcai.codec._errors import DecodeError, EncodeError
 from bcai.codec._types import Codec
 

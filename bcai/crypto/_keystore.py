@@ -20,11 +20,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
-import bcai_native
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+import bcai_native
 from bcai.crypto._keys import PrivateKey, address
 from bcai.errors import BcaiError
 

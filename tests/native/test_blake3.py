@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 
-import bcai_native
 import blake3 as blake3_pkg
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import bcai_native
 from tests.conftest import load_vectors
 
 VECTORS = load_vectors("blake3.json")

@@ -4,13 +4,13 @@ interoperate with `cryptography` (RFC 8032)."""
 
 from __future__ import annotations
 
-import bcai_native
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import bcai_native
 from tests.conftest import load_vectors
 
 Item = tuple[bytes, bytes, bytes]

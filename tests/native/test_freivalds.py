@@ -3,11 +3,12 @@ caught, inputs are checked, and views with strides are read in place."""
 
 from __future__ import annotations
 
-import bcai_native
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import bcai_native
 
 
 def operands(n: int, k: int, m: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

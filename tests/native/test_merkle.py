@@ -4,11 +4,12 @@ RFC 6962 (recursive split, audit paths, RFC 9162 verification) built on the
 
 from __future__ import annotations
 
-import bcai_native
 import blake3 as blake3_pkg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import bcai_native
 
 LEAF_KEY = blake3_pkg.blake3(b"", derive_key_context=bcai_native.MERKLE_LEAF_CONTEXT).digest()
 NODE_KEY = blake3_pkg.blake3(b"", derive_key_context=bcai_native.MERKLE_NODE_CONTEXT).digest()
