@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import blake3 as blake3_pkg
+import pytest
+
+from bcai.cli import _demo, main
 
 
 def bcai(*args: str) -> subprocess.CompletedProcess[str]:
@@ -51,3 +54,22 @@ def test_missing_file_and_bad_usage_exit_2(tmp_path: Path) -> None:
 def test_version() -> None:
     result = bcai("--json", "version")
     assert json.loads(result.stdout)["bcai"] == "0.1.0"
+
+
+def test_main_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["demo", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    f = tmp_path / "x"
+    f.write_bytes(b"abc")
+    assert main(["hash", str(f)]) == 0
+    assert capsys.readouterr().out.startswith(blake3_pkg.blake3(b"abc").hexdigest())
+    assert main(["version"]) == 0
+    assert "bcai 0.1.0" in capsys.readouterr().out
+
+
+def test_demo_reports_a_failing_step() -> None:
+    def broken() -> dict[str, object]:
+        raise RuntimeError("boom")
+
+    step = _demo._step("broken", broken)
+    assert step["ok"] is False and "RuntimeError: boom" in step["error"]
