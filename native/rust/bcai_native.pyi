@@ -15,6 +15,12 @@ from typing_extensions import Buffer
 
 __all__ = [
     "__version__",
+    "SMT_LEAF_CONTEXT",
+    "SMT_NODE_CONTEXT",
+    "SparseMerkleTree",
+    "smt_leaf_hash",
+    "smt_node_hash",
+    "smt_verify",
     "FREIVALDS_MODULUS",
     "MERKLE_LEAF_CONTEXT",
     "MERKLE_NODE_CONTEXT",
@@ -42,6 +48,10 @@ MERKLE_LEAF_CONTEXT: Final[str]
 """BLAKE3 derive-key context of the Merkle leaf key."""
 MERKLE_NODE_CONTEXT: Final[str]
 """BLAKE3 derive-key context of the Merkle node key."""
+SMT_LEAF_CONTEXT: Final[str]
+"""BLAKE3 derive-key context of the sparse Merkle tree's leaf key."""
+SMT_NODE_CONTEXT: Final[str]
+"""BLAKE3 derive-key context of the sparse Merkle tree's node key."""
 FREIVALDS_MODULUS: Final[int]
 """The prime 2^61 − 1 that Freivalds' check works modulo."""
 
@@ -152,3 +162,53 @@ def freivalds_check(
     A wrong C passes one round with probability at most 1/(2^61 − 1), and all
     rounds with at most that to the power `rounds`; a "False" is always right.
     """
+
+@final
+class SparseMerkleTree:
+    """A persistent sparse Merkle tree over 32-byte keys holding 32-byte value
+    hashes. Nodes are never mutated, so every root it produced stays readable.
+
+    Canonical compact form: an empty subtree hashes to 32 zero bytes, a subtree
+    with one leaf is that leaf; the root depends only on the (key, value) set.
+    """
+
+    def __new__(cls) -> SparseMerkleTree: ...
+    @property
+    def node_count(self) -> int:
+        """Nodes held in memory."""
+
+    def update(self, root: Buffer, updates: Iterable[tuple[Buffer, Buffer | None]]) -> bytes:
+        """The root after setting each key to its value hash (None deletes).
+
+        Raises:
+            ValueError: a key appears twice, or a length is wrong.
+            LookupError: `root` (or a node under it) is not loaded.
+        """
+
+    def get(self, root: Buffer, key: Buffer) -> bytes | None:
+        """The value hash under `key` in the tree `root`, or None."""
+
+    def prove(self, root: Buffer, key: Buffer) -> tuple[list[bytes], tuple[bytes, bytes] | None]:
+        """(siblings from the root down, the leaf where the walk ended or None)."""
+
+    def drain_new_nodes(self) -> list[tuple[bytes, bytes]]:
+        """Nodes created since the last call: (hash, 65-byte encoding)."""
+
+    def load_nodes(self, encoded: Iterable[Buffer]) -> None:
+        """Loads stored 65-byte node encodings."""
+
+def smt_verify(
+    root: Buffer,
+    key: Buffer,
+    value_hash: Buffer | None,
+    siblings: Iterable[Buffer],
+    terminal: tuple[Buffer, Buffer] | None,
+    /,
+) -> bool:
+    """Whether `key` holds `value_hash` (None: is absent) under `root`. Pure."""
+
+def smt_leaf_hash(key: Buffer, value_hash: Buffer, /) -> bytes:
+    """Hash of a leaf: BLAKE3-keyed(K_leaf, key ‖ value_hash)."""
+
+def smt_node_hash(left: Buffer, right: Buffer, /) -> bytes:
+    """Hash of an internal node: BLAKE3-keyed(K_node, left ‖ right)."""

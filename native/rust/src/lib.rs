@@ -8,6 +8,8 @@ mod ed25519;
 mod freivalds;
 mod hash;
 mod merkle;
+mod smt;
+mod smt_py;
 
 use buffers::{concat_items, fixed, new_bytes, with_bytes, Bytes};
 use numpy::PyReadonlyArray2;
@@ -306,5 +308,11 @@ fn bcai_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
     m.add_function(wrap_pyfunction!(ed25519_verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(freivalds_check, m)?)?;
+    m.add("SMT_LEAF_CONTEXT", smt::LEAF_CONTEXT)?;
+    m.add("SMT_NODE_CONTEXT", smt::NODE_CONTEXT)?;
+    m.add_class::<smt_py::SparseMerkleTree>()?;
+    m.add_function(wrap_pyfunction!(smt_py::smt_verify, m)?)?;
+    m.add_function(wrap_pyfunction!(smt_py::smt_leaf_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(smt_py::smt_node_hash, m)?)?;
     Ok(())
 }
