@@ -1,0 +1,67 @@
+"""Assembling a valid block on top of a state: what a producer does, and what
+tests use to make valid chains quickly. Pure (signing is deterministic)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from bcai.chain._fees import next_base_fee
+from bcai.chain._params import Genesis
+from bcai.chain._seal import HashSeal
+from bcai.chain._state import Overlay, State
+from bcai.chain._transition import (
+    BLOCK_VERSION,
+    ZERO_SIG,
+    ParentContext,
+    apply_transactions,
+    check_no_duplicates,
+    expected_target,
+    mint_reward,
+    release_unbonding,
+)
+from bcai.chain._types import Block, Header, Transaction, UnsignedTransaction
+from bcai.crypto import PrivateKey, merkle_root
+
+
+def assemble_block(
+    state: State,
+    genesis: Genesis,
+    ctx: ParentContext,
+    txs: Sequence[Transaction],
+    producer: PrivateKey,
+    timestamp_ms: int,
+) -> Block:
+    """A block with every header field computed and a hash seal mined.
+
+    Raises InvalidBlock if a transaction does not apply (nothing is changed).
+    """
+    header = Header(
+        version=BLOCK_VERSION,
+        chain_id=genesis.params.chain_id,
+        height=ctx.parent.height + 1,
+        parent=ctx.parent.block_hash(),
+        timestamp_ms=timestamp_ms,
+        tx_root=merkle_root([tx.encode() for tx in txs]),
+        state_root=bytes(32),
+        base_fee=next_base_fee(genesis.params, ctx.parent.base_fee, ctx.parent_tx_bytes),
+        target=expected_target(genesis, ctx),
+        producer=producer.public_key,
+        seal=b"",
+        signature=ZERO_SIG,
+    )
+    draft = Block(header=header, txs=tuple(txs))
+    check_no_duplicates(draft)
+    overlay = Overlay(state)
+    release_unbonding(overlay, header.height)
+    apply_transactions(overlay, draft, genesis)
+    mint_reward(overlay, header.producer, genesis)
+    header = dataclasses.replace(header, state_root=overlay.compute_root())
+    header = dataclasses.replace(header, seal=HashSeal.mine(header))
+    header = dataclasses.replace(header, signature=producer.sign(header.signing_message()))
+    return Block(header=header, txs=tuple(txs))
+
+
+def sign_transaction(key: PrivateKey, body: UnsignedTransaction) -> Transaction:
+    """Signs a transaction body with `key` (its public key must be the sender)."""
+    return Transaction(body=body, signature=key.sign(body.object_id()))
