@@ -93,7 +93,7 @@ TX_RULES: list[tuple[str, MakeTxs]] = [
     (
         "tx-nonce-too-low",
         lambda c: [transfer(c), c.tx(ALICE, Transfer(to=CAROL.address, amount=2))],
-    ),  # noqa: E501
+    ),
     ("tx-wrong-chain", lambda c: [transfer(c, chain_id=99)]),
     ("tx-fee-below-base", lambda c: [transfer(c, max_fee=0, tip=0)]),
     ("tx-tip-above-max-fee", lambda c: [transfer(c, max_fee=2, tip=3)]),
