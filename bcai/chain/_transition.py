@@ -316,16 +316,11 @@ def check_state_root(header: Header, root: bytes) -> None:
         raise InvalidBlock("block-bad-state-root", "state root does not match the transactions")
 
 
-def process_block(
-    state: State,
-    block: Block,
-    genesis: Genesis,
-    ctx: ParentContext,
-    now_ms: int,
-    seal: SealVerifier,
-) -> BlockResult:
-    """Validates `block` on top of `state`; the state is untouched until the
-    caller commits the result."""
+def check_block_without_state(
+    block: Block, genesis: Genesis, ctx: ParentContext, now_ms: int, seal: SealVerifier
+) -> int:
+    """Every rule that needs no state (a side-chain block is checked with
+    these before it is stored); returns the block's transaction bytes."""
     header = block.header
     size = check_size(block, genesis)
     check_links(header, genesis, ctx)
@@ -337,6 +332,21 @@ def process_block(
     check_tx_root(block)
     check_no_duplicates(block)
     check_tx_signatures(block)
+    return size
+
+
+def process_block(
+    state: State,
+    block: Block,
+    genesis: Genesis,
+    ctx: ParentContext,
+    now_ms: int,
+    seal: SealVerifier,
+) -> BlockResult:
+    """Validates `block` on top of `state`; the state is untouched until the
+    caller commits the result."""
+    header = block.header
+    size = check_block_without_state(block, genesis, ctx, now_ms, seal)
     overlay = Overlay(state)
     release_unbonding(overlay, header.height)
     fees = apply_transactions(overlay, block, genesis)

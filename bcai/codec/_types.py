@@ -60,8 +60,8 @@ class UInt(Codec[int]):
     """Unsigned big-endian integer of `bits` bits, optionally capped at `max`."""
 
     def __init__(self, bits: int, max: int | None = None) -> None:
-        if bits % 8 or not 8 <= bits <= 256:
-            raise ValueError(f"UInt bits must be a multiple of 8 in 8..256, got {bits}")
+        if bits % 8 or not 8 <= bits <= 512:
+            raise ValueError(f"UInt bits must be a multiple of 8 in 8..512, got {bits}")
         self.bits = bits
         self.size = bits // 8
         self.max = (1 << bits) - 1 if max is None else max
