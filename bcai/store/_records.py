@@ -47,7 +47,9 @@ class UndoRecord(codec.Record):
     DOMAIN: ClassVar[bytes] = b"bcai/store/undo"
     MAX_SIZE: ClassVar[int] = 1 << 30
     root: bytes = codec.field(codec.FixedBytes(32))
-    entries: tuple[UndoEntry, ...] = codec.field(codec.ListOf(codec.RecordCodec(UndoEntry), 1 << 24))
+    entries: tuple[UndoEntry, ...] = codec.field(
+        codec.ListOf(codec.RecordCodec(UndoEntry), 1 << 24)
+    )
 
 
 @dataclass(frozen=True, slots=True)

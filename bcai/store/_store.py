@@ -406,7 +406,11 @@ class ChainStore:
             return self._reorg_to(bh)
         return ImportResult("side", bh)
 
-    def _reorg_to(self, tip_hash: bytes) -> ImportResult:
+    def _plan_reorg(
+        self, tip_hash: bytes
+    ) -> tuple[list[Block], int, list[Block], list[Undo]] | None:
+        """(new branch oldest first, fork height, main blocks to undo, their
+        undo data), or None when the reorg is deeper than the limit."""
         with self._read() as txn:
             branch: list[Block] = []
             h = tip_hash
@@ -414,9 +418,8 @@ class ChainStore:
                 branch.append(self._block(txn, h))
                 h = branch[-1].header.parent
             fork_height = self._info(txn, h).height
-            depth = self.head.height - fork_height
-            if depth > self.reorg_limit:
-                return ImportResult("side", tip_hash)
+            if self.head.height - fork_height > self.reorg_limit:
+                return None
             old_blocks = [
                 self._block(txn, self._hash_at(txn, i))
                 for i in range(fork_height + 1, self.head.height + 1)
@@ -426,6 +429,13 @@ class ChainStore:
                 for b in old_blocks
             ]
         branch.reverse()
+        return branch, fork_height, old_blocks, old_undos
+
+    def _reorg_to(self, tip_hash: bytes) -> ImportResult:
+        plan = self._plan_reorg(tip_hash)
+        if plan is None:
+            return ImportResult("side", tip_hash)
+        branch, fork_height, old_blocks, old_undos = plan
         touched: set[Key] = set()
         for undo in reversed(old_undos):
             touched.update(undo.old)
@@ -443,49 +453,57 @@ class ChainStore:
                 touched.update(result.overlay.writes)
                 applied.append((block, info, result.commit()))
         except InvalidBlock as err:
-            self._restore_after_failed_reorg(applied, old_blocks, old_undos)
+            self._restore_after_failed_reorg(applied, old_blocks)
             bad = branch[len(applied)].block_hash()
             self._mark_invalid([b.block_hash() for b in branch[len(applied) :]])
             raise InvalidBlock(err.code, f"block {bad.hex()[:16]}…: {err.message}") from err
         self._pending_nodes += self.state.tree.drain_new_nodes()
-        new_ids = {tx.tx_id() for b in branch for tx in b.txs}
-        orphaned = [tx for b in old_blocks for tx in b.txs if tx.tx_id() not in new_ids]
-
-        def write(txn: Any) -> None:
-            for b in old_blocks:
-                bh = b.block_hash()
-                info = self._info(txn, bh)
-                txn.put(bh, _with_status(info, STATUS_SIDE).encode(), db=self.db["info"])
-                self._index(txn, b, add=False)
-                txn.delete(bh, db=self.db["undo"])
-            for height in range(fork_height + 1, self.head.height + 1):
-                txn.delete(_height_key(height), db=self.db["height"])
-            for b, info, undo in applied:
-                bh = b.block_hash()
-                txn.put(bh, _with_status(info, STATUS_MAIN).encode(), db=self.db["info"])
-                txn.put(_height_key(info.height), bh, db=self.db["height"])
-                record = UndoRecord(root=undo.root, entries=_undo_entries(undo.old))
-                txn.put(bh, record.encode(), db=self.db["undo"])
-                self._index(txn, b, add=True)
-            self._write_state(txn, touched)
-            self._write_nodes(txn)
-            txn.put(b"head", tip_hash, db=self.db["meta"])
-
         try:
-            self._run_write(write)
+            self._run_write(
+                lambda txn: self._write_reorg(
+                    txn, tip_hash, fork_height, old_blocks, applied, touched
+                )
+            )
         except BaseException:
             self._load()  # memory is ahead of the disk: rebuild it from the disk
             raise
         self._pending_nodes = []
         last_block, last_info, _ = applied[-1]
         self.head, self.head_info = last_block.header, _with_status(last_info, STATUS_MAIN)
+        new_ids = {tx.tx_id() for b in branch for tx in b.txs}
+        orphaned = [tx for b in old_blocks for tx in b.txs if tx.tx_id() not in new_ids]
         return ImportResult("head", tip_hash, reorg_depth=len(old_blocks), orphaned=orphaned)
 
-    def _restore_after_failed_reorg(
+    def _write_reorg(
         self,
-        applied: list[tuple[Block, BlockInfo, Undo]],
+        txn: Any,
+        tip_hash: bytes,
+        fork_height: int,
         old_blocks: list[Block],
-        old_undos: list[Undo],
+        applied: list[tuple[Block, BlockInfo, Undo]],
+        touched: set[Key],
+    ) -> None:
+        for b in old_blocks:
+            bh = b.block_hash()
+            info = self._info(txn, bh)
+            txn.put(bh, _with_status(info, STATUS_SIDE).encode(), db=self.db["info"])
+            self._index(txn, b, add=False)
+            txn.delete(bh, db=self.db["undo"])
+        for height in range(fork_height + 1, self.head.height + 1):
+            txn.delete(_height_key(height), db=self.db["height"])
+        for b, info, undo in applied:
+            bh = b.block_hash()
+            txn.put(bh, _with_status(info, STATUS_MAIN).encode(), db=self.db["info"])
+            txn.put(_height_key(info.height), bh, db=self.db["height"])
+            record = UndoRecord(root=undo.root, entries=_undo_entries(undo.old))
+            txn.put(bh, record.encode(), db=self.db["undo"])
+            self._index(txn, b, add=True)
+        self._write_state(txn, touched)
+        self._write_nodes(txn)
+        txn.put(b"head", tip_hash, db=self.db["meta"])
+
+    def _restore_after_failed_reorg(
+        self, applied: list[tuple[Block, BlockInfo, Undo]], old_blocks: list[Block]
     ) -> None:
         for _, _, undo in reversed(applied):
             chain.revert(self.state, undo)

@@ -30,15 +30,15 @@ def build_blocks() -> list[bytes]:
     blocks = []
     for i in range(60):
         txs = [
-            a.tx(KEYS[j], Transfer(to=KEYS[(j + 1) % 6].address, amount=COIN + i))
-            for j in range(6)
+            a.tx(KEYS[j], Transfer(to=KEYS[(j + 1) % 6].address, amount=COIN + i)) for j in range(6)
         ]
         blocks.append(a.extend(txs, KEYS[6]))
     b = Chain.start(GENESIS)
     for blk in blocks[:30]:
         b.import_block(blk)
     for i in range(40):
-        blocks.append(b.extend([b.tx(KEYS[0], Transfer(to=KEYS[7].address, amount=i + 1))], KEYS[7]))
+        tx = b.tx(KEYS[0], Transfer(to=KEYS[7].address, amount=i + 1))
+        blocks.append(b.extend([tx], KEYS[7]))
     return [GENESIS.encode()] + [blk.encode() for blk in blocks]
 
 
