@@ -41,11 +41,11 @@ def genesis_state(genesis: Genesis, tree: bcai_native.SparseMerkleTree | None = 
     state = State(tree=tree or bcai_native.SparseMerkleTree())
     overlay = Overlay(state)
     total = 0
+    seen: set[bytes] = set()
     for alloc in genesis.allocations:
-        if overlay.read(("account", alloc.address, 0)) is not None or alloc.address in {
-            k[1] for k in overlay.writes if k[0] == "stake"
-        }:
+        if alloc.address in seen:
             raise InvalidBlock("genesis-duplicate-allocation", alloc.address.hex())
+        seen.add(alloc.address)
         overlay.write(("account", alloc.address, 0), Account(balance=alloc.balance, nonce=0))
         overlay.write(("stake", alloc.address, 0), alloc.stake)
         total += alloc.balance + alloc.stake

@@ -1,4 +1,8 @@
-"""Transactions, block headers and blocks, with their canonical encodings."""
+"""Transactions, block headers and blocks, with their canonical encodings.
+
+The large records are declared without slots so that each instance remembers
+its encoding and id (see bcai.codec._record): a transaction is encoded once,
+not once per rule that needs its bytes, size or id."""
 
 from __future__ import annotations
 
@@ -44,7 +48,7 @@ Payload = Transfer | Stake | Unstake | Burn
 PAYLOAD = codec.Variant({1: Transfer, 2: Stake, 3: Unstake, 4: Burn})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class UnsignedTransaction(codec.Record):
     """What the sender signs."""
 
@@ -57,7 +61,7 @@ class UnsignedTransaction(codec.Record):
     payload: Any = codec.field(PAYLOAD)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Transaction(codec.Record):
     """A signed transaction. Fees are per byte of its encoding ("weight"):
     it pays weight × (base fee + min(tip, max_fee − base fee))."""
@@ -81,7 +85,7 @@ class Transaction(codec.Record):
         return len(self.encode())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Header(codec.Record):
     DOMAIN: ClassVar[bytes] = b"bcai/header"
     MAX_SIZE: ClassVar[int] = MAX_SEAL_BYTES + 4096
@@ -120,7 +124,7 @@ class Header(codec.Record):
         return blake3(b"bcai/header/sig" + bytes(out))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Block(codec.Record):
     DOMAIN: ClassVar[bytes] = b"bcai/block"
     MAX_SIZE: ClassVar[int] = 64 * 1024 * 1024
