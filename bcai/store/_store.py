@@ -10,6 +10,7 @@ Blocking by design (py-lmdb); the trio node calls it through
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ class ChainStore:
         self.env = lmdb.open(str(self.path), max_dbs=len(DATABASES), map_size=map_size)
         self.db = {name: self.env.open_db(name.encode()) for name in DATABASES}
         self._pending_nodes: list[tuple[bytes, bytes]] = []
+        self._smt_seq = self._next_smt_seq = 0
+        self.last_commit_seconds = 0.0  # the last import's write transaction (a metric)
         with self._read() as txn:
             initialized = txn.get(b"genesis", db=self.db["meta"]) is not None
         if not initialized:
@@ -157,8 +160,8 @@ class ChainStore:
             txn.put(_height_key(0), bh, db=self.db["height"])
             for key, value in _state_items(state):
                 txn.put(encode_key(key), encode_value(value), db=self.db["state"])
-            for h, enc in state.tree.drain_new_nodes():
-                txn.put(h, enc, db=self.db["smt"])
+            for seq, (_, enc) in enumerate(state.tree.drain_new_nodes()):
+                txn.put(seq.to_bytes(8, "big"), enc, db=self.db["smt"], append=True)
             txn.put(b"head", bh, db=meta)
 
     def _load(self) -> None:
@@ -169,7 +172,9 @@ class ChainStore:
             head_hash = txn.get(b"head", db=self.db["meta"])
             if head_hash is None:
                 raise StoreError("store-corrupt", "no head pointer")
-            tree.load_nodes(v for _, v in txn.cursor(db=self.db["smt"]))
+            nodes = txn.cursor(db=self.db["smt"])
+            tree.load_nodes(v for _, v in nodes)
+            self._smt_seq = int.from_bytes(nodes.key(), "big") + 1 if nodes.last() else 0
             for k, v in txn.cursor(db=self.db["state"]):
                 key = decode_key(bytes(k))
                 state.write(key, decode_value(key[0], bytes(v)))
@@ -283,14 +288,18 @@ class ChainStore:
                 out.append(self._header(txn, self._hash_at(txn, h)))
         return out
 
-    def get_account(self, address: bytes) -> tuple[Account, tuple[list[bytes], Any]]:
-        """The head's account with a proof against the head's state root."""
-        key: Key = ("account", address, 0)
+    def read_account(self, address: bytes) -> Account:
+        """The head's account, read from the database."""
         with self._read() as txn:
-            raw = txn.get(encode_key(key), db=self.db["state"])
-        acct = Account.decode(raw) if raw is not None else Account(balance=0, nonce=0)
+            raw = txn.get(encode_key(("account", address, 0)), db=self.db["state"])
+        return Account.decode(raw) if raw is not None else Account(balance=0, nonce=0)
+
+    def get_account(self, address: bytes) -> tuple[Account, tuple[list[bytes], Any]]:
+        """The head's account with a proof against the head's state root
+        (check it with `bcai_native.smt_verify`)."""
+        key: Key = ("account", address, 0)
         proof = self.state.tree.prove(self.head.state_root, chain.tree_key(key))
-        return acct, proof
+        return self.read_account(address), proof
 
     # ------------------------------------------------------------ writes
 
@@ -323,8 +332,18 @@ class ChainStore:
                 txn.put(encode_key(key), encode_value(value), db=self.db["state"])
 
     def _write_nodes(self, txn: Any) -> None:
-        for h, enc in self._pending_nodes:
-            txn.put(h, enc, db=self.db["smt"])
+        """Appends the new tree nodes under a running sequence number: one
+        block's nodes share a few pages instead of dirtying one page each
+        (they are read back only in bulk, when the store opens)."""
+        seq = self._smt_seq
+        for _, enc in self._pending_nodes:
+            txn.put(seq.to_bytes(8, "big"), enc, db=self.db["smt"], append=True)
+            seq += 1
+        self._next_smt_seq = seq
+
+    def _nodes_written(self) -> None:
+        self._pending_nodes = []
+        self._smt_seq = self._next_smt_seq
 
     def _index(self, txn: Any, block: Block, add: bool) -> None:
         bh = block.block_hash()
@@ -382,9 +401,11 @@ class ChainStore:
             self._index(txn, block, add=True)
             txn.put(b"head", bh, db=self.db["meta"])
 
+        t0 = time.perf_counter()
         self._run_write(write)
+        self.last_commit_seconds = time.perf_counter() - t0
         result.commit()
-        self._pending_nodes = []
+        self._nodes_written()
         self.head, self.head_info = block.header, info
         return ImportResult("head", bh)
 
@@ -467,7 +488,7 @@ class ChainStore:
         except BaseException:
             self._load()  # memory is ahead of the disk: rebuild it from the disk
             raise
-        self._pending_nodes = []
+        self._nodes_written()
         last_block, last_info, _ = applied[-1]
         self.head, self.head_info = last_block.header, _with_status(last_info, STATUS_MAIN)
         new_ids = {tx.tx_id() for b in branch for tx in b.txs}

@@ -12,9 +12,26 @@
 //! Nodes are kept by hash and never mutated, so every earlier root stays
 //! readable (a reorg just returns to an older root).
 
-use crate::blake3x8::{self, key_words};
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
+
+/// Node keys are BLAKE3 outputs: their first 8 bytes are already a uniform
+/// hash, so SipHash would only cost time.
+#[derive(Default)]
+pub struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // [u8; 32] hashes as its length (usize) then its bytes; keep the bytes.
+        if bytes.len() >= 8 {
+            self.0 = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+        }
+    }
+}
 
 pub type Hash = [u8; 32];
 pub const EMPTY: Hash = [0u8; 32];
@@ -22,29 +39,96 @@ pub const LEAF_CONTEXT: &str = "bcai 2026-11 smt leaf";
 pub const NODE_CONTEXT: &str = "bcai 2026-11 smt node";
 pub const MAX_DEPTH: usize = 256;
 
-fn words() -> &'static ([u32; 8], [u32; 8]) {
-    static W: OnceLock<([u32; 8], [u32; 8])> = OnceLock::new();
-    W.get_or_init(|| {
+/// What a subtree is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Empty,
+    Leaf,
+    Internal,
+}
+
+/// A reference to a node: in the arena (`Old`), or among the nodes an update
+/// is creating (`New`, an index into its output, fixed up when committed).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Link {
+    Empty,
+    Old(u32),
+    New(u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+enum ANode {
+    Leaf { key: Hash, value: Hash },
+    Internal { left: Link, right: Link },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    hash: Hash,
+    node: ANode,
+}
+
+/// A subtree as the recursion sees it: its hash, kind and where it lives.
+#[derive(Clone, Copy, Debug)]
+struct Sub {
+    hash: Hash,
+    kind: Kind,
+    link: Link,
+}
+
+const EMPTY_SUB: Sub = Sub {
+    hash: EMPTY,
+    kind: Kind::Empty,
+    link: Link::Empty,
+};
+/// Updates above this many are split between two threads at the top levels.
+const PARALLEL_UPDATES: usize = 256;
+const PARALLEL_DEPTH: usize = 4;
+
+fn shift(link: Link, offset: u32) -> Link {
+    match link {
+        Link::New(i) => Link::New(i + offset),
+        other => other,
+    }
+}
+
+/// Renumbers the nodes a second thread created so they can follow `offset`
+/// nodes of the first thread's output.
+fn rebase(entries: &mut [Entry], sub: &mut Sub, offset: u32) {
+    for e in entries.iter_mut() {
+        if let ANode::Internal { left, right } = &mut e.node {
+            *left = shift(*left, offset);
+            *right = shift(*right, offset);
+        }
+    }
+    sub.link = shift(sub.link, offset);
+}
+
+/// The leaf and node keys. One hash at a time, the `blake3` crate's SIMD
+/// compression is about twice as fast as the portable one in blake3x8.
+fn keys() -> &'static (Hash, Hash) {
+    static K: OnceLock<(Hash, Hash)> = OnceLock::new();
+    K.get_or_init(|| {
         (
-            key_words(&blake3::derive_key(LEAF_CONTEXT, b"")),
-            key_words(&blake3::derive_key(NODE_CONTEXT, b"")),
+            blake3::derive_key(LEAF_CONTEXT, b""),
+            blake3::derive_key(NODE_CONTEXT, b""),
         )
     })
 }
 
-fn hash64(kw: &[u32; 8], a: &Hash, b: &Hash) -> Hash {
+fn hash64(key: &Hash, a: &Hash, b: &Hash) -> Hash {
     let mut block = [0u8; 64];
     block[..32].copy_from_slice(a);
     block[32..].copy_from_slice(b);
-    blake3x8::hash_one(kw, &block)
+    *blake3::keyed_hash(key, &block).as_bytes()
 }
 
 pub fn leaf_hash(key: &Hash, value_hash: &Hash) -> Hash {
-    hash64(&words().0, key, value_hash)
+    hash64(&keys().0, key, value_hash)
 }
 
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    hash64(&words().1, left, right)
+    hash64(&keys().1, left, right)
 }
 
 #[inline]
@@ -100,18 +184,73 @@ pub enum SmtError {
 /// One update: set `key` to `Some(value_hash)` or delete it (`None`).
 pub type Update = (Hash, Option<Hash>);
 
-#[derive(Default)]
-pub struct Tree {
-    nodes: HashMap<Hash, Node>,
-    /// Nodes created since the last `drain_new`, for the store to persist.
-    fresh: Vec<Hash>,
-}
-
 #[derive(Debug, PartialEq, Eq, Clone)]
 pub struct Proof {
     pub siblings: Vec<Hash>,
     /// The leaf where the walk ended (None: an empty subtree).
     pub terminal: Option<(Hash, Hash)>,
+}
+
+const CHUNK_BITS: u32 = 16;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+/// Append-only storage in fixed chunks: growing never moves or copies what
+/// is already there (a single Vec would copy hundreds of MiB now and then).
+/// (Backing chunks with huge pages was tried: no faster here, and the
+/// kernel's compaction added stalls.)
+#[derive(Default)]
+struct Arena {
+    chunks: Vec<Vec<Entry>>,
+    len: usize,
+}
+
+impl Arena {
+    #[inline]
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn get(&self, i: u32) -> &Entry {
+        &self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+    }
+
+    fn push(&mut self, e: Entry) -> u32 {
+        if self.len % CHUNK == 0 {
+            let chunk: Vec<Entry> = Vec::with_capacity(CHUNK);
+            self.chunks.push(chunk);
+        }
+        self.chunks.last_mut().expect("a chunk with room").push(e);
+        self.len += 1;
+        (self.len - 1) as u32
+    }
+
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let p = self.get(i) as *const Entry as *const i8;
+            // SAFETY: a prefetch is only a hint, and `p` points into the arena.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
+                std::arch::x86_64::_mm_prefetch(p.wrapping_add(64), std::arch::x86_64::_MM_HINT_T0);
+            }
+        }
+    }
+}
+
+/// The tree's nodes live in an append-only arena and point to their children
+/// by index, so walking down is one memory access per level and a new node
+/// is a push; only roots (and nodes loaded from storage) are looked up by
+/// hash. Nothing is ever removed, so every root produced stays readable.
+#[derive(Default)]
+pub struct Tree {
+    arena: Arena,
+    by_hash: HashMap<Hash, u32, BuildHasherDefault<PrefixHasher>>,
+    /// Stored nodes loaded but not yet placed in the arena.
+    pending: HashMap<Hash, Node, BuildHasherDefault<PrefixHasher>>,
+    /// Arena indices of nodes created since the last `drain_new`.
+    fresh: Vec<u32>,
 }
 
 impl Tree {
@@ -120,95 +259,203 @@ impl Tree {
     }
 
     pub fn len_nodes(&self) -> usize {
-        self.nodes.len()
+        self.arena.len() + self.pending.len()
     }
 
-    pub fn insert_node(&mut self, node: Node) -> Hash {
-        let h = node.hash();
-        if self.nodes.insert(h, node).is_none() {
-            self.fresh.push(h);
-        }
-        h
-    }
-
+    /// Makes a stored node (and, later, its subtree) available.
     pub fn load_node(&mut self, node: Node) -> Hash {
         let h = node.hash();
-        self.nodes.insert(h, node);
+        if !self.by_hash.contains_key(&h) {
+            self.pending.insert(h, node);
+        }
         h
     }
 
-    pub fn node(&self, h: &Hash) -> Result<Option<Node>, SmtError> {
-        if *h == EMPTY {
-            return Ok(None);
+    fn hash_of(&self, link: Link) -> Hash {
+        match link {
+            Link::Empty => EMPTY,
+            Link::Old(i) => self.arena.get(i).hash,
+            Link::New(_) => unreachable!("the arena holds no uncommitted links"),
         }
-        self.nodes
-            .get(h)
-            .copied()
-            .map(Some)
-            .ok_or(SmtError::MissingNode(*h))
+    }
+
+    #[inline]
+    fn prefetch(&self, link: Link) {
+        if let Link::Old(i) = link {
+            self.arena.prefetch(i);
+        }
+    }
+
+    fn old_sub(&self, link: Link) -> Sub {
+        match link {
+            Link::Old(i) => {
+                let e = self.arena.get(i);
+                let kind = match e.node {
+                    ANode::Leaf { .. } => Kind::Leaf,
+                    ANode::Internal { .. } => Kind::Internal,
+                };
+                Sub {
+                    hash: e.hash,
+                    kind,
+                    link,
+                }
+            }
+            _ => EMPTY_SUB,
+        }
+    }
+
+    /// The arena index of the node with hash `h`, placing stored nodes first.
+    fn materialize(&mut self, h: &Hash) -> Result<u32, SmtError> {
+        if let Some(&i) = self.by_hash.get(h) {
+            return Ok(i);
+        }
+        let node = self.pending.remove(h).ok_or(SmtError::MissingNode(*h))?;
+        let anode = match node {
+            Node::Leaf { key, value } => ANode::Leaf { key, value },
+            Node::Internal { left, right } => {
+                let l = if left == EMPTY {
+                    Link::Empty
+                } else {
+                    Link::Old(self.materialize(&left)?)
+                };
+                let r = if right == EMPTY {
+                    Link::Empty
+                } else {
+                    Link::Old(self.materialize(&right)?)
+                };
+                ANode::Internal { left: l, right: r }
+            }
+        };
+        let i = self.arena.len() as u32;
+        self.arena.push(Entry {
+            hash: *h,
+            node: anode,
+        });
+        self.by_hash.insert(*h, i);
+        Ok(i)
+    }
+
+    fn resolve(&mut self, root: &Hash) -> Result<Sub, SmtError> {
+        if *root == EMPTY {
+            return Ok(EMPTY_SUB);
+        }
+        let i = self.materialize(root)?;
+        Ok(self.old_sub(Link::Old(i)))
     }
 
     pub fn drain_new(&mut self) -> Vec<(Hash, Node)> {
         let fresh = std::mem::take(&mut self.fresh);
         fresh
             .into_iter()
-            .filter_map(|h| self.nodes.get(&h).map(|n| (h, *n)))
+            .map(|i| {
+                let e = *self.arena.get(i);
+                let node = match e.node {
+                    ANode::Leaf { key, value } => Node::Leaf { key, value },
+                    ANode::Internal { left, right } => Node::Internal {
+                        left: self.hash_of(left),
+                        right: self.hash_of(right),
+                    },
+                };
+                (e.hash, node)
+            })
             .collect()
     }
 
-    fn is_leaf(&self, h: &Hash) -> bool {
-        matches!(self.nodes.get(h), Some(Node::Leaf { .. }))
+    fn leaf(key: Hash, value: Hash, out: &mut Vec<Entry>) -> Sub {
+        let hash = leaf_hash(&key, &value);
+        out.push(Entry {
+            hash,
+            node: ANode::Leaf { key, value },
+        });
+        Sub {
+            hash,
+            kind: Kind::Leaf,
+            link: Link::New(out.len() as u32 - 1),
+        }
     }
 
-    /// Joins two child subtrees in canonical form.
-    fn join(&mut self, left: Hash, right: Hash) -> Hash {
-        if left == EMPTY && (right == EMPTY || self.is_leaf(&right)) {
-            return right;
-        }
-        if right == EMPTY && self.is_leaf(&left) {
-            return left;
-        }
-        self.insert_node(Node::Internal { left, right })
-    }
-
-    /// Builds the subtree at `depth` holding exactly `leaves` (sorted by key).
-    fn build(&mut self, depth: usize, leaves: &[(Hash, Hash)]) -> Hash {
-        match leaves.len() {
-            0 => EMPTY,
-            1 => self.insert_node(Node::Leaf {
-                key: leaves[0].0,
-                value: leaves[0].1,
-            }),
+    /// Joins two child subtrees in canonical form; new nodes go to `out`.
+    fn join(left: Sub, right: Sub, out: &mut Vec<Entry>) -> Sub {
+        match (left.kind, right.kind) {
+            (Kind::Empty, Kind::Empty) => EMPTY_SUB,
+            (Kind::Empty, Kind::Leaf) => right,
+            (Kind::Leaf, Kind::Empty) => left,
             _ => {
-                let split = leaves.partition_point(|(k, _)| !bit(k, depth));
-                let l = self.build(depth + 1, &leaves[..split]);
-                let r = self.build(depth + 1, &leaves[split..]);
-                self.join(l, r)
+                let hash = node_hash(&left.hash, &right.hash);
+                out.push(Entry {
+                    hash,
+                    node: ANode::Internal {
+                        left: left.link,
+                        right: right.link,
+                    },
+                });
+                Sub {
+                    hash,
+                    kind: Kind::Internal,
+                    link: Link::New(out.len() as u32 - 1),
+                }
             }
         }
     }
 
-    /// Applies `updates` (sorted by key, no duplicates) to the subtree `root`
-    /// at `depth`; returns the new subtree's hash.
-    fn apply(&mut self, root: Hash, depth: usize, updates: &[Update]) -> Result<Hash, SmtError> {
-        if updates.is_empty() {
-            return Ok(root);
+    /// Runs `f` on both halves (false: left, true: right), on two threads
+    /// when asked, and renumbers the right half's new nodes after the left's.
+    fn both<F>(parallel: bool, out: &mut Vec<Entry>, f: F) -> (Sub, Sub)
+    where
+        F: Fn(bool, &mut Vec<Entry>) -> Sub + Sync,
+    {
+        if !parallel {
+            let l = f(false, out);
+            let r = f(true, out);
+            return (l, r);
         }
-        match self.node(&root)? {
-            None => {
-                let leaves: Vec<(Hash, Hash)> = updates
-                    .iter()
-                    .filter_map(|(k, v)| v.map(|v| (*k, v)))
-                    .collect();
-                Ok(self.build(depth, &leaves))
+        let mut right_out = Vec::new();
+        let (l, mut r) = rayon::join(|| f(false, out), || f(true, &mut right_out));
+        rebase(&mut right_out, &mut r, out.len() as u32);
+        out.append(&mut right_out);
+        (l, r)
+    }
+
+    /// The subtree at `depth` holding exactly `leaves` (sorted by key).
+    fn build(depth: usize, leaves: &[(Hash, Hash)], out: &mut Vec<Entry>) -> Sub {
+        match leaves.len() {
+            0 => EMPTY_SUB,
+            1 => Tree::leaf(leaves[0].0, leaves[0].1, out),
+            n => {
+                let split = leaves.partition_point(|(k, _)| !bit(k, depth));
+                let parallel = n >= 4 * PARALLEL_UPDATES && depth < PARALLEL_DEPTH;
+                let (l, r) = Tree::both(parallel, out, |right, o| {
+                    let part = if right {
+                        &leaves[split..]
+                    } else {
+                        &leaves[..split]
+                    };
+                    Tree::build(depth + 1, part, o)
+                });
+                Tree::join(l, r, out)
             }
-            Some(Node::Leaf { key, value }) => {
+        }
+    }
+
+    /// Applies `updates` (sorted by key, no duplicates) to the subtree `sub`
+    /// at `depth`, reading the arena only; new nodes go to `out`.
+    fn apply(&self, sub: Sub, depth: usize, updates: &[Update], out: &mut Vec<Entry>) -> Sub {
+        if updates.is_empty() {
+            return sub;
+        }
+        let Link::Old(i) = sub.link else {
+            let leaves: Vec<(Hash, Hash)> = updates
+                .iter()
+                .filter_map(|(k, v)| v.map(|v| (*k, v)))
+                .collect();
+            return Tree::build(depth, &leaves, out);
+        };
+        match self.arena.get(i).node {
+            ANode::Leaf { key, value } => {
                 let mut leaves: Vec<(Hash, Hash)> = Vec::with_capacity(updates.len() + 1);
                 let mut replaced = false;
                 for (k, v) in updates {
-                    if *k == key {
-                        replaced = true;
-                    }
+                    replaced |= *k == key;
                     if let Some(v) = v {
                         leaves.push((*k, *v));
                     }
@@ -217,13 +464,27 @@ impl Tree {
                     let at = leaves.partition_point(|(k, _)| *k < key);
                     leaves.insert(at, (key, value));
                 }
-                Ok(self.build(depth, &leaves))
+                Tree::build(depth, &leaves, out)
             }
-            Some(Node::Internal { left, right }) => {
+            ANode::Internal { left, right } => {
                 let split = updates.partition_point(|(k, _)| !bit(k, depth));
-                let l = self.apply(left, depth + 1, &updates[..split])?;
-                let r = self.apply(right, depth + 1, &updates[split..])?;
-                Ok(self.join(l, r))
+                // Both children are about to be read: start both loads now.
+                if split > 0 {
+                    self.prefetch(left);
+                }
+                if split < updates.len() {
+                    self.prefetch(right);
+                }
+                let parallel = updates.len() >= PARALLEL_UPDATES && depth < PARALLEL_DEPTH;
+                let (l, r) = Tree::both(parallel, out, |is_right, o| {
+                    let (link, part) = if is_right {
+                        (right, &updates[split..])
+                    } else {
+                        (left, &updates[..split])
+                    };
+                    self.apply(self.old_sub(link), depth + 1, part, o)
+                });
+                Tree::join(l, r, out)
             }
         }
     }
@@ -234,45 +495,62 @@ impl Tree {
         if let Some(w) = updates.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(SmtError::DuplicateKey(w[0].0));
         }
-        self.apply(root, 0, &updates)
+        let start = self.resolve(&root)?;
+        let mut out = Vec::new();
+        let new_root = self.apply(start, 0, &updates, &mut out);
+        let base = self.arena.len() as u32;
+        let fix = |link: Link| match link {
+            Link::New(i) => Link::Old(base + i),
+            other => other,
+        };
+        for (i, mut e) in out.into_iter().enumerate() {
+            if let ANode::Internal { left, right } = &mut e.node {
+                *left = fix(*left);
+                *right = fix(*right);
+            }
+            self.arena.push(e);
+            self.fresh.push(base + i as u32);
+        }
+        if let Link::Old(i) = fix(new_root.link) {
+            self.by_hash.insert(new_root.hash, i);
+        }
+        Ok(new_root.hash)
     }
 
     /// The value hash stored under `key`, if any.
-    pub fn get(&self, root: Hash, key: &Hash) -> Result<Option<Hash>, SmtError> {
+    pub fn get(&mut self, root: Hash, key: &Hash) -> Result<Option<Hash>, SmtError> {
         let p = self.prove(root, key)?;
         Ok(p.terminal.filter(|(k, _)| k == key).map(|(_, v)| v))
     }
 
-    pub fn prove(&self, root: Hash, key: &Hash) -> Result<Proof, SmtError> {
+    pub fn prove(&mut self, root: Hash, key: &Hash) -> Result<Proof, SmtError> {
         let mut siblings = Vec::new();
-        let mut h = root;
+        let mut link = self.resolve(&root)?.link;
         let mut depth = 0;
-        loop {
-            match self.node(&h)? {
-                None => {
-                    return Ok(Proof {
-                        siblings,
-                        terminal: None,
-                    })
-                }
-                Some(Node::Leaf { key: k, value }) => {
+        while let Link::Old(i) = link {
+            match self.arena.get(i).node {
+                ANode::Leaf { key: k, value } => {
                     return Ok(Proof {
                         siblings,
                         terminal: Some((k, value)),
                     })
                 }
-                Some(Node::Internal { left, right }) => {
-                    if bit(key, depth) {
-                        siblings.push(left);
-                        h = right;
+                ANode::Internal { left, right } => {
+                    let (next, other) = if bit(key, depth) {
+                        (right, left)
                     } else {
-                        siblings.push(right);
-                        h = left;
-                    }
+                        (left, right)
+                    };
+                    siblings.push(self.hash_of(other));
+                    link = next;
                     depth += 1;
                 }
             }
         }
+        Ok(Proof {
+            siblings,
+            terminal: None,
+        })
     }
 }
 
@@ -357,5 +635,40 @@ mod tests {
         let mut t = Tree::new();
         let e = t.update(EMPTY, vec![(k(1), Some(k(1))), (k(1), None)]);
         assert_eq!(e, Err(SmtError::DuplicateKey(k(1))));
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn update_speed() {
+        let k = |i: u32| *blake3::hash(&i.to_be_bytes()).as_bytes();
+        let mut t = Tree::new();
+        let items: Vec<Update> = (0..1_000_000).map(|i| (k(i), Some(k(i + 7)))).collect();
+        let t0 = std::time::Instant::now();
+        let root = t.update(EMPTY, items).unwrap();
+        eprintln!("build 1M: {:?}", t0.elapsed());
+        for round in 0..3 {
+            let mut ups: Vec<Update> = (0..1000)
+                .map(|i| (k(i * 997), Some(k(i + round))))
+                .collect();
+            let t0 = std::time::Instant::now();
+            ups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            let start = t.resolve(&root).unwrap();
+            let mut out = Vec::new();
+            t.apply(start, 0, &ups, &mut out);
+            let t1 = t0.elapsed();
+            let t2 = std::time::Instant::now();
+            t.update(root, ups).unwrap();
+            eprintln!(
+                "apply {:?}, update {:?} ({} nodes)",
+                t1,
+                t2.elapsed(),
+                out.len()
+            );
+        }
     }
 }

@@ -18,6 +18,17 @@ fn to_py_err(e: SmtError) -> PyErr {
     }
 }
 
+/// A 32-byte value: `bytes` directly, anything else through `fixed` (which
+/// names the argument in its error; the name is only built on that path).
+fn hash32(obj: &Bound<'_, PyAny>, what: impl FnOnce() -> String) -> PyResult<Hash> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        if let Ok(h) = b.as_bytes().try_into() {
+            return Ok(h);
+        }
+    }
+    fixed(obj, &what())
+}
+
 fn hex(h: &Hash) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -60,12 +71,12 @@ impl SparseMerkleTree {
                     "updates[{i}]: expected 2 fields"
                 )));
             }
-            let key: Hash = fixed(&pair.get_item(0)?, &format!("updates[{i}].key"))?;
+            let key: Hash = hash32(&pair.get_item(0)?, || format!("updates[{i}].key"))?;
             let v = pair.get_item(1)?;
             let value = if v.is_none() {
                 None
             } else {
-                Some(fixed::<32>(&v, &format!("updates[{i}].value_hash"))?)
+                Some(hash32(&v, || format!("updates[{i}].value_hash"))?)
             };
             parsed.push((key, value));
         }
@@ -77,7 +88,7 @@ impl SparseMerkleTree {
     }
 
     fn get<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         root: &Bound<'py, PyAny>,
         key: &Bound<'py, PyAny>,
@@ -90,7 +101,7 @@ impl SparseMerkleTree {
     }
 
     fn prove<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         root: &Bound<'py, PyAny>,
         key: &Bound<'py, PyAny>,
