@@ -11,10 +11,13 @@ from pathlib import Path
 import lmdb
 import pytest
 import trio
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import bcai_native
 from bcai import chain
 from bcai.chain import COIN, InvalidBlock, Transfer
+from bcai.codec import DecodeError
 from bcai.crypto import PrivateKey, merkle_root
 from bcai.store import AsyncChainStore, ChainStore, StoreError
 from tests.chain.builder import Chain, make_genesis, make_keys
@@ -217,3 +220,33 @@ async def test_async_store(tmp_path: Path) -> None:
     assert (await store.get_account(B.address)) == c.state.accounts[B.address]
     assert len(await store.get_headers(0, 10)) == 4
     store.store.close()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.data())
+def test_malformed_blocks_are_rejected_and_write_nothing(
+    tmp_path: Path, data: st.DataObject
+) -> None:
+    c = Chain.start(GENESIS)
+    block = c.build([c.tx(A, Transfer(to=B.address, amount=COIN))], MINER)
+    raw = bytearray(block.encode())
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        raw[pos] ^= data.draw(st.integers(1, 255))
+    assume(bytes(raw) != block.encode())  # two flips of one byte can cancel out
+    path = tmp_path / f"d{data.draw(st.integers(0, 10**9))}"
+    with ChainStore(path, GENESIS) as store:
+        before = store.head_hash
+        try:
+            mutated = chain.Block.decode(bytes(raw))
+        except DecodeError as err:
+            assert err.code.startswith("codec-")
+            return
+        with pytest.raises(InvalidBlock) as info:
+            store.import_block(mutated, c.now_ms())
+        assert info.value.code.startswith(("block-", "tx-"))
+        assert store.head_hash == before
+        assert not store.has_block(mutated.block_hash())
+        store.verify_consistency()
