@@ -105,23 +105,22 @@ class Header(codec.Record):
     def block_hash(self) -> bytes:
         return self.object_id()
 
+    def _encode_until(self, stop: str) -> bytes:
+        """The encoding of the fields before `stop`."""
+        out = bytearray()
+        for name, c in self._fields():
+            if name == stop:
+                break
+            c.encode_into(getattr(self, name), out)
+        return bytes(out)
+
     def seal_prefix(self) -> bytes:
         """What the seal commits to: the header up to (not including) the seal."""
-        out = bytearray()
-        for name, c in self._fields():
-            if name == "seal":
-                break
-            c.encode_into(getattr(self, name), out)
-        return b"bcai/seal" + bytes(out)
+        return b"bcai/seal" + self._encode_until("seal")
 
     def signing_message(self) -> bytes:
-        """What the producer signs: the header hash with an empty signature."""
-        out = bytearray()
-        for name, c in self._fields():
-            if name == "signature":
-                break
-            c.encode_into(getattr(self, name), out)
-        return blake3(b"bcai/header/sig" + bytes(out))
+        """What the producer signs: a hash of the header up to its signature."""
+        return blake3(b"bcai/header/sig" + self._encode_until("signature"))
 
 
 @dataclass(frozen=True)
