@@ -68,6 +68,15 @@ struct Entry {
     node: ANode,
 }
 
+/// A node an update is creating, with the 64-byte block its hash is taken
+/// over: key ‖ value for a leaf, the children's hashes for an internal node
+/// (those of existing children filled in at once, new ones by `hash_new`).
+#[derive(Clone, Copy, Debug)]
+struct NewEntry {
+    entry: Entry,
+    block: [u8; 64],
+}
+
 /// A subtree as the recursion sees it: its hash, kind and where it lives.
 #[derive(Clone, Copy, Debug)]
 struct Sub {
@@ -94,14 +103,22 @@ fn shift(link: Link, offset: u32) -> Link {
 
 /// Renumbers the nodes a second thread created so they can follow `offset`
 /// nodes of the first thread's output.
-fn rebase(entries: &mut [Entry], sub: &mut Sub, offset: u32) {
+fn rebase(entries: &mut [NewEntry], sub: &mut Sub, offset: u32) {
     for e in entries.iter_mut() {
-        if let ANode::Internal { left, right } = &mut e.node {
+        if let ANode::Internal { left, right } = &mut e.entry.node {
             *left = shift(*left, offset);
             *right = shift(*right, offset);
         }
     }
     sub.link = shift(sub.link, offset);
+}
+
+fn key_words_pair() -> &'static ([u32; 8], [u32; 8]) {
+    static W: OnceLock<([u32; 8], [u32; 8])> = OnceLock::new();
+    W.get_or_init(|| {
+        let (l, n) = keys();
+        (crate::blake3x8::key_words(l), crate::blake3x8::key_words(n))
+    })
 }
 
 /// The leaf and node keys. One hash at a time, the `blake3` crate's SIMD
@@ -251,6 +268,21 @@ pub struct Tree {
     pending: HashMap<Hash, Node, BuildHasherDefault<PrefixHasher>>,
     /// Arena indices of nodes created since the last `drain_new`.
     fresh: Vec<u32>,
+    /// Buffers kept between updates: on this kind of VM a fresh page costs
+    /// about 4 µs to fault in, more than hashing the nodes that fill it.
+    scratch: Scratch,
+}
+
+#[derive(Default)]
+struct Scratch {
+    out: Vec<NewEntry>,
+    blocks: Vec<u8>,
+    hashes: Vec<u8>,
+}
+
+thread_local! {
+    /// The second thread's output buffer in `both`, kept for the same reason.
+    static RIGHT_OUT: std::cell::RefCell<Vec<NewEntry>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Tree {
@@ -361,36 +393,49 @@ impl Tree {
             .collect()
     }
 
-    fn leaf(key: Hash, value: Hash, out: &mut Vec<Entry>) -> Sub {
-        let hash = leaf_hash(&key, &value);
-        out.push(Entry {
-            hash,
-            node: ANode::Leaf { key, value },
+    /// A new leaf. Its hash (like every new node's) is filled in later by
+    /// `hash_new`, eight at a time; the recursion needs only kinds.
+    fn leaf(key: Hash, value: Hash, out: &mut Vec<NewEntry>) -> Sub {
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&key);
+        block[32..].copy_from_slice(&value);
+        out.push(NewEntry {
+            entry: Entry {
+                hash: EMPTY,
+                node: ANode::Leaf { key, value },
+            },
+            block,
         });
         Sub {
-            hash,
+            hash: EMPTY,
             kind: Kind::Leaf,
             link: Link::New(out.len() as u32 - 1),
         }
     }
 
     /// Joins two child subtrees in canonical form; new nodes go to `out`.
-    fn join(left: Sub, right: Sub, out: &mut Vec<Entry>) -> Sub {
+    fn join(left: Sub, right: Sub, out: &mut Vec<NewEntry>) -> Sub {
         match (left.kind, right.kind) {
             (Kind::Empty, Kind::Empty) => EMPTY_SUB,
             (Kind::Empty, Kind::Leaf) => right,
             (Kind::Leaf, Kind::Empty) => left,
             _ => {
-                let hash = node_hash(&left.hash, &right.hash);
-                out.push(Entry {
-                    hash,
-                    node: ANode::Internal {
-                        left: left.link,
-                        right: right.link,
+                // Known hashes now (existing or empty children); new ones later.
+                let mut block = [0u8; 64];
+                block[..32].copy_from_slice(&left.hash);
+                block[32..].copy_from_slice(&right.hash);
+                out.push(NewEntry {
+                    entry: Entry {
+                        hash: EMPTY,
+                        node: ANode::Internal {
+                            left: left.link,
+                            right: right.link,
+                        },
                     },
+                    block,
                 });
                 Sub {
-                    hash,
+                    hash: EMPTY,
                     kind: Kind::Internal,
                     link: Link::New(out.len() as u32 - 1),
                 }
@@ -400,24 +445,32 @@ impl Tree {
 
     /// Runs `f` on both halves (false: left, true: right), on two threads
     /// when asked, and renumbers the right half's new nodes after the left's.
-    fn both<F>(parallel: bool, out: &mut Vec<Entry>, f: F) -> (Sub, Sub)
+    fn both<F>(parallel: bool, out: &mut Vec<NewEntry>, f: F) -> (Sub, Sub)
     where
-        F: Fn(bool, &mut Vec<Entry>) -> Sub + Sync,
+        F: Fn(bool, &mut Vec<NewEntry>) -> Sub + Sync,
     {
         if !parallel {
             let l = f(false, out);
             let r = f(true, out);
             return (l, r);
         }
-        let mut right_out = Vec::new();
-        let (l, mut r) = rayon::join(|| f(false, out), || f(true, &mut right_out));
+        let (l, (mut r, mut right_out)) = rayon::join(
+            || f(false, out),
+            || {
+                let mut right_out = RIGHT_OUT.with(|c| std::mem::take(&mut *c.borrow_mut()));
+                right_out.clear();
+                (f(true, &mut right_out), right_out)
+            },
+        );
         rebase(&mut right_out, &mut r, out.len() as u32);
-        out.append(&mut right_out);
+        out.extend_from_slice(&right_out);
+        right_out.clear();
+        RIGHT_OUT.with(|c| *c.borrow_mut() = right_out);
         (l, r)
     }
 
     /// The subtree at `depth` holding exactly `leaves` (sorted by key).
-    fn build(depth: usize, leaves: &[(Hash, Hash)], out: &mut Vec<Entry>) -> Sub {
+    fn build(depth: usize, leaves: &[(Hash, Hash)], out: &mut Vec<NewEntry>) -> Sub {
         match leaves.len() {
             0 => EMPTY_SUB,
             1 => Tree::leaf(leaves[0].0, leaves[0].1, out),
@@ -439,7 +492,7 @@ impl Tree {
 
     /// Applies `updates` (sorted by key, no duplicates) to the subtree `sub`
     /// at `depth`, reading the arena only; new nodes go to `out`.
-    fn apply(&self, sub: Sub, depth: usize, updates: &[Update], out: &mut Vec<Entry>) -> Sub {
+    fn apply(&self, sub: Sub, depth: usize, updates: &[Update], out: &mut Vec<NewEntry>) -> Sub {
         if updates.is_empty() {
             return sub;
         }
@@ -489,21 +542,87 @@ impl Tree {
         }
     }
 
+    /// Fills in the hashes of new nodes: leaves first, then internal nodes
+    /// by height, each height hashed eight at a time (AVX2) and, when large,
+    /// on two threads. Children always precede their parent in `out`.
+    fn hash_new(out: &mut [NewEntry], blocks: &mut Vec<u8>, hashes: &mut Vec<u8>) {
+        let mut height = vec![0u16; out.len()];
+        let mut by_height: Vec<Vec<u32>> = Vec::new();
+        for i in 0..out.len() {
+            let h = match out[i].entry.node {
+                ANode::Leaf { .. } => 0,
+                ANode::Internal { left, right } => {
+                    let of = |l: Link| match l {
+                        Link::New(j) => height[j as usize] + 1,
+                        _ => 1,
+                    };
+                    of(left).max(of(right))
+                }
+            };
+            height[i] = h;
+            if by_height.len() <= h as usize {
+                by_height.resize(h as usize + 1, Vec::new());
+            }
+            by_height[h as usize].push(i as u32);
+        }
+        let (leaf_key, node_key) = key_words_pair();
+        for (level, members) in by_height.iter().enumerate() {
+            blocks.clear();
+            for &i in members {
+                let mut block = out[i as usize].block;
+                if let ANode::Internal { left, right } = out[i as usize].entry.node {
+                    if let Link::New(j) = left {
+                        block[..32].copy_from_slice(&out[j as usize].entry.hash);
+                    }
+                    if let Link::New(j) = right {
+                        block[32..].copy_from_slice(&out[j as usize].entry.hash);
+                    }
+                }
+                blocks.extend_from_slice(&block);
+            }
+            let key = if level == 0 { leaf_key } else { node_key };
+            hashes.clear();
+            hashes.resize(members.len() * 32, 0);
+            if members.len() >= 4096 {
+                use rayon::prelude::*;
+                hashes
+                    .par_chunks_mut(2048 * 32)
+                    .zip(blocks.par_chunks(2048 * 64))
+                    .for_each(|(h, b)| crate::blake3x8::hash_pairs(key, b, h));
+            } else {
+                crate::blake3x8::hash_pairs(key, blocks, hashes);
+            }
+            for (slot, &i) in members.iter().enumerate() {
+                out[i as usize]
+                    .entry
+                    .hash
+                    .copy_from_slice(&hashes[slot * 32..(slot + 1) * 32]);
+            }
+        }
+    }
+
     /// The root after applying `updates` (any order; a key may appear once).
     pub fn update(&mut self, root: Hash, mut updates: Vec<Update>) -> Result<Hash, SmtError> {
-        updates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        updates.sort_unstable_by_key(|u| u.0);
         if let Some(w) = updates.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(SmtError::DuplicateKey(w[0].0));
         }
         let start = self.resolve(&root)?;
-        let mut out = Vec::new();
-        let new_root = self.apply(start, 0, &updates, &mut out);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let out = &mut scratch.out;
+        out.clear();
+        let mut new_root = self.apply(start, 0, &updates, out);
+        Tree::hash_new(out, &mut scratch.blocks, &mut scratch.hashes);
+        if let Link::New(i) = new_root.link {
+            new_root.hash = out[i as usize].entry.hash;
+        }
         let base = self.arena.len() as u32;
         let fix = |link: Link| match link {
             Link::New(i) => Link::Old(base + i),
             other => other,
         };
-        for (i, mut e) in out.into_iter().enumerate() {
+        for (i, new) in out.iter().enumerate() {
+            let mut e = new.entry;
             if let ANode::Internal { left, right } = &mut e.node {
                 *left = fix(*left);
                 *right = fix(*right);
@@ -514,6 +633,8 @@ impl Tree {
         if let Link::Old(i) = fix(new_root.link) {
             self.by_hash.insert(new_root.hash, i);
         }
+        out.clear();
+        self.scratch = scratch;
         Ok(new_root.hash)
     }
 
