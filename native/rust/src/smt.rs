@@ -58,8 +58,15 @@ enum Link {
 
 #[derive(Clone, Copy, Debug)]
 enum ANode {
-    Leaf { key: Hash, value: Hash },
-    Internal { left: Link, right: Link },
+    /// Key ‖ value live apart (`Tree::leaves`), so that every arena entry
+    /// stays small: fewer fresh pages per update.
+    Leaf {
+        data: u32,
+    },
+    Internal {
+        left: Link,
+        right: Link,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -119,6 +126,13 @@ fn key_words_pair() -> &'static ([u32; 8], [u32; 8]) {
         let (l, n) = keys();
         (crate::blake3x8::key_words(l), crate::blake3x8::key_words(n))
     })
+}
+
+fn kv_block(key: &Hash, value: &Hash) -> [u8; 64] {
+    let mut b = [0u8; 64];
+    b[..32].copy_from_slice(key);
+    b[32..].copy_from_slice(value);
+    b
 }
 
 /// The leaf and node keys. One hash at a time, the `blake3` crate's SIMD
@@ -215,27 +229,34 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 /// is already there (a single Vec would copy hundreds of MiB now and then).
 /// (Backing chunks with huge pages was tried: no faster here, and the
 /// kernel's compaction added stalls.)
-#[derive(Default)]
-struct Arena {
-    chunks: Vec<Vec<Entry>>,
+struct Arena<T> {
+    chunks: Vec<Vec<T>>,
     len: usize,
 }
 
-impl Arena {
+impl<T> Default for Arena<T> {
+    fn default() -> Self {
+        Arena {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Arena<T> {
     #[inline]
     fn len(&self) -> usize {
         self.len
     }
 
     #[inline]
-    fn get(&self, i: u32) -> &Entry {
+    fn get(&self, i: u32) -> &T {
         &self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
     }
 
-    fn push(&mut self, e: Entry) -> u32 {
+    fn push(&mut self, e: T) -> u32 {
         if self.len % CHUNK == 0 {
-            let chunk: Vec<Entry> = Vec::with_capacity(CHUNK);
-            self.chunks.push(chunk);
+            self.chunks.push(Vec::with_capacity(CHUNK));
         }
         self.chunks.last_mut().expect("a chunk with room").push(e);
         self.len += 1;
@@ -246,7 +267,7 @@ impl Arena {
     fn prefetch(&self, i: u32) {
         #[cfg(target_arch = "x86_64")]
         {
-            let p = self.get(i) as *const Entry as *const i8;
+            let p = self.get(i) as *const T as *const i8;
             // SAFETY: a prefetch is only a hint, and `p` points into the arena.
             unsafe {
                 std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0);
@@ -262,7 +283,9 @@ impl Arena {
 /// hash. Nothing is ever removed, so every root produced stays readable.
 #[derive(Default)]
 pub struct Tree {
-    arena: Arena,
+    arena: Arena<Entry>,
+    /// Key ‖ value of every leaf in the arena.
+    leaves: Arena<[u8; 64]>,
     by_hash: HashMap<Hash, u32, BuildHasherDefault<PrefixHasher>>,
     /// Stored nodes loaded but not yet placed in the arena.
     pending: HashMap<Hash, Node, BuildHasherDefault<PrefixHasher>>,
@@ -301,6 +324,11 @@ impl Tree {
             self.pending.insert(h, node);
         }
         h
+    }
+
+    fn leaf_kv(&self, data: u32) -> (Hash, Hash) {
+        let b = self.leaves.get(data);
+        (b[..32].try_into().unwrap(), b[32..].try_into().unwrap())
     }
 
     fn hash_of(&self, link: Link) -> Hash {
@@ -343,7 +371,9 @@ impl Tree {
         }
         let node = self.pending.remove(h).ok_or(SmtError::MissingNode(*h))?;
         let anode = match node {
-            Node::Leaf { key, value } => ANode::Leaf { key, value },
+            Node::Leaf { key, value } => ANode::Leaf {
+                data: self.leaves.push(kv_block(&key, &value)),
+            },
             Node::Internal { left, right } => {
                 let l = if left == EMPTY {
                     Link::Empty
@@ -382,7 +412,10 @@ impl Tree {
             .map(|i| {
                 let e = *self.arena.get(i);
                 let node = match e.node {
-                    ANode::Leaf { key, value } => Node::Leaf { key, value },
+                    ANode::Leaf { data } => {
+                        let (key, value) = self.leaf_kv(data);
+                        Node::Leaf { key, value }
+                    }
                     ANode::Internal { left, right } => Node::Internal {
                         left: self.hash_of(left),
                         right: self.hash_of(right),
@@ -402,7 +435,7 @@ impl Tree {
         out.push(NewEntry {
             entry: Entry {
                 hash: EMPTY,
-                node: ANode::Leaf { key, value },
+                node: ANode::Leaf { data: u32::MAX }, // set when committed
             },
             block,
         });
@@ -504,7 +537,8 @@ impl Tree {
             return Tree::build(depth, &leaves, out);
         };
         match self.arena.get(i).node {
-            ANode::Leaf { key, value } => {
+            ANode::Leaf { data } => {
+                let (key, value) = self.leaf_kv(data);
                 let mut leaves: Vec<(Hash, Hash)> = Vec::with_capacity(updates.len() + 1);
                 let mut replaced = false;
                 for (k, v) in updates {
@@ -623,9 +657,12 @@ impl Tree {
         };
         for (i, new) in out.iter().enumerate() {
             let mut e = new.entry;
-            if let ANode::Internal { left, right } = &mut e.node {
-                *left = fix(*left);
-                *right = fix(*right);
+            match &mut e.node {
+                ANode::Internal { left, right } => {
+                    *left = fix(*left);
+                    *right = fix(*right);
+                }
+                ANode::Leaf { data } => *data = self.leaves.push(new.block),
             }
             self.arena.push(e);
             self.fresh.push(base + i as u32);
@@ -650,10 +687,10 @@ impl Tree {
         let mut depth = 0;
         while let Link::Old(i) = link {
             match self.arena.get(i).node {
-                ANode::Leaf { key: k, value } => {
+                ANode::Leaf { data } => {
                     return Ok(Proof {
                         siblings,
-                        terminal: Some((k, value)),
+                        terminal: Some(self.leaf_kv(data)),
                     })
                 }
                 ANode::Internal { left, right } => {
