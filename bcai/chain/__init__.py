@@ -12,6 +12,7 @@ from bcai.chain._errors import InvalidBlock, InvalidTransaction
 from bcai.chain._fees import effective_tip, next_base_fee
 from bcai.chain._forkchoice import Tip, best_tip, is_better
 from bcai.chain._params import COIN, MAX_TARGET, Allocation, ChainParams, Genesis, devnet_params
+from bcai.chain._proofs import StateProof, prove_account, verify_account
 from bcai.chain._seal import HashSeal, SealVerifier, seal_hash
 from bcai.chain._state import Account, Overlay, State, Supply, Undo, revert, tree_key
 from bcai.chain._transition import (
@@ -54,6 +55,7 @@ __all__ = [
     "SealVerifier",
     "Stake",
     "State",
+    "StateProof",
     "Supply",
     "Tip",
     "Transaction",
@@ -74,9 +76,11 @@ __all__ = [
     "is_better",
     "next_base_fee",
     "process_block",
+    "prove_account",
     "revert",
     "seal_hash",
     "sign_transaction",
     "tree_key",
+    "verify_account",
     "work_of",
 ]

@@ -397,7 +397,7 @@ class ChainStore:
                 else:
                     txn.put(encode_key(key), encode_value(value), db=self.db["state"])
             self._write_nodes(txn)
-            txn.put(bh, undo.encode(), db=self.db["undo"])
+            txn.put(_height_key(info.height), undo.encode(), db=self.db["undo"], append=True)
             self._index(txn, block, add=True)
             txn.put(b"head", bh, db=self.db["meta"])
 
@@ -446,7 +446,9 @@ class ChainStore:
                 for i in range(fork_height + 1, self.head.height + 1)
             ]
             old_undos = [
-                _undo_from_record(UndoRecord.decode(txn.get(b.block_hash(), db=self.db["undo"])))
+                _undo_from_record(
+                    UndoRecord.decode(txn.get(_height_key(b.header.height), db=self.db["undo"]))
+                )
                 for b in old_blocks
             ]
         branch.reverse()
@@ -509,7 +511,7 @@ class ChainStore:
             info = self._info(txn, bh)
             txn.put(bh, _with_status(info, STATUS_SIDE).encode(), db=self.db["info"])
             self._index(txn, b, add=False)
-            txn.delete(bh, db=self.db["undo"])
+            txn.delete(_height_key(b.header.height), db=self.db["undo"])
         for height in range(fork_height + 1, self.head.height + 1):
             txn.delete(_height_key(height), db=self.db["height"])
         for b, info, undo in applied:
@@ -517,7 +519,7 @@ class ChainStore:
             txn.put(bh, _with_status(info, STATUS_MAIN).encode(), db=self.db["info"])
             txn.put(_height_key(info.height), bh, db=self.db["height"])
             record = UndoRecord(root=undo.root, entries=_undo_entries(undo.old))
-            txn.put(bh, record.encode(), db=self.db["undo"])
+            txn.put(_height_key(info.height), record.encode(), db=self.db["undo"])
             self._index(txn, b, add=True)
         self._write_state(txn, touched)
         self._write_nodes(txn)

@@ -201,3 +201,21 @@ def test_seal_verifier_is_pluggable(c: Chain) -> None:
     with pytest.raises(InvalidBlock):
         chain.process_block(c.state, block, GENESIS, c.context(), c.now_ms(), RejectAll())
     chain.process_block(c.state, block, GENESIS, c.context(), c.now_ms(), SEAL)
+
+
+def test_light_client_account_proofs(c: Chain) -> None:
+    c.extend([c.tx(ALICE, Transfer(to=BOB.address, amount=COIN))], MINER)
+    root = c.head.state_root
+    acct, proof = chain.prove_account(c.state, BOB.address)
+    assert acct is not None and acct.balance == 1_001 * COIN
+    assert chain.verify_account(root, BOB.address, acct, proof)
+    richer = chain.Account(balance=acct.balance + 1, nonce=acct.nonce)
+    assert not chain.verify_account(root, BOB.address, richer, proof)
+    assert not chain.verify_account(root, ALICE.address, acct, proof)
+    nobody = b"\x42" * 20
+    none, absent = chain.prove_account(c.state, nobody)
+    assert none is None
+    assert chain.verify_account(root, nobody, None, absent)
+    assert not chain.verify_account(root, nobody, chain.Account(balance=1, nonce=0), absent)
+    old_root = c.headers[0].state_root  # the proof is for this root only
+    assert not chain.verify_account(old_root, BOB.address, acct, proof)
