@@ -24,7 +24,8 @@ def test_demo_json_passes_every_step() -> None:
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is True
-    assert [s["ok"] for s in report["steps"]] == [True] * 5
+    assert [s["ok"] for s in report["steps"]] == [True] * 6
+    assert report["steps"][5]["height"] == 5
     merkle = report["steps"][1]
     assert merkle["leaves"] == 100_000 and len(merkle["root"]) == 64
 
