@@ -14,7 +14,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Node keys are BLAKE3 outputs: their first 8 bytes are already a uniform
 /// hash, so SipHash would only cost time.
@@ -232,6 +233,10 @@ const CHUNK: usize = 1 << CHUNK_BITS;
 struct Arena<T> {
     chunks: Vec<Vec<T>>,
     len: usize,
+    /// The next chunk, whose pages a pool thread is touching ahead of use:
+    /// on this kind of VM a page fault costs microseconds, which would
+    /// otherwise land on the update that first writes there.
+    spare: Option<(Vec<T>, Arc<AtomicBool>)>,
 }
 
 impl<T> Default for Arena<T> {
@@ -239,8 +244,37 @@ impl<T> Default for Arena<T> {
         Arena {
             chunks: Vec::new(),
             len: 0,
+            spare: None,
         }
     }
+}
+
+impl<T> Drop for Arena<T> {
+    fn drop(&mut self) {
+        // The spare chunk must outlive the thread touching its pages.
+        if let Some((_, done)) = &self.spare {
+            while !done.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// A chunk with its pages being faulted in on a pool thread.
+fn prefaulted_chunk<T>() -> (Vec<T>, Arc<AtomicBool>) {
+    let chunk: Vec<T> = Vec::with_capacity(CHUNK);
+    let done = Arc::new(AtomicBool::new(false));
+    let flag = done.clone();
+    let (start, bytes) = (chunk.as_ptr() as usize, CHUNK * std::mem::size_of::<T>());
+    rayon::spawn(move || {
+        for offset in (0..bytes).step_by(4096) {
+            // SAFETY: the chunk's spare capacity is not read or written by
+            // anyone else until `done` is set (see `Arena::push`).
+            unsafe { std::ptr::write_volatile((start + offset) as *mut u8, 0) };
+        }
+        flag.store(true, Ordering::Release);
+    });
+    (chunk, done)
 }
 
 impl<T> Arena<T> {
@@ -256,7 +290,17 @@ impl<T> Arena<T> {
 
     fn push(&mut self, e: T) -> u32 {
         if self.len % CHUNK == 0 {
-            self.chunks.push(Vec::with_capacity(CHUNK));
+            let chunk = match self.spare.take() {
+                Some((chunk, done)) => {
+                    while !done.load(Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
+                    chunk
+                }
+                None => Vec::with_capacity(CHUNK),
+            };
+            self.chunks.push(chunk);
+            self.spare = Some(prefaulted_chunk());
         }
         self.chunks.last_mut().expect("a chunk with room").push(e);
         self.len += 1;
@@ -617,11 +661,12 @@ impl Tree {
             let key = if level == 0 { leaf_key } else { node_key };
             hashes.clear();
             hashes.resize(members.len() * 32, 0);
-            if members.len() >= 4096 {
+            if members.len() >= 1024 {
                 use rayon::prelude::*;
+                let per = members.len().div_ceil(2).next_multiple_of(8);
                 hashes
-                    .par_chunks_mut(2048 * 32)
-                    .zip(blocks.par_chunks(2048 * 64))
+                    .par_chunks_mut(per * 32)
+                    .zip(blocks.par_chunks(per * 64))
                     .for_each(|(h, b)| crate::blake3x8::hash_pairs(key, b, h));
             } else {
                 crate::blake3x8::hash_pairs(key, blocks, hashes);
