@@ -1,12 +1,14 @@
 """bcai.net: the network layer. Today: Noise-encrypted sessions with an
-identity handshake and length-prefixed frames (docs/protocol.md). Gossip,
-request/response, the connection manager and sync build on it (issue 4).
+identity handshake and length-prefixed frames, and peers with pings and
+request/response (docs/protocol.md). Gossip, the connection manager and sync
+build on them (issue 4).
 
 Layer: network.
 """
 
 from bcai.net._errors import ConnectionClosed, HandshakeError, NetError, PeerMisbehaved
 from bcai.net._identity import PROTOCOL_VERSION, HandshakePayload, peer_id
+from bcai.net._peer import Peer, RequestFailed
 from bcai.net._session import (
     MAX_FRAME,
     MAX_PLAINTEXT,
@@ -27,7 +29,9 @@ __all__ = [
     "HandshakePayload",
     "NetError",
     "NodeKeys",
+    "Peer",
     "PeerMisbehaved",
+    "RequestFailed",
     "SecureSession",
     "connect",
     "handshake",

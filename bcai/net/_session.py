@@ -103,7 +103,12 @@ class _Reader:
 
     async def _fill(self, n: int) -> None:
         while len(self.buffer) < n:
-            data = await self.stream.receive_some(max(n - len(self.buffer), 4096))
+            try:
+                data = await self.stream.receive_some(max(n - len(self.buffer), 4096))
+            except trio.ClosedResourceError as err:
+                raise ConnectionClosed("closed", "the session was closed here") from err
+            except trio.BrokenResourceError as err:
+                raise ConnectionClosed("closed-by-peer", "the connection broke") from err
             if not data:
                 raise ConnectionClosed("closed-by-peer", "the peer closed the connection")
             self.buffer += data
