@@ -9,6 +9,7 @@ Layer: network.
 from bcai.net._errors import ConnectionClosed, HandshakeError, NetError, PeerMisbehaved
 from bcai.net._identity import PROTOCOL_VERSION, HandshakePayload, peer_id
 from bcai.net._peer import Peer, RequestFailed
+from bcai.net._policy import PeerInfo, PeerTable, netgroup, subnet24
 from bcai.net._session import (
     MAX_FRAME,
     MAX_PLAINTEXT,
@@ -30,11 +31,15 @@ __all__ = [
     "NetError",
     "NodeKeys",
     "Peer",
+    "PeerInfo",
     "PeerMisbehaved",
+    "PeerTable",
     "RequestFailed",
     "SecureSession",
     "connect",
     "handshake",
+    "netgroup",
     "peer_id",
     "serve",
+    "subnet24",
 ]
