@@ -2,6 +2,7 @@
 //! wrappers in `bcai.crypto` and `bcai.pouw`; its surface is described (with
 //! docstrings) in `bcai_native.pyi`, which CI checks against this module.
 
+mod arena;
 mod blake3x8;
 mod buffers;
 mod ed25519;
