@@ -19,7 +19,7 @@ from bcai import chain
 from bcai.chain import COIN, InvalidBlock, Transfer
 from bcai.codec import DecodeError
 from bcai.crypto import PrivateKey, merkle_root
-from bcai.store import AsyncChainStore, ChainStore, StoreError
+from bcai.store import AsyncChainStore, ChainStore, StoreError, load_bans, save_ban
 from tests.chain.builder import Chain, make_genesis, make_keys
 
 KEYS = make_keys(6, salt=3)
@@ -250,3 +250,14 @@ def test_malformed_blocks_are_rejected_and_write_nothing(
         assert store.head_hash == before
         assert not store.has_block(mutated.block_hash())
         store.verify_consistency()
+
+
+def test_bans_persist_and_expire(tmp_path: Path) -> None:
+    with ChainStore(tmp_path / "d", GENESIS) as store:
+        save_ban(store, "10.0.0.1", 1_000.0)
+        save_ban(store, "10.0.0.2", 500.0)
+        save_ban(store, "10.0.0.1", 900.0)  # shorter: the longer ban stays
+    with ChainStore(tmp_path / "d", GENESIS) as store:  # survives a restart
+        assert load_bans(store, now_s=600.0) == {"10.0.0.1": 1_000.0}
+        assert load_bans(store, now_s=100.0) == {"10.0.0.1": 1_000.0}  # 10.0.0.2 was deleted
+        assert load_bans(store, now_s=1_000.0) == {}
