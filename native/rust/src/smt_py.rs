@@ -190,6 +190,17 @@ pub fn smt_verify(
     ))
 }
 
+/// Hashes two 32-byte arguments with `f` (the shared body of the two
+/// hash functions below).
+fn hash_two<'py>(
+    py: Python<'py>,
+    (a, a_name): (&Bound<'py, PyAny>, &str),
+    (b, b_name): (&Bound<'py, PyAny>, &str),
+    f: fn(&Hash, &Hash) -> Hash,
+) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(new_bytes(py, &f(&fixed(a, a_name)?, &fixed(b, b_name)?)))
+}
+
 #[pyfunction]
 #[pyo3(signature = (key, value_hash, /))]
 pub fn smt_leaf_hash<'py>(
@@ -197,10 +208,7 @@ pub fn smt_leaf_hash<'py>(
     key: &Bound<'py, PyAny>,
     value_hash: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    Ok(new_bytes(
-        py,
-        &smt::leaf_hash(&fixed(key, "key")?, &fixed(value_hash, "value_hash")?),
-    ))
+    hash_two(py, (key, "key"), (value_hash, "value_hash"), smt::leaf_hash)
 }
 
 #[pyfunction]
@@ -210,8 +218,5 @@ pub fn smt_node_hash<'py>(
     left: &Bound<'py, PyAny>,
     right: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    Ok(new_bytes(
-        py,
-        &smt::node_hash(&fixed(left, "left")?, &fixed(right, "right")?),
-    ))
+    hash_two(py, (left, "left"), (right, "right"), smt::node_hash)
 }
