@@ -27,6 +27,7 @@ DEFAULT_TIMEOUT_S = 10.0
 MAX_INFLIGHT = 32
 
 Handler = Callable[[str, bytes], Awaitable[bytes]]
+GossipHandler = Callable[[bytes], Awaitable[None]]
 
 
 class RequestFailed(NetError):
@@ -67,9 +68,11 @@ class Peer:
         handler: Handler | None = None,
         *,
         max_inflight: int = MAX_INFLIGHT,
+        on_gossip: GossipHandler | None = None,
     ) -> None:
         self.session = session
         self.handler = handler
+        self.on_gossip = on_gossip
         self._ids = itertools.count(1)
         self._waiting: dict[int, trio.MemorySendChannel[Response]] = {}
         self._slots = trio.Semaphore(max_inflight)
@@ -111,6 +114,8 @@ class Peer:
             else:
                 self._serving += 1
                 nursery.start_soon(self._serve, request)
+        elif kind == FrameKind.GOSSIP and self.on_gossip is not None:
+            await self.on_gossip(body)
         elif kind == FrameKind.RESPONSE:
             response = _decode(Response, body)
             channel = self._waiting.pop(response.request_id, None)

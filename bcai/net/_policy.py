@@ -56,6 +56,8 @@ class PeerTable:
 
     max_peers: int = MAX_PEERS
     max_inbound: int = MAX_INBOUND
+    max_per_ip: int = MAX_PER_IP
+    max_per_subnet24: int = MAX_PER_SUBNET24
     peers: dict[bytes, PeerInfo] = field(default_factory=dict)
     bans: dict[str, float] = field(default_factory=dict)  # ip -> banned until
     failures: dict[str, int] = field(default_factory=dict)  # address -> failed dials in a row
@@ -77,10 +79,10 @@ class PeerTable:
         reason code."""
         if self.is_banned(ip, now):
             return "conn-banned"
-        if sum(p.ip == ip for p in self.peers.values()) >= MAX_PER_IP:
+        if sum(p.ip == ip for p in self.peers.values()) >= self.max_per_ip:
             return "conn-limit-ip"
         net = subnet24(ip)
-        if sum(subnet24(p.ip) == net for p in self.peers.values()) >= MAX_PER_SUBNET24:
+        if sum(subnet24(p.ip) == net for p in self.peers.values()) >= self.max_per_subnet24:
             return "conn-limit-subnet"
         if inbound and sum(p.inbound for p in self.peers.values()) >= self.max_inbound:
             return "conn-limit-inbound" if self.eviction_candidate() is None else None

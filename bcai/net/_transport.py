@@ -18,10 +18,14 @@ async def connect(
     genesis: bytes,
     *,
     timeout_s: float = HANDSHAKE_TIMEOUT_S,
+    listen_addrs: tuple[str, ...] = (),
 ) -> SecureSession:
     """Dials host:port and runs the handshake as initiator."""
-    stream = await trio.open_tcp_stream(host, port)
-    return await handshake(stream, keys, genesis, initiator=True, timeout_s=timeout_s)
+    with trio.fail_after(timeout_s):
+        stream = await trio.open_tcp_stream(host, port)
+    return await handshake(
+        stream, keys, genesis, initiator=True, timeout_s=timeout_s, listen_addrs=listen_addrs
+    )
 
 
 async def serve(
@@ -32,13 +36,21 @@ async def serve(
     *,
     on_reject: Callable[[NetError], None] | None = None,
     timeout_s: float = HANDSHAKE_TIMEOUT_S,
+    listen_addrs: tuple[str, ...] = (),
 ) -> None:
     """Accepts connections forever; each runs its own handshake (so a slow or
     hostile one never holds up the others) and then `handler`."""
 
     async def one(stream: trio.SocketStream) -> None:
         try:
-            session = await handshake(stream, keys, genesis, initiator=False, timeout_s=timeout_s)
+            session = await handshake(
+                stream,
+                keys,
+                genesis,
+                initiator=False,
+                timeout_s=timeout_s,
+                listen_addrs=listen_addrs,
+            )
         except NetError as err:
             if on_reject is not None:
                 on_reject(err)

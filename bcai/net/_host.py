@@ -1,0 +1,517 @@
+"""The host: one node's network presence. It listens and dials, applies the
+connection policy (PeerTable) to live sessions, keeps peers alive with pings,
+drives the gossip router, and routes requests to registered handlers.
+
+Everything runs in the host's nursery (`run`). Queues are bounded: each peer
+has a send queue of RPCs (a slow peer loses gossip, it never stalls others),
+received messages wait for validation in one bounded queue, and accepted
+messages wait for the application in one bounded channel per topic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import trio
+
+from bcai.net._errors import ConnectionClosed, NetError, PeerMisbehaved
+from bcai.net._gossip import GossipRouter, Received, Validation
+from bcai.net._gossip_params import DEFAULT_GOSSIP, DEFAULT_SCORE, GossipParams, ScoreParams
+from bcai.net._gossip_wire import RPC, decode_rpc
+from bcai.net._identity import peer_id
+from bcai.net._peer import Handler, Peer, RequestFailed
+from bcai.net._policy import PeerInfo, PeerTable
+from bcai.net._session import MAX_FRAME, FrameKind, NodeKeys, SecureSession, handshake
+
+log = logging.getLogger("bcai.net")
+
+Validator = Callable[[str, bytes, bytes], Awaitable[Validation]]
+BanStore = Callable[[str, float], None]
+PeerHandler = Callable[[bytes, bytes], Awaitable[bytes]]
+
+
+class _Started(Protocol):  # trio.TaskStatus, spelled so any trio stubs agree
+    def started(self, value: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """Connection-manager settings (docs/config.md, `[net]`)."""
+
+    listen_host: str = "0.0.0.0"
+    listen_port: int = 0
+    max_peers: int = 50
+    max_inbound: int = 40
+    target_outbound: int = 8
+    max_per_ip: int = 2
+    max_per_subnet24: int = 4
+    keepalive_s: float = 30.0
+    ping_timeout_s: float = 10.0
+    dial_interval_s: float = 1.0
+    handshake_timeout_s: float = 5.0
+    ban_s: float = 24 * 3600.0
+    misbehaviour_ban_s: float = 3600.0
+    validation_queue: int = 1024
+    topic_queue: int = 1024
+    bootstrap: tuple[tuple[str, int], ...] = ()
+    advertise: tuple[str, ...] = ()
+    gossip: GossipParams = DEFAULT_GOSSIP
+    score: ScoreParams = DEFAULT_SCORE
+    seed: int | None = None
+
+
+@dataclass
+class Delivered:
+    topic: str
+    data: bytes
+    message_id: bytes
+    source: bytes
+
+
+@dataclass
+class Connection:
+    peer: Peer
+    info: PeerInfo
+    scope: trio.CancelScope
+    address: tuple[str, int] | None
+    wake: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass
+class HostMetrics:
+    connections_in: int = 0
+    connections_out: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    dropped_validation: int = 0
+    dropped_delivery: int = 0
+    disconnected_for_score: int = 0
+
+    def reject(self, code: str) -> None:
+        self.rejected[code] = self.rejected.get(code, 0) + 1
+
+
+def _encode_rpcs(rpc: RPC) -> list[bytes]:
+    """The RPC's encoding, split by messages until each part fits a frame."""
+    raw = rpc.encode()
+    if len(raw) <= MAX_FRAME[FrameKind.GOSSIP] or len(rpc.messages) <= 1:
+        return [raw]
+    half = len(rpc.messages) // 2
+    first = dataclasses.replace(rpc, messages=rpc.messages[:half])
+    second = dataclasses.replace(
+        rpc, subscriptions=(), messages=rpc.messages[half:], ihave=(), iwant=(), graft=(), prune=()
+    )
+    return _encode_rpcs(first) + _encode_rpcs(second)
+
+
+class Host:
+    def __init__(
+        self,
+        keys: NodeKeys,
+        genesis_id: bytes,
+        config: HostConfig = HostConfig(),
+        *,
+        bans: dict[str, float] | None = None,
+        save_ban: BanStore | None = None,
+    ) -> None:
+        """`bans` are those loaded from the store at start (ip -> until, wall
+        seconds); `save_ban` persists new ones."""
+        self.keys = keys
+        self.peer_id = peer_id(keys.identity.public_key)
+        self.genesis_id = genesis_id
+        self.config = config
+        self.table = PeerTable(
+            max_peers=config.max_peers,
+            max_inbound=config.max_inbound,
+            max_per_ip=config.max_per_ip,
+            max_per_subnet24=config.max_per_subnet24,
+        )
+        self.table.bans.update(bans or {})
+        self._save_ban = save_ban
+        self.router = GossipRouter(config.gossip, config.score, seed=config.seed)
+        self.conns: dict[bytes, Connection] = {}
+        self.handlers: dict[str, PeerHandler] = {}
+        self.validators: dict[str, Validator] = {}
+        self._topic_send: dict[str, trio.MemorySendChannel[Delivered]] = {}
+        self.addresses: dict[tuple[str, int], bytes | None] = {a: None for a in config.bootstrap}
+        self.metrics = HostMetrics()
+        self._validate_send, self._validate_receive = trio.open_memory_channel[Received](
+            config.validation_queue
+        )
+        self._nursery: trio.Nursery | None = None
+        self._dialing: set[tuple[str, int]] = set()
+        self.listen_port = 0
+        self.peer_changed = trio.Event()
+
+    # ------------------------------------------------------------ public API
+
+    def handle(self, method: str, handler: PeerHandler) -> None:
+        """Registers `handler(peer_id, body) -> body` for requests `method`;
+        it raises RequestFailed(code) to answer with an error code."""
+        self.handlers[method] = handler
+
+    def subscribe(
+        self, topic: str, validator: Validator | None = None
+    ) -> trio.MemoryReceiveChannel[Delivered]:
+        """Joins `topic`; accepted messages arrive on the returned channel.
+        `validator(topic, data, source)` decides ACCEPT / IGNORE / REJECT
+        before anything is forwarded (none: accept all)."""
+        send, receive = trio.open_memory_channel[Delivered](self.config.topic_queue)
+        self._topic_send[topic] = send
+        if validator is not None:
+            self.validators[topic] = validator
+        self.router.subscribe(topic, trio.current_time())
+        self._flush()
+        return receive
+
+    def publish(self, topic: str, data: bytes) -> bytes:
+        """Publishes our own message (validate it first); returns its id."""
+        mid = self.router.publish(topic, data, trio.current_time())
+        self._flush()
+        return mid
+
+    async def request(
+        self, peer: bytes, method: str, body: bytes, *, timeout_s: float = 10.0
+    ) -> bytes:
+        conn = self.conns.get(peer)
+        if conn is None:
+            raise RequestFailed("request-closed", "not connected to that peer")
+        return await conn.peer.request(method, body, timeout_s=timeout_s)
+
+    def connected(self) -> list[bytes]:
+        return list(self.conns)
+
+    def add_address(self, host: str, port: int) -> None:
+        self.addresses.setdefault((host, port), None)
+
+    async def disconnect(self, peer: bytes, reason: str, *, ban_s: float = 0.0) -> None:
+        """Says goodbye with `reason`; with `ban_s`, bans the peer's IP too."""
+        conn = self.conns.get(peer)
+        if conn is None:
+            return
+        if ban_s > 0:
+            self.ban(conn.info.ip, ban_s)
+        await conn.peer.session.goodbye(reason)
+        conn.scope.cancel()
+
+    def ban(self, ip: str, seconds: float) -> None:
+        until = time.time() + seconds
+        self.table.ban(ip, time.time(), seconds)
+        if self._save_ban is not None:
+            self._save_ban(ip, until)
+
+    # ------------------------------------------------------------ running
+
+    async def run(self, *, task_status: _Started = trio.TASK_STATUS_IGNORED) -> None:
+        """Listens, dials and gossips until cancelled; `nursery.start(host.run)`
+        returns the listening port."""
+        cfg = self.config
+        listeners = await trio.open_tcp_listeners(cfg.listen_port, host=cfg.listen_host)
+        self.listen_port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(trio.serve_listeners, self._inbound, listeners)
+            nursery.start_soon(self._heartbeat_loop)
+            nursery.start_soon(self._keepalive_loop)
+            nursery.start_soon(self._dial_loop)
+            for _ in range(4):
+                nursery.start_soon(self._validation_worker)
+            task_status.started(self.listen_port)
+
+    async def dial(self, host: str, port: int) -> bytes:
+        """Connects to host:port and keeps the connection in the background;
+        returns the peer id once the session is up."""
+        assert self._nursery is not None, "dial() needs a running host"
+        self.add_address(host, port)
+        ready: trio.MemorySendChannel[bytes | NetError]
+        ready, result = trio.open_memory_channel[bytes | NetError](1)
+        self._nursery.start_soon(self._outbound, host, port, ready)
+        outcome = await result.receive()
+        if isinstance(outcome, NetError):
+            raise outcome
+        return outcome
+
+    async def _outbound(
+        self, host: str, port: int, ready: trio.MemorySendChannel[bytes | NetError] | None
+    ) -> None:
+        address = (host, port)
+        reason = self.table.admission(host, inbound=False, now=time.time())
+        if reason is not None:
+            self._dialing.discard(address)
+            self.metrics.reject(reason)
+            self.table.dial_failed(f"{host}:{port}")
+            if ready is not None:
+                ready.send_nowait(NetError(reason, f"not dialing {host}:{port}"))
+            return
+        self._dialing.add(address)
+        try:
+            with trio.fail_after(self.config.handshake_timeout_s):
+                stream = await trio.open_tcp_stream(host, port)
+            session = await handshake(
+                stream,
+                self.keys,
+                self.genesis_id,
+                initiator=True,
+                timeout_s=self.config.handshake_timeout_s,
+                listen_addrs=self.config.advertise,
+            )
+        except (OSError, trio.TooSlowError, NetError) as err:
+            self.table.dial_failed(f"{host}:{port}")
+            if ready is not None:
+                code = err.code if isinstance(err, NetError) else "dial-failed"
+                ready.send_nowait(NetError(code, f"{host}:{port}: {err}"))
+            return
+        finally:
+            self._dialing.discard(address)
+        self.table.dial_succeeded(f"{host}:{port}")
+        self.addresses[address] = session.peer_id
+        self.metrics.connections_out += 1
+        await self._run_session(session, inbound=False, address=address, ready=ready)
+
+    async def _inbound(self, stream: trio.SocketStream) -> None:
+        try:
+            ip = stream.socket.getpeername()[0]
+        except OSError:
+            await stream.aclose()
+            return
+        if self.table.is_banned(ip, time.time()):
+            self.metrics.reject("conn-banned")
+            await stream.aclose()
+            return
+        try:
+            session = await handshake(
+                stream,
+                self.keys,
+                self.genesis_id,
+                initiator=False,
+                timeout_s=self.config.handshake_timeout_s,
+                listen_addrs=self.config.advertise,
+            )
+        except NetError as err:
+            self.metrics.reject(err.code)
+            return
+        self.metrics.connections_in += 1
+        await self._run_session(session, inbound=True, address=None, ready=None)
+
+    async def _run_session(
+        self,
+        session: SecureSession,
+        *,
+        inbound: bool,
+        address: tuple[str, int] | None,
+        ready: trio.MemorySendChannel[bytes | NetError] | None,
+    ) -> None:
+        pid = session.peer_id
+        ip = session.stream.socket.getpeername()[0]  # type: ignore[attr-defined]
+        now = time.time()
+        reason = self._admit(pid, ip, inbound, now)
+        if reason is not None:
+            self.metrics.reject(reason)
+            if address is not None and reason in ("conn-self", "conn-duplicate"):
+                self.table.dial_failed(f"{address[0]}:{address[1]}")
+            await session.goodbye(reason)
+            if ready is not None:
+                ready.send_nowait(NetError(reason, "the connection was refused"))
+            return
+        info = PeerInfo(peer_id=pid, ip=ip, inbound=inbound, connected_at=now)
+        peer = Peer(session, on_gossip=lambda body: self._on_gossip(pid, body))
+        peer.handler = self._request_handler(pid)
+        with trio.CancelScope() as scope:
+            conn = Connection(peer, info, scope, address)
+            self.conns[pid] = conn
+            self.table.peers[pid] = info
+            self.router.add_peer(pid, ip, not inbound, trio.current_time())
+            for host_port in session.remote.listen_addrs:
+                self._learn(host_port, ip)
+            self._flush()
+            self._changed()
+            if ready is not None:
+                ready.send_nowait(pid)
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._sender, conn)
+                    await peer.run()
+                    nursery.cancel_scope.cancel()
+            finally:
+                self._drop(pid, peer)
+        if not session.closed:
+            with trio.CancelScope(shield=True):
+                await session.aclose()
+
+    def _admit(self, pid: bytes, ip: str, inbound: bool, now: float) -> str | None:
+        if pid == self.peer_id:
+            return "conn-self"
+        if pid in self.conns:
+            return "conn-duplicate"
+        reason = self.table.admission(ip, inbound, now)
+        if reason is None and inbound:
+            inbound_count = sum(p.inbound for p in self.table.peers.values())
+            if inbound_count >= self.table.max_inbound:
+                victim = self.table.eviction_candidate()
+                if victim is None:
+                    return "conn-limit-inbound"
+                self._evict(victim)
+        return reason
+
+    def _evict(self, victim: bytes) -> None:
+        conn = self.conns.pop(victim, None)
+        self.table.peers.pop(victim, None)
+        if conn is None:
+            return
+        self.router.remove_peer(victim, trio.current_time())
+        assert self._nursery is not None
+        self._nursery.start_soon(conn.peer.session.goodbye, "conn-evicted")
+        conn.scope.cancel()
+
+    def _drop(self, pid: bytes, peer: Peer) -> None:
+        conn = self.conns.get(pid)
+        if conn is not None and conn.peer is peer:
+            del self.conns[pid]
+            self.table.peers.pop(pid, None)
+            self.router.remove_peer(pid, trio.current_time())
+            self._changed()
+        reason = peer.closed_reason
+        if isinstance(reason, PeerMisbehaved) and conn is not None:
+            self.ban(conn.info.ip, self.config.misbehaviour_ban_s)
+
+    def _changed(self) -> None:
+        self.peer_changed.set()
+        self.peer_changed = trio.Event()
+
+    def _learn(self, host_port: str, seen_ip: str) -> None:
+        host, _, port = host_port.rpartition(":")
+        if not port.isdigit() or not host:
+            return
+        if host in ("0.0.0.0", "::"):
+            host = seen_ip
+        self.add_address(host, int(port))
+
+    def _request_handler(self, pid: bytes) -> Handler:
+        async def handler(method: str, body: bytes) -> bytes:
+            fn = self.handlers.get(method)
+            if fn is None:
+                raise RequestFailed("unknown-method", method)
+            return await fn(pid, body)
+
+        return handler
+
+    # ------------------------------------------------------------ gossip
+
+    async def _on_gossip(self, pid: bytes, body: bytes) -> None:
+        rpc = decode_rpc(body)
+        for received in self.router.handle_rpc(pid, rpc, trio.current_time()):
+            try:
+                self._validate_send.send_nowait(received)
+            except trio.WouldBlock:
+                self.metrics.dropped_validation += 1
+                self.router.validated(received, Validation.IGNORE, trio.current_time())
+        self._flush()
+
+    async def _validation_worker(self) -> None:
+        async for received in self._validate_receive:
+            msg = received.message
+            validator = self.validators.get(msg.topic)
+            if validator is None:
+                verdict = Validation.ACCEPT
+            else:
+                try:
+                    verdict = await validator(msg.topic, msg.data, received.source)
+                except Exception:
+                    log.exception("validator for %s failed", msg.topic)
+                    verdict = Validation.IGNORE
+            if self.router.validated(received, verdict, trio.current_time()):
+                conn = self.conns.get(received.source)
+                if conn is not None:
+                    conn.info.last_useful_at = time.time()
+                send = self._topic_send.get(msg.topic)
+                if send is not None:
+                    try:
+                        send.send_nowait(
+                            Delivered(msg.topic, msg.data, received.message_id, received.source)
+                        )
+                    except trio.WouldBlock:
+                        self.metrics.dropped_delivery += 1
+            self._flush()
+
+    def _flush(self) -> None:
+        """Wakes the sender of every peer the router has queued RPCs for."""
+        for pid in self.router.has_outgoing():
+            conn = self.conns.get(pid)
+            if conn is not None:
+                conn.wake.set()
+
+    async def _sender(self, conn: Connection) -> None:
+        pid = conn.info.peer_id
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await conn.wake.wait()
+                conn.wake = trio.Event()
+                for rpc in self.router.take_for(pid):
+                    for raw in _encode_rpcs(rpc):
+                        await conn.peer.session.send_frame(FrameKind.GOSSIP, raw)
+
+    # ------------------------------------------------------------ loops
+
+    async def _heartbeat_loop(self) -> None:
+        graylist = self.config.score.graylist_threshold
+        while True:
+            await trio.sleep(self.config.gossip.heartbeat_s)
+            now = trio.current_time()
+            self.router.heartbeat(now)
+            for pid, conn in list(self.conns.items()):
+                if self.router.peer_score(pid, now) < graylist:
+                    self.metrics.disconnected_for_score += 1
+                    assert self._nursery is not None
+                    self._nursery.start_soon(
+                        functools.partial(
+                            self.disconnect, pid, "gossip-graylisted", ban_s=self.config.ban_s
+                        )
+                    )
+                    conn.info.last_useful_at = -math.inf
+            self._flush()
+
+    async def _keepalive_loop(self) -> None:
+        while True:
+            await trio.sleep(self.config.keepalive_s)
+            async with trio.open_nursery() as nursery:
+                for pid in list(self.conns):
+                    nursery.start_soon(self._ping, pid)
+
+    async def _ping(self, pid: bytes) -> None:
+        conn = self.conns.get(pid)
+        if conn is None:
+            return
+        try:
+            conn.info.ping_s = await conn.peer.ping(timeout_s=self.config.ping_timeout_s)
+        except RequestFailed:
+            await self.disconnect(pid, "ping-timeout")
+
+    async def _dial_loop(self) -> None:
+        while True:
+            outbound = sum(not c.info.inbound for c in self.conns.values())
+            want = self.config.target_outbound - outbound - len(self._dialing)
+            now = time.time()
+            if want > 0:
+                connected = set(self.conns)
+                for address, pid in list(self.addresses.items()):
+                    if want <= 0:
+                        break
+                    key = f"{address[0]}:{address[1]}"
+                    if (
+                        address in self._dialing
+                        or (pid is not None and pid in connected)
+                        or self.table.next_dial_at(key, now) > now
+                    ):
+                        continue
+                    want -= 1
+                    self._dialing.add(address)
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._outbound, address[0], address[1], None)
+            await trio.sleep(self.config.dial_interval_s)
