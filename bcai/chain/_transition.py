@@ -316,6 +316,18 @@ def check_state_root(header: Header, root: bytes) -> None:
         raise InvalidBlock("block-bad-state-root", "state root does not match the transactions")
 
 
+def check_header(header: Header, genesis: Genesis, ctx: ParentContext, seal: SealVerifier) -> None:
+    """The rules a header alone can be checked against (headers-first sync):
+    its links, its ASERT target, its seal and its producer's signature."""
+    check_links(header, genesis, ctx)
+    median = median_time_past(ctx.recent_timestamps_ms)
+    if header.timestamp_ms <= median:
+        raise InvalidBlock("block-time-too-old", f"{header.timestamp_ms} <= median {median}")
+    check_target(header, genesis, ctx)
+    seal.verify_seal(header)
+    check_producer_signature(header)
+
+
 def check_block_without_state(
     block: Block, genesis: Genesis, ctx: ParentContext, now_ms: int, seal: SealVerifier
 ) -> int:
