@@ -93,6 +93,7 @@ class HostMetrics:
     dropped_validation: int = 0
     dropped_delivery: int = 0
     disconnected_for_score: int = 0
+    evicted: int = 0
 
     def reject(self, code: str) -> None:
         self.rejected[code] = self.rejected.get(code, 0) + 1
@@ -148,6 +149,7 @@ class Host:
         self._nursery: trio.Nursery | None = None
         self._dialing: set[tuple[str, int]] = set()
         self.listen_port = 0
+        self.advertise: tuple[str, ...] = config.advertise
         self.peer_changed = trio.Event()
 
     # ------------------------------------------------------------ public API
@@ -215,6 +217,7 @@ class Host:
         cfg = self.config
         listeners = await trio.open_tcp_listeners(cfg.listen_port, host=cfg.listen_host)
         self.listen_port = listeners[0].socket.getsockname()[1]
+        self.advertise = cfg.advertise or (f"{cfg.listen_host}:{self.listen_port}",)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             nursery.start_soon(trio.serve_listeners, self._inbound, listeners)
@@ -260,7 +263,7 @@ class Host:
                 self.genesis_id,
                 initiator=True,
                 timeout_s=self.config.handshake_timeout_s,
-                listen_addrs=self.config.advertise,
+                listen_addrs=self.advertise,
             )
         except (OSError, trio.TooSlowError, NetError) as err:
             self.table.dial_failed(f"{host}:{port}")
@@ -292,7 +295,7 @@ class Host:
                 self.genesis_id,
                 initiator=False,
                 timeout_s=self.config.handshake_timeout_s,
-                listen_addrs=self.config.advertise,
+                listen_addrs=self.advertise,
             )
         except NetError as err:
             self.metrics.reject(err.code)
@@ -365,6 +368,7 @@ class Host:
         self.table.peers.pop(victim, None)
         if conn is None:
             return
+        self.metrics.evicted += 1
         self.router.remove_peer(victim, trio.current_time())
         assert self._nursery is not None
         self._nursery.start_soon(conn.peer.session.goodbye, "conn-evicted")
