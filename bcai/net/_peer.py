@@ -171,6 +171,8 @@ class Peer:
                 raise RequestFailed(
                     "request-timeout", f"{method}: no answer in {timeout_s} s"
                 ) from err
+            except ConnectionClosed as err:
+                raise RequestFailed("request-closed", f"{method}: {err.message}") from err
             finally:
                 self._waiting.pop(request_id, None)
         if response.status != STATUS_OK:

@@ -200,6 +200,8 @@ class Syncer:
     # ------------------------------------------------------------ penalties
 
     async def _ban(self, peer: bytes, reason: str) -> None:
+        if peer in self.report.banned:
+            return  # two answers in flight can both be bad
         log.warning("sync: dropping peer %s: %s", peer.hex()[:12], reason)
         self.report.banned.append(peer)
         await self.host.disconnect(peer, reason, ban_s=BAN_S)
