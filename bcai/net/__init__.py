@@ -1,12 +1,15 @@
-"""bcai.net: the network layer. Today: Noise-encrypted sessions with an
-identity handshake and length-prefixed frames, and peers with pings and
-request/response (docs/protocol.md). Gossip, the connection manager and sync
-build on them (issue 4).
+"""bcai.net: the network layer (docs/protocol.md): Noise-encrypted sessions
+with an identity handshake and length-prefixed frames; peers with pings and
+request/response; the host (connection manager) that runs them and drives the
+gossipsub v1.1 router with peer scoring; headers-first chain sync.
 
 Layer: network.
 """
 
 from bcai.net._errors import ConnectionClosed, HandshakeError, NetError, PeerMisbehaved
+from bcai.net._gossip import GossipRouter, Validation
+from bcai.net._gossip_params import GossipParams, ScoreParams, TopicScoreParams
+from bcai.net._host import Delivered, Host, HostConfig
 from bcai.net._identity import PROTOCOL_VERSION, HandshakePayload, peer_id
 from bcai.net._peer import Peer, RequestFailed
 from bcai.net._policy import PeerInfo, PeerTable, netgroup, subnet24
@@ -18,6 +21,7 @@ from bcai.net._session import (
     SecureSession,
     handshake,
 )
+from bcai.net._sync import Syncer, SyncReport, serve_sync
 from bcai.net._transport import connect, serve
 
 __all__ = [
@@ -25,9 +29,14 @@ __all__ = [
     "MAX_PLAINTEXT",
     "PROTOCOL_VERSION",
     "ConnectionClosed",
+    "Delivered",
     "FrameKind",
+    "GossipParams",
+    "GossipRouter",
     "HandshakeError",
     "HandshakePayload",
+    "Host",
+    "HostConfig",
     "NetError",
     "NodeKeys",
     "Peer",
@@ -35,11 +44,17 @@ __all__ = [
     "PeerMisbehaved",
     "PeerTable",
     "RequestFailed",
+    "ScoreParams",
     "SecureSession",
+    "SyncReport",
+    "Syncer",
+    "TopicScoreParams",
+    "Validation",
     "connect",
     "handshake",
     "netgroup",
     "peer_id",
     "serve",
+    "serve_sync",
     "subnet24",
 ]
