@@ -52,7 +52,7 @@ CONFIG = HostConfig(
 ROUNDS = 3
 
 try:
-    import benches.libp2p_peer as libp2p_peer
+    from benches import libp2p_peer
 except ImportError:  # the `bench` extra is not installed
     libp2p_peer = None  # type: ignore[assignment]
 
@@ -123,7 +123,9 @@ async def bcai_propagation(n_nodes: int, blocks: int = 10) -> tuple[float, list[
             data = b.to_bytes(8, "big") + os.urandom(2040)
             arrived: list[float] = []
 
-            async def wait(channel: trio.MemoryReceiveChannel[Any], arrived: list[float]) -> None:
+            async def wait(
+                channel: trio.MemoryReceiveChannel[Any], arrived: list[float], data: bytes
+            ) -> None:
                 d = await channel.receive()
                 assert d.data == data
                 arrived.append(time.perf_counter())
@@ -131,7 +133,7 @@ async def bcai_propagation(n_nodes: int, blocks: int = 10) -> tuple[float, list[
             async with trio.open_nursery() as waiters:
                 for i, channel in enumerate(channels):
                     if i != origin:
-                        waiters.start_soon(wait, channel, arrived)
+                        waiters.start_soon(wait, channel, arrived, data)
                 await trio.sleep(0.05)
                 start = time.perf_counter()
                 hosts[origin].publish("bench", data)
