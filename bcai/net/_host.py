@@ -230,7 +230,12 @@ class Host:
 
     async def dial(self, host: str, port: int) -> bytes:
         """Connects to host:port and keeps the connection in the background;
-        returns the peer id once the session is up."""
+        returns the peer id once the session is up (or at once if that peer
+        is connected already).
+
+        Raises:
+            NetError: the dial, the handshake or admission failed (its code).
+        """
         assert self._nursery is not None, "dial() needs a running host"
         self.add_address(host, port)
         ready: trio.MemorySendChannel[bytes | NetError]
@@ -249,7 +254,7 @@ class Host:
         if reason is not None:
             self._dialing.discard(address)
             self.metrics.reject(reason)
-            self.table.dial_failed(f"{host}:{port}")
+            self.table.dial_failed(f"{host}:{port}", time.time())
             if ready is not None:
                 ready.send_nowait(NetError(reason, f"not dialing {host}:{port}"))
             return
@@ -266,7 +271,7 @@ class Host:
                 listen_addrs=self.advertise,
             )
         except (OSError, trio.TooSlowError, NetError) as err:
-            self.table.dial_failed(f"{host}:{port}")
+            self.table.dial_failed(f"{host}:{port}", time.time())
             if ready is not None:
                 code = err.code if isinstance(err, NetError) else "dial-failed"
                 ready.send_nowait(NetError(code, f"{host}:{port}: {err}"))
@@ -317,11 +322,14 @@ class Host:
         reason = self._admit(pid, ip, inbound, now)
         if reason is not None:
             self.metrics.reject(reason)
-            if address is not None and reason in ("conn-self", "conn-duplicate"):
-                self.table.dial_failed(f"{address[0]}:{address[1]}")
+            if address is not None and reason == "conn-self":
+                self.table.dial_failed(f"{address[0]}:{address[1]}", time.time())
             await session.goodbye(reason)
             if ready is not None:
-                ready.send_nowait(NetError(reason, "the connection was refused"))
+                if reason == "conn-duplicate":
+                    ready.send_nowait(pid)  # connected already, over the other connection
+                else:
+                    ready.send_nowait(NetError(reason, "the connection was refused"))
             return
         info = PeerInfo(peer_id=pid, ip=ip, inbound=inbound, connected_at=now)
         peer = Peer(session, on_gossip=lambda body: self._on_gossip(pid, body))
@@ -351,8 +359,15 @@ class Host:
     def _admit(self, pid: bytes, ip: str, inbound: bool, now: float) -> str | None:
         if pid == self.peer_id:
             return "conn-self"
-        if pid in self.conns:
-            return "conn-duplicate"
+        existing = self.conns.get(pid)
+        if existing is not None:
+            # Both sides may dial at once. Both keep the connection dialed by
+            # the smaller peer id, so they agree on which one survives.
+            me_smaller = self.peer_id < pid
+            if (not inbound) == me_smaller and existing.info.inbound == me_smaller:
+                self._close(pid, "conn-duplicate")
+            else:
+                return "conn-duplicate"
         reason = self.table.admission(ip, inbound, now)
         if reason is None and inbound:
             inbound_count = sum(p.inbound for p in self.table.peers.values())
@@ -364,14 +379,19 @@ class Host:
         return reason
 
     def _evict(self, victim: bytes) -> None:
-        conn = self.conns.pop(victim, None)
-        self.table.peers.pop(victim, None)
+        if victim in self.conns:
+            self.metrics.evicted += 1
+            self._close(victim, "conn-evicted")
+
+    def _close(self, pid: bytes, reason: str) -> None:
+        """Forgets the connection at once and closes it in the background."""
+        conn = self.conns.pop(pid, None)
+        self.table.peers.pop(pid, None)
         if conn is None:
             return
-        self.metrics.evicted += 1
-        self.router.remove_peer(victim, trio.current_time())
+        self.router.remove_peer(pid, trio.current_time())
         assert self._nursery is not None
-        self._nursery.start_soon(conn.peer.session.goodbye, "conn-evicted")
+        self._nursery.start_soon(conn.peer.session.goodbye, reason)
         conn.scope.cancel()
 
     def _drop(self, pid: bytes, peer: Peer) -> None:

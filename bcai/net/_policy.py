@@ -61,6 +61,7 @@ class PeerTable:
     peers: dict[bytes, PeerInfo] = field(default_factory=dict)
     bans: dict[str, float] = field(default_factory=dict)  # ip -> banned until
     failures: dict[str, int] = field(default_factory=dict)  # address -> failed dials in a row
+    failed_at: dict[str, float] = field(default_factory=dict)  # address -> last failure
 
     def is_banned(self, ip: str, now: float) -> bool:
         until = self.bans.get(ip)
@@ -123,15 +124,18 @@ class PeerTable:
         return max(crowded, key=lambda p: p.connected_at).peer_id
 
     def next_dial_at(self, address: str, now: float) -> float:
-        """When `address` may be dialed again: exponential backoff from
-        1 s, doubling per failure in a row, capped at 5 minutes."""
+        """When `address` may be dialed again: 1 s after the last failure,
+        doubling per failure in a row, capped at 5 minutes."""
         failures = self.failures.get(address, 0)
         if failures == 0:
             return now
-        return now + min(REDIAL_MAX_S, REDIAL_BASE_S * float(2 ** min(failures - 1, 60)))
+        delay = min(REDIAL_MAX_S, REDIAL_BASE_S * float(2 ** min(failures - 1, 60)))
+        return self.failed_at.get(address, now) + delay
 
-    def dial_failed(self, address: str) -> None:
+    def dial_failed(self, address: str, now: float) -> None:
         self.failures[address] = self.failures.get(address, 0) + 1
+        self.failed_at[address] = now
 
     def dial_succeeded(self, address: str) -> None:
         self.failures.pop(address, None)
+        self.failed_at.pop(address, None)

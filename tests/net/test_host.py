@@ -58,10 +58,13 @@ async def test_requests_gossip_and_goodbye_between_two_hosts() -> None:
         await c.wait_for(lambda: host_of(a).router.mesh["blocks"])
         mid = host_of(a).publish("blocks", b"block")
         await c.wait_for(lambda: mid in b.received["blocks"])
-        # a second connection to the same peer is refused
-        with pytest.raises(NetError) as dup:
-            await host_of(b).dial("127.0.0.1", a.port)
-        assert dup.value.code == "conn-duplicate"
+        # dialing a connected peer again keeps one connection
+        assert await host_of(b).dial("127.0.0.1", a.port) == host_of(a).peer_id
+        assert await host_of(a).dial("127.0.0.1", b.port) == pid
+        await trio.sleep(0.1)
+        assert host_of(a).connected() == [pid]
+        assert host_of(b).connected() == [host_of(a).peer_id]
+        assert host_of(a).metrics.rejected.get("conn-duplicate", 0) >= 1
         await host_of(a).disconnect(pid, "bye-for-now")
         await c.wait_for(lambda: not host_of(b).connected())
         assert not host_of(a).connected()
@@ -237,3 +240,52 @@ async def test_inbound_slots_evict_and_bans_persist_in_the_store(tmp_path: objec
         assert not host.connected()
         nursery.cancel_scope.cancel()
     store.close()
+
+
+async def test_dial_loop_redials_a_bootstrap_peer_and_keepalive_drops_a_silent_one() -> None:
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, seed=9)
+        late = Node(NodeKeys.generate(), CONFIG)
+        # reserve a port for a peer that is not up yet
+        probe = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        late_port = probe[0].socket.getsockname()[1]
+        await probe[0].aclose()
+        cfg = dataclasses.replace(
+            CONFIG,
+            bootstrap=(("127.0.0.1", late_port),),
+            dial_interval_s=0.05,
+            keepalive_s=0.2,
+            ping_timeout_s=0.3,
+        )
+        dialer = await c.add(config=cfg)
+        await trio.sleep(0.3)
+        failures = host_of(dialer).table.failures.get(f"127.0.0.1:{late_port}", 0)
+        assert failures >= 1  # tried, failed, backing off
+        late.config = dataclasses.replace(CONFIG, listen_port=late_port)
+        await c.start(late, ("blocks",), None)
+        await c.wait_for(lambda: host_of(late).peer_id in host_of(dialer).connected(), 15)
+        assert f"127.0.0.1:{late_port}" not in host_of(dialer).table.failures
+        # a peer that never answers pings is dropped by the keepalive
+        silent = await connect("127.0.0.1", dialer.port, NodeKeys.generate(), GENESIS)
+        assert peer_id(silent.remote.identity_key) == host_of(dialer).peer_id
+        await c.wait_for(lambda: len(host_of(dialer).connected()) == 2)
+        await c.wait_for(lambda: len(host_of(dialer).connected()) == 1, 5)
+        assert host_of(late).peer_id in host_of(dialer).connected()  # it answers pings
+        await silent.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_simultaneous_dials_converge_on_one_connection() -> None:
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, seed=10)
+        for _ in range(5):
+            a, b = await c.add(), await c.add()
+            async with trio.open_nursery() as both:
+                both.start_soon(host_of(a).dial, "127.0.0.1", b.port)
+                both.start_soon(host_of(b).dial, "127.0.0.1", a.port)
+            await trio.sleep(0.2)
+            assert host_of(a).connected() == [host_of(b).peer_id]
+            assert host_of(b).connected() == [host_of(a).peer_id]
+            rtt = await host_of(a).conns[host_of(b).peer_id].peer.ping()
+            assert rtt > 0
+        nursery.cancel_scope.cancel()

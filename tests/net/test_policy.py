@@ -48,9 +48,9 @@ def test_redial_backoff() -> None:
     t = PeerTable()
     assert t.next_dial_at("a:1", 10) == 10
     delays = []
-    for _ in range(12):
-        t.dial_failed("a:1")
-        delays.append(t.next_dial_at("a:1", 0))
+    for k in range(12):
+        t.dial_failed("a:1", 100.0 + k)
+        delays.append(t.next_dial_at("a:1", 500.0) - (100.0 + k))  # from the last failure
     assert delays[:4] == [1, 2, 4, 8] and delays[-1] == 300
     t.dial_succeeded("a:1")
     assert t.next_dial_at("a:1", 5) == 5

@@ -10,14 +10,19 @@ from pathlib import Path
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bcai import codec
 from bcai.chain import Block, Genesis, Transfer
 from bcai.net import NodeKeys, RequestFailed
 from bcai.net._host import Host
 from bcai.net._sync import (
+    BlocksRequest,
     BlocksResponse,
     HeadersRequest,
     HeadersResponse,
+    Status,
     Syncer,
     locator,
     serve_sync,
@@ -212,3 +217,15 @@ async def test_headers_request_answers_after_the_common_ancestor(
         assert pid in client.connected()  # a bad request is answered, not fatal
         nursery.cancel_scope.cancel()
     store.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_sync_decoders_only_raise_decode_errors(data: bytes) -> None:
+    for record in (Status, HeadersRequest, HeadersResponse, BlocksRequest, BlocksResponse):
+        try:
+            decoded = record.decode(data)
+        except codec.DecodeError as err:
+            assert err.code
+        else:
+            assert decoded.encode() == data
