@@ -238,6 +238,7 @@ class Host:
         """
         assert self._nursery is not None, "dial() needs a running host"
         self.add_address(host, port)
+        self._dialing.add((host, port))  # so the dial loop does not dial it too
         ready: trio.MemorySendChannel[bytes | NetError]
         ready, result = trio.open_memory_channel[bytes | NetError](1)
         self._nursery.start_soon(self._outbound, host, port, ready)
@@ -340,7 +341,7 @@ class Host:
             self.table.peers[pid] = info
             self.router.add_peer(pid, ip, not inbound, trio.current_time())
             for host_port in session.remote.listen_addrs:
-                self._learn(host_port, ip)
+                self._learn(host_port, ip, pid)
             self._flush()
             self._changed()
             if ready is not None:
@@ -409,13 +410,15 @@ class Host:
         self.peer_changed.set()
         self.peer_changed = trio.Event()
 
-    def _learn(self, host_port: str, seen_ip: str) -> None:
+    def _learn(self, host_port: str, seen_ip: str, pid: bytes) -> None:
+        """Remembers a listen address a peer announced, with its peer id (so
+        the dial loop does not dial back a peer it is connected to)."""
         host, _, port = host_port.rpartition(":")
         if not port.isdigit() or not host:
             return
         if host in ("0.0.0.0", "::"):
             host = seen_ip
-        self.add_address(host, int(port))
+        self.addresses[(host, int(port))] = pid
 
     def _request_handler(self, pid: bytes) -> Handler:
         async def handler(method: str, body: bytes) -> bytes:

@@ -115,7 +115,8 @@ async def test_fresh_node_syncs_5000_blocks_from_3_peers_one_bad(
         assert progress == sorted(progress) and progress[-1] == BLOCKS
         fresh.verify_consistency()
         # the honest peers stay connected and the synced node now serves
-        assert {peers[0][0].peer_id, peers[1][0].peer_id} <= set(host.connected())
+        honest = {peers[0][0].peer_id, peers[1][0].peer_id}
+        assert honest <= set(host.connected()), report
         nursery.cancel_scope.cancel()
     for s in [*stores, fresh]:
         s.close()
