@@ -57,7 +57,11 @@ fmt: all
 	$(VENV)/bin/ruff check --fix bcai tests benches tools setup.py
 	cd native/rust && cargo fmt
 
-bench: all
+$(VENV)/.bench: $(VENV)/.deps
+	$(PIP) install -q $$($(PY) tools/list_deps.py bench)
+	touch $@
+
+bench: all $(VENV)/.bench
 	$(PY) -m pytest benches -p no:cacheprovider --benchmark-only --benchmark-columns=median,ops,rounds --benchmark-sort=name --benchmark-json=.benchmarks.json
 	$(PY) tools/bench_report.py .benchmarks.json
 
