@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bcai.net._errors import PeerMisbehaved
 from bcai.net._gossip import GossipRouter, Received, Validation
 from bcai.net._gossip_params import GossipParams, ScoreParams
-from bcai.net._gossip_wire import RPC, IHave, Message, Prune, decode_rpc, message_id
+from bcai.net._gossip_wire import RPC, IHave, Message, Prune, Subscription, decode_rpc, message_id
 
 LOOPBACK = ScoreParams(ip_colocation_whitelist=frozenset({"127.0.0.1"}))
 
@@ -344,3 +344,27 @@ def test_received_carries_the_content_id() -> None:
     # unsubscribed topics and unknown peers are ignored
     assert r.handle_rpc(b"\x01" * 32, rpc(messages=(Message(topic="other", data=b"d"),)), 0.0) == []
     assert r.handle_rpc(b"\x02" * 32, rpc(messages=(Message(topic="txs", data=b"e"),)), 0.0) == []
+
+
+def test_opportunistic_graft_brings_in_a_better_peer_when_the_mesh_is_poor() -> None:
+    params = GossipParams(opportunistic_graft_ticks=5, d=3, d_lo=2, d_hi=4)
+    r = GossipRouter(params, LOOPBACK, seed=3)
+    r.subscribe("blocks", 0.0)
+    peers = [bytes([i]) * 32 for i in range(1, 6)]
+    for p in peers:
+        r.add_peer(p, "127.0.0.1", True, 0.0)
+        r.handle_rpc(p, rpc(subscriptions=(Subscription(topic="blocks", subscribe=True),)), 0.0)
+    r.heartbeat(1.0)
+    mesh = set(r.mesh["blocks"])
+    assert len(mesh) == 3
+    outside = [p for p in peers if p not in mesh]
+    # the peers outside the mesh deliver first: their score (P2) rises
+    for k, p in enumerate(outside):
+        msg = Message(topic="blocks", data=b"fresh %d" % k)
+        for rec in r.handle_rpc(p, rpc(messages=(msg,)), 1.0):
+            r.validated(rec, Validation.ACCEPT, 1.0)
+    assert all(r.peer_score(p, 1.0) > 0 for p in outside)
+    for t in range(2, 6):
+        r.heartbeat(float(t))  # heartbeat 5 is an opportunistic-graft tick
+    assert set(outside) <= r.mesh["blocks"]
+    assert any(r.graft for _, r in r.take_outgoing())

@@ -289,3 +289,19 @@ async def test_simultaneous_dials_converge_on_one_connection() -> None:
             rtt = await host_of(a).conns[host_of(b).peer_id].peer.ping()
             assert rtt > 0
         nursery.cancel_scope.cancel()
+
+
+async def test_malformed_gossip_frame_closes_the_session_and_bans_the_sender() -> None:
+    saved: list[str] = []
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, seed=11)
+        target = await c.add()
+        host_of(target)._save_ban = lambda ip, _until: saved.append(ip)
+        session, _ = await attacker_session(target, "blocks")
+        await c.wait_for(lambda: len(host_of(target).connected()) == 1)
+        await session.send_frame(FrameKind.GOSSIP, b"\xff" * 40)  # not an RPC
+        await c.wait_for(lambda: not host_of(target).connected())
+        assert saved == ["127.0.0.1"]
+        assert host_of(target).table.is_banned("127.0.0.1", time.time())
+        await session.aclose()
+        nursery.cancel_scope.cancel()
