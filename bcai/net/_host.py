@@ -263,14 +263,7 @@ class Host:
         try:
             with trio.fail_after(self.config.handshake_timeout_s):
                 stream = await trio.open_tcp_stream(host, port)
-            session = await handshake(
-                stream,
-                self.keys,
-                self.genesis_id,
-                initiator=True,
-                timeout_s=self.config.handshake_timeout_s,
-                listen_addrs=self.advertise,
-            )
+            session = await self._handshake(stream, initiator=True)
         except (OSError, trio.TooSlowError, NetError) as err:
             self.table.dial_failed(f"{host}:{port}", time.time())
             if ready is not None:
@@ -284,6 +277,16 @@ class Host:
         self.metrics.connections_out += 1
         await self._run_session(session, inbound=False, address=address, ready=ready)
 
+    async def _handshake(self, stream: trio.SocketStream, *, initiator: bool) -> SecureSession:
+        return await handshake(
+            stream,
+            self.keys,
+            self.genesis_id,
+            initiator=initiator,
+            timeout_s=self.config.handshake_timeout_s,
+            listen_addrs=self.advertise,
+        )
+
     async def _inbound(self, stream: trio.SocketStream) -> None:
         try:
             ip = stream.socket.getpeername()[0]
@@ -295,14 +298,7 @@ class Host:
             await stream.aclose()
             return
         try:
-            session = await handshake(
-                stream,
-                self.keys,
-                self.genesis_id,
-                initiator=False,
-                timeout_s=self.config.handshake_timeout_s,
-                listen_addrs=self.advertise,
-            )
+            session = await self._handshake(stream, initiator=False)
         except NetError as err:
             self.metrics.reject(err.code)
             return

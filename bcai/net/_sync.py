@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import trio
 
@@ -102,7 +102,10 @@ def _status(store: ChainStore) -> Status:
     )
 
 
-def _decode(record: type[codec.Record], body: bytes) -> object:
+R = TypeVar("R", HeadersRequest, BlocksRequest)
+
+
+def _decode(record: type[R], body: bytes) -> R:
     try:
         return record.decode(body)
     except codec.DecodeError as err:
@@ -117,7 +120,6 @@ def serve_sync(host: Host, store: ChainStore) -> None:
 
     async def headers(_peer: bytes, body: bytes) -> bytes:
         req = _decode(HeadersRequest, body)
-        assert isinstance(req, HeadersRequest)
         start = 0
         for bh in req.locator:
             try:
@@ -132,7 +134,6 @@ def serve_sync(host: Host, store: ChainStore) -> None:
 
     async def blocks(_peer: bytes, body: bytes) -> bytes:
         req = _decode(BlocksRequest, body)
-        assert isinstance(req, BlocksRequest)
 
         def read() -> list[Block]:
             out: list[Block] = []

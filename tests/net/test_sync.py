@@ -82,6 +82,14 @@ async def serving_peer(
     return host, port
 
 
+async def connected_host(nursery: trio.Nursery, store: ChainStore, ports: list[int]) -> Host:
+    host = Host(NodeKeys.generate(), store.genesis_id, CONFIG)
+    await nursery.start(host.run)
+    for port in ports:
+        await host.dial("127.0.0.1", port)
+    return host
+
+
 async def test_fresh_node_syncs_5000_blocks_from_3_peers_one_bad(
     built_chain: tuple[Genesis, list[Block], Path], tmp_path: Path
 ) -> None:
@@ -94,10 +102,7 @@ async def test_fresh_node_syncs_5000_blocks_from_3_peers_one_bad(
             await serving_peer(nursery, stores[1]),
             await serving_peer(nursery, stores[2], bad=True),
         ]
-        host = Host(NodeKeys.generate(), fresh.genesis_id, CONFIG)
-        await nursery.start(host.run)
-        for _, port in peers:
-            await host.dial("127.0.0.1", port)
+        host = await connected_host(nursery, fresh, [port for _, port in peers])
         progress: list[int] = []
         syncer = Syncer(
             host,
@@ -147,10 +152,7 @@ async def test_sync_survives_a_peer_leaving_and_resumes(
                         task_status.started(port)
 
             ports.append(await nursery.start(run))
-        host = Host(NodeKeys.generate(), fresh.genesis_id, CONFIG)
-        await nursery.start(host.run)
-        for port in ports:
-            await host.dial("127.0.0.1", port)
+        host = await connected_host(nursery, fresh, ports)
 
         def progress(height: int, _n: int) -> None:
             if height >= 1000:
@@ -176,9 +178,7 @@ async def test_a_stopped_sync_resumes_from_the_store(
     now = blocks[-1].header.timestamp_ms + 1000
     async with trio.open_nursery() as nursery:
         _, port = await serving_peer(nursery, store)
-        host = Host(NodeKeys.generate(), fresh.genesis_id, CONFIG)
-        await nursery.start(host.run)
-        await host.dial("127.0.0.1", port)
+        host = await connected_host(nursery, fresh, [port])
         with trio.move_on_after(60) as scope:
 
             def stop_early(height: int, _n: int) -> None:
