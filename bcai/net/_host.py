@@ -30,6 +30,7 @@ from bcai.net._identity import peer_id
 from bcai.net._peer import Handler, Peer, RequestFailed
 from bcai.net._policy import PeerInfo, PeerTable
 from bcai.net._session import MAX_FRAME, FrameKind, NodeKeys, SecureSession, handshake
+from bcai.net._sockets import dial_from, open_listener
 
 log = logging.getLogger("bcai.net")
 
@@ -63,6 +64,7 @@ class HostConfig:
     topic_queue: int = 1024
     bootstrap: tuple[tuple[str, int], ...] = ()
     advertise: tuple[str, ...] = ()
+    reuse_port: bool = False  # dial from the listening port (NAT traversal)
     gossip: GossipParams = DEFAULT_GOSSIP
     score: ScoreParams = DEFAULT_SCORE
     seed: int | None = None
@@ -82,6 +84,7 @@ class Connection:
     info: PeerInfo
     scope: trio.CancelScope
     address: tuple[str, int] | None
+    relayed_via: bytes | None = None
     wake: trio.Event = field(default_factory=trio.Event)
 
 
@@ -151,6 +154,8 @@ class Host:
         self.listen_port = 0
         self.advertise: tuple[str, ...] = config.advertise
         self.peer_changed = trio.Event()
+        # RELAY frames go to the relay module when one is attached
+        self.relay_frames: Callable[[bytes, bytes], Awaitable[None]] | None = None
 
     # ------------------------------------------------------------ public API
 
@@ -215,8 +220,9 @@ class Host:
         """Listens, dials and gossips until cancelled; `nursery.start(host.run)`
         returns the listening port."""
         cfg = self.config
-        listeners = await trio.open_tcp_listeners(cfg.listen_port, host=cfg.listen_host)
-        self.listen_port = listeners[0].socket.getsockname()[1]
+        listener = await open_listener(cfg.listen_host, cfg.listen_port, reuse_port=cfg.reuse_port)
+        listeners = [listener]
+        self.listen_port = listener.socket.getsockname()[1]
         self.advertise = cfg.advertise or (f"{cfg.listen_host}:{self.listen_port}",)
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -261,8 +267,12 @@ class Host:
             return
         self._dialing.add(address)
         try:
-            with trio.fail_after(self.config.handshake_timeout_s):
-                stream = await trio.open_tcp_stream(host, port)
+            stream = await dial_from(
+                self.listen_port if self.config.reuse_port else None,
+                host,
+                port,
+                timeout_s=self.config.handshake_timeout_s,
+            )
             session = await self._handshake(stream, initiator=True)
         except (OSError, trio.TooSlowError, NetError) as err:
             self.table.dial_failed(f"{host}:{port}", time.time())
@@ -277,7 +287,51 @@ class Host:
         self.metrics.connections_out += 1
         await self._run_session(session, inbound=False, address=address, ready=ready)
 
-    async def _handshake(self, stream: trio.SocketStream, *, initiator: bool) -> SecureSession:
+    async def adopt(
+        self,
+        stream: trio.abc.Stream,
+        *,
+        initiator: bool,
+        ip: str,
+        relayed_via: bytes | None = None,
+    ) -> bytes:
+        """Runs the handshake over an already open stream (a relay circuit,
+        a hole-punched socket) and keeps the session like any other; returns
+        the peer id once it is up.
+
+        Raises:
+            NetError: the handshake or admission failed.
+        """
+        assert self._nursery is not None, "adopt() needs a running host"
+        ready, result = trio.open_memory_channel[bytes | NetError](1)
+
+        async def run() -> None:
+            try:
+                session = await self._handshake(stream, initiator=initiator)
+            except NetError as err:
+                ready.send_nowait(err)
+                return
+            await self._run_session(
+                session,
+                inbound=not initiator,
+                address=None,
+                ready=ready,
+                ip=ip,
+                relayed_via=relayed_via,
+            )
+
+        self._nursery.start_soon(run)
+        outcome = await result.receive()
+        if isinstance(outcome, NetError):
+            raise outcome
+        return outcome
+
+    async def _on_relay(self, pid: bytes, body: bytes) -> None:
+        if self.relay_frames is None:
+            raise PeerMisbehaved("frame-unexpected", "this node runs no relay")
+        await self.relay_frames(pid, body)
+
+    async def _handshake(self, stream: trio.abc.Stream, *, initiator: bool) -> SecureSession:
         return await handshake(
             stream,
             self.keys,
@@ -312,11 +366,14 @@ class Host:
         inbound: bool,
         address: tuple[str, int] | None,
         ready: trio.MemorySendChannel[bytes | NetError] | None,
+        ip: str | None = None,
+        relayed_via: bytes | None = None,
     ) -> None:
         pid = session.peer_id
-        ip = session.stream.socket.getpeername()[0]  # type: ignore[attr-defined]
+        if ip is None:
+            ip = session.stream.socket.getpeername()[0]  # type: ignore[attr-defined]
         now = time.time()
-        reason = self._admit(pid, ip, inbound, now)
+        reason = self._admit(pid, ip, inbound, now, relayed=relayed_via is not None)
         if reason is not None:
             self.metrics.reject(reason)
             if address is not None and reason == "conn-self":
@@ -329,10 +386,14 @@ class Host:
                     ready.send_nowait(NetError(reason, "the connection was refused"))
             return
         info = PeerInfo(peer_id=pid, ip=ip, inbound=inbound, connected_at=now)
-        peer = Peer(session, on_gossip=lambda body: self._on_gossip(pid, body))
+        peer = Peer(
+            session,
+            on_gossip=lambda body: self._on_gossip(pid, body),
+            on_relay=lambda body: self._on_relay(pid, body),
+        )
         peer.handler = self._request_handler(pid)
         with trio.CancelScope() as scope:
-            conn = Connection(peer, info, scope, address)
+            conn = Connection(peer, info, scope, address, relayed_via)
             self.conns[pid] = conn
             self.table.peers[pid] = info
             self.router.add_peer(pid, ip, not inbound, trio.current_time())
@@ -353,19 +414,31 @@ class Host:
             with trio.CancelScope(shield=True):
                 await session.aclose()
 
-    def _admit(self, pid: bytes, ip: str, inbound: bool, now: float) -> str | None:
+    def _admit(
+        self, pid: bytes, ip: str, inbound: bool, now: float, *, relayed: bool = False
+    ) -> str | None:
         if pid == self.peer_id:
             return "conn-self"
         existing = self.conns.get(pid)
         if existing is not None:
-            # Both sides may dial at once. Both keep the connection dialed by
-            # the smaller peer id, so they agree on which one survives.
+            # A direct connection replaces a relayed one. Otherwise both sides
+            # may have dialed at once: both keep the connection dialed by the
+            # smaller peer id, so they agree on which one survives.
             me_smaller = self.peer_id < pid
-            if (not inbound) == me_smaller and existing.info.inbound == me_smaller:
+            if existing.relayed_via is not None and not relayed:
+                self._close(pid, "conn-upgraded")
+            elif (
+                relayed == (existing.relayed_via is not None)
+                and (not inbound) == me_smaller
+                and existing.info.inbound == me_smaller
+            ):
                 self._close(pid, "conn-duplicate")
             else:
                 return "conn-duplicate"
-        reason = self.table.admission(ip, inbound, now)
+        if relayed:  # the relay's address says nothing about the peer's
+            reason = self.table.admission_count(inbound)
+        else:
+            reason = self.table.admission(ip, inbound, now)
         if reason is None and inbound:
             inbound_count = sum(p.inbound for p in self.table.peers.values())
             if inbound_count >= self.table.max_inbound:

@@ -27,7 +27,7 @@ DEFAULT_TIMEOUT_S = 10.0
 MAX_INFLIGHT = 32
 
 Handler = Callable[[str, bytes], Awaitable[bytes]]
-GossipHandler = Callable[[bytes], Awaitable[None]]
+GossipHandler = Callable[[bytes], Awaitable[None]]  # a frame body
 
 
 class RequestFailed(NetError):
@@ -69,10 +69,12 @@ class Peer:
         *,
         max_inflight: int = MAX_INFLIGHT,
         on_gossip: GossipHandler | None = None,
+        on_relay: GossipHandler | None = None,
     ) -> None:
         self.session = session
         self.handler = handler
         self.on_gossip = on_gossip
+        self.on_relay = on_relay
         self._ids = itertools.count(1)
         self._waiting: dict[int, trio.MemorySendChannel[Response]] = {}
         self._slots = trio.Semaphore(max_inflight)
@@ -116,6 +118,8 @@ class Peer:
                 nursery.start_soon(self._serve, request)
         elif kind == FrameKind.GOSSIP and self.on_gossip is not None:
             await self.on_gossip(body)
+        elif kind == FrameKind.RELAY and self.on_relay is not None:
+            await self.on_relay(body)
         elif kind == FrameKind.RESPONSE:
             response = _decode(Response, body)
             channel = self._waiting.pop(response.request_id, None)

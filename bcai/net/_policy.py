@@ -85,6 +85,11 @@ class PeerTable:
         net = subnet24(ip)
         if sum(subnet24(p.ip) == net for p in self.peers.values()) >= self.max_per_subnet24:
             return "conn-limit-subnet"
+        return self.admission_count(inbound)
+
+    def admission_count(self, inbound: bool) -> str | None:
+        """The slot checks alone (for relayed connections, whose address is
+        the relay's)."""
         if inbound and sum(p.inbound for p in self.peers.values()) >= self.max_inbound:
             return "conn-limit-inbound" if self.eviction_candidate() is None else None
         if len(self.peers) >= self.max_peers:

@@ -64,6 +64,7 @@ class FrameKind(enum.IntEnum):
     GOSSIP = 4
     REQUEST = 5
     RESPONSE = 6
+    RELAY = 7
 
 
 MAX_FRAME = {
@@ -73,6 +74,7 @@ MAX_FRAME = {
     FrameKind.GOSSIP: 4 << 20,
     FrameKind.REQUEST: 64 << 10,
     FrameKind.RESPONSE: 16 << 20,
+    FrameKind.RELAY: (64 << 10) + 5,
 }
 
 
