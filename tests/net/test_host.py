@@ -3,6 +3,7 @@ meshes with churn, adversarial peers, connection limits and bans."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import statistics
 import time
@@ -10,7 +11,16 @@ import time
 import pytest
 import trio
 
-from bcai.net import FrameKind, NetError, NodeKeys, RequestFailed, SecureSession, connect, peer_id
+from bcai.net import (
+    ConnectionClosed,
+    FrameKind,
+    NetError,
+    NodeKeys,
+    RequestFailed,
+    SecureSession,
+    connect,
+    peer_id,
+)
 from bcai.net._gossip import Validation
 from bcai.net._gossip_wire import RPC, IHave, Message, Subscription
 from bcai.net._host import Host
@@ -170,7 +180,8 @@ async def test_duplicate_flooder_is_throttled_and_dropped() -> None:
         session, _ = await attacker_session(target, "blocks")
         msg = Message(topic="blocks", data=b"the same block")
         flood = rpc(messages=(msg,) * 200)
-        with trio.move_on_after(10):
+        # the target may hang up on the flooder before it is done
+        with trio.move_on_after(10), contextlib.suppress(ConnectionClosed):
             for _ in range(50):
                 await session.send_frame(FrameKind.GOSSIP, flood.encode())
         await c.wait_for(lambda: len(host_of(target).connected()) == 1)
