@@ -73,6 +73,7 @@ class AutoNat:
         self.reachability = Reachability()
         self._busy: set[bytes] = set()
         self._recent: list[float] = []
+        self._probing = trio.Lock()  # one probe at a time: peers serve one dial-back each
         host.handle("net/observed", self._observed)
         host.handle("net/dialback", self._dialback)
 
@@ -120,6 +121,10 @@ class AutoNat:
     async def probe(self, *, peers: int = 3) -> Reachability:
         """Asks up to `peers` directly connected peers for our observed
         address and for a dial-back to our listening port."""
+        async with self._probing:
+            return await self._probe(peers)
+
+    async def _probe(self, peers: int) -> Reachability:
         asked = [pid for pid, conn in self.host.conns.items() if conn.relayed_via is None][:peers]
         observed: Counter[str] = Counter()
         result = Reachability()

@@ -408,6 +408,8 @@ class Host:
                     nursery.start_soon(self._sender, conn)
                     await peer.run()
                     nursery.cancel_scope.cancel()
+            except Exception:  # a bug in one session must not take the node down
+                log.exception("session with %s failed", pid.hex()[:12])
             finally:
                 self._drop(pid, peer)
         if not session.closed:

@@ -104,6 +104,7 @@ class CircuitStream(trio.abc.Stream):
         self._send, self._receive = trio.open_memory_channel[bytes](CIRCUIT_BUFFER)
         self._buffer = b""
         self.closed_reason: str | None = None
+        self.on_end: Callable[[], None] | None = None
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         if self.closed_reason is not None:
@@ -134,11 +135,15 @@ class CircuitStream(trio.abc.Stream):
         return out
 
     async def deliver(self, data: bytes) -> None:
-        await self._send.send(data)
+        if self.closed_reason is None:  # data for a closed end is dropped
+            with contextlib.suppress(trio.ClosedResourceError):
+                await self._send.send(data)
 
     def ended(self, reason: str) -> None:
         self.closed_reason = self.closed_reason or reason
         self._send.close()
+        if self.on_end is not None:
+            self.on_end()
 
     async def aclose(self) -> None:
         if self.closed_reason is None:
@@ -312,12 +317,21 @@ class Relay:
         if end is None:
             return  # a circuit closed a moment ago; late frames are dropped
         if op == OP_CLOSE:
-            del self.ends[(peer, circuit)]
             end.ended(data.decode("utf-8", "replace")[:64] or "closed")
         else:
             await end.deliver(data)
 
     # ------------------------------------------------------------ endpoint
+
+    def _end(self, relay: bytes, circuit: int) -> CircuitStream:
+        end = CircuitStream(self.host, relay, circuit)
+        self.ends[(relay, circuit)] = end
+
+        def forget() -> None:
+            self.ends.pop((relay, circuit), None)
+
+        end.on_end = forget
+        return end
 
     async def reserve(self, relay: bytes) -> Reservation:
         """Asks `relay` (connected) to hold a slot for us."""
@@ -329,8 +343,7 @@ class Relay:
         raw = await self.host.request(
             relay, "relay/connect", ConnectRequest(target=target).encode()
         )
-        end = CircuitStream(self.host, relay, Circuit.decode(raw).circuit)
-        self.ends[(relay, end.circuit)] = end
+        end = self._end(relay, Circuit.decode(raw).circuit)
         ip = self.host.conns[relay].info.ip
         pid = await self.host.adopt(end, initiator=True, ip=ip, relayed_via=relay)
         if pid != target:
@@ -343,8 +356,7 @@ class Relay:
             inc = Incoming.decode(body)
         except codec.DecodeError as err:
             raise RequestFailed("relay-malformed", err.message) from err
-        end = CircuitStream(self.host, relay, inc.circuit)
-        self.ends[(relay, inc.circuit)] = end
+        end = self._end(relay, inc.circuit)
         ip = self.host.conns[relay].info.ip
 
         async def accept() -> None:

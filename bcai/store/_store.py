@@ -319,6 +319,11 @@ class ChainStore:
         txn.put(bh, block.encode(), db=self.db["bodies"])
         txn.put(bh, info.encode(), db=self.db["info"])
 
+    def context_for(self, parent_hash: bytes) -> ParentContext:
+        """What building or checking a child of `parent_hash` needs."""
+        with self._read() as txn:
+            return self._context(txn, parent_hash)
+
     def _context(self, txn: Any, parent_hash: bytes) -> ParentContext:
         parent = self._header(txn, parent_hash)
         stamps = [parent.timestamp_ms]

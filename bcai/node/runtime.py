@@ -1,0 +1,189 @@
+"""A node's services wired in one nursery: the chain store, the host
+(connections and gossip), the chain's topics, sync, reachability, relaying
+and hole punching, and block production on demand.
+
+The operator-facing node (config file, CLI, API) builds on this; the NAT
+harness runs it in network namespaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from bcai import chain
+from bcai.chain import Block, Genesis
+from bcai.crypto import PrivateKey
+from bcai.net import Host, HostConfig, NetError, NodeKeys, RequestFailed, Syncer, serve_sync
+from bcai.net._autonat import AutoNat, Reach
+from bcai.net._holepunch import HolePuncher
+from bcai.net._natpmp import Mapping, map_port
+from bcai.net._relay import Relay, RelayLimits
+from bcai.node.mempool import Mempool
+from bcai.node.relay import ChainRelay
+from bcai.store import ChainStore, load_bans, save_ban
+
+log = logging.getLogger("bcai.node")
+
+Event = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    data_dir: Path
+    genesis: Genesis
+    host: HostConfig = HostConfig()
+    relay: RelayLimits = RelayLimits()
+    sync_interval_s: float = 2.0
+    nat_interval_s: float = 60.0
+    port_mapping: bool = True  # try NAT-PMP on the default gateway
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class NatState:
+    reach: Reach = Reach.UNKNOWN
+    observed: list[str] = field(default_factory=list)
+    relays: list[bytes] = field(default_factory=list)  # where we hold a reservation
+    mapping: Mapping | None = None
+
+
+class NodeRuntime:
+    def __init__(
+        self, keys: NodeKeys, config: RuntimeConfig, *, on_event: Event | None = None
+    ) -> None:
+        self.keys = keys
+        self.config = config
+        self.on_event = on_event or (lambda name, **fields: None)
+        self.store = ChainStore(config.data_dir / "chain", config.genesis)
+        self.host = Host(
+            keys,
+            self.store.genesis_id,
+            config.host,
+            bans=load_bans(self.store, time.time()),
+            save_ban=functools.partial(save_ban, self.store),
+        )
+        self.mempool = Mempool(config.genesis.params.chain_id)
+        self.chain = ChainRelay(self.host, self.store, self.mempool, now_ms=_now_ms)
+        serve_sync(self.host, self.store)
+        self.autonat = AutoNat(self.host)
+        self.nat = NatState()
+        self.relay = Relay(self.host, config.relay)
+        self.puncher = HolePuncher(self.host, self.nat.observed)
+        self.sync_wake = trio.Event()
+
+    # ------------------------------------------------------------ running
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                port = await nursery.start(self.host.run)
+                nursery.start_soon(self._sync_loop)
+                nursery.start_soon(self._watch_blocks)
+                nursery.start_soon(self._nat_loop)
+                self.on_event("started", port=port, peer_id=self.host.peer_id.hex())
+                task_status.started(port)
+        finally:
+            self.store.close()
+
+    async def _watch_blocks(self) -> None:
+        async for _ in self.chain.blocks:
+            self.on_event("head", height=self.store.head.height, hash=self.store.head_hash.hex())
+
+    async def _sync_loop(self) -> None:
+        while True:
+            with trio.move_on_after(self.config.sync_interval_s):
+                await self.chain.need_sync.wait()
+            self.chain.need_sync = trio.Event()
+            if not self.host.connected():
+                continue
+            before = self.store.head.height
+            report = await Syncer(self.host, self.store, now_ms=_now_ms).sync()
+            if report.imported:
+                self.on_event(
+                    "synced", imported=report.imported, height=self.store.head.height, before=before
+                )
+
+    async def _nat_loop(self) -> None:
+        await trio.sleep(0.5)  # let the bootstrap connections come up
+        while True:
+            await self.check_reachability()
+            await trio.sleep(self.config.nat_interval_s)
+
+    # ------------------------------------------------------------ NAT
+
+    async def check_reachability(self) -> NatState:
+        """Probes reachability; a private node tries a port mapping, and
+        failing that reserves a slot at every connected relay."""
+        if self.config.port_mapping and self.nat.mapping is None:
+            self.nat.mapping = await map_port(self.host.listen_port)
+            if self.nat.mapping is not None:
+                self.on_event(
+                    "mapped",
+                    external=f"{self.nat.mapping.external_ip}:{self.nat.mapping.external_port}",
+                )
+        reach = await self.autonat.probe()
+        self.nat.reach = reach.status
+        self.nat.observed[:] = reach.observed
+        if reach.status == Reach.PRIVATE:
+            for pid, conn in list(self.host.conns.items()):
+                if conn.relayed_via is not None or pid in self.nat.relays:
+                    continue
+                with contextlib.suppress(RequestFailed):
+                    await self.relay.reserve(pid)
+                    self.nat.relays.append(pid)
+        self.on_event(
+            "reachability",
+            status=reach.status.value,
+            observed=reach.observed,
+            relays=[r.hex() for r in self.nat.relays],
+        )
+        return self.nat
+
+    async def connect(self, target: bytes, relay: bytes, *, punch: bool = True) -> bool:
+        """Reaches `target` through `relay`, then tries to punch a direct
+        connection; True if the connection ended up direct."""
+        if target not in self.host.conns:
+            await self.relay.dial_via(relay, target)
+            self.on_event("relayed", peer=target.hex())
+        direct = False
+        if punch:
+            direct = await self.puncher.punch(target)
+        self.on_event("connected", peer=target.hex(), direct=direct)
+        return direct
+
+    # ------------------------------------------------------------ blocks
+
+    async def produce(self, producer: PrivateKey) -> Block:
+        """Builds a block on our head, imports and publishes it."""
+        head = self.store.head
+        ctx = self.store.context_for(self.store.head_hash)
+        params = self.config.genesis.params
+        txs = self.mempool.select(
+            self.store.read_account,
+            self.chain.base_fee(),
+            params.max_block_bytes,
+            params.max_block_txs,
+        )
+        stamp = max(_now_ms(), max(ctx.recent_timestamps_ms) + 1)
+        block = await trio.to_thread.run_sync(
+            chain.assemble_block, self.store.state, self.config.genesis, ctx, txs, producer, stamp
+        )
+        assert block.header.parent == head.block_hash()
+        try:
+            await self.chain.publish_block(block)
+        except NetError as err:  # pragma: no cover - publishing never raises today
+            log.warning("publish failed: %s", err)
+        self.on_event("produced", height=block.header.height, hash=block.block_hash().hex())
+        return block

@@ -1,0 +1,120 @@
+"""NAT traversal through real kernel NAT: node processes in network
+namespaces behind iptables MASQUERADE routers (tests/nat/netns.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.chain.builder import make_genesis, make_keys
+from tests.nat import netns
+from tests.nat.harness import NodeProc
+
+REASON = netns.available()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
+
+KEYS = make_keys(3)
+GENESIS = make_genesis(KEYS)
+PRODUCER_SEED = bytes([0]) + (2).to_bytes(31, "big")  # KEYS[2], as make_keys builds it
+RELAY_PORT = 7000
+
+
+def base_config(**extra: Any) -> dict[str, Any]:
+    return {
+        "genesis": GENESIS.encode().hex(),
+        "producer": PRODUCER_SEED.hex(),
+        **extra,
+    }
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    net = netns.Net()
+    nodes: list[NodeProc] = []
+    try:
+        inet = net.internet()
+        nat1, lan1 = net.home(inet, 1)
+        nat2, lan2 = net.home(inet, 2)
+        nat3, lan3 = net.home(inet, 3, random_ports=True)
+        relay = NodeProc(
+            "relay",
+            inet,
+            base_config(
+                listen_host=netns.PUBLIC_IP, listen_port=RELAY_PORT, relay=True, max_per_ip=8
+            ),
+            tmp_path,
+        )
+        nodes.append(relay)
+        boot = {"bootstrap": [[netns.PUBLIC_IP, RELAY_PORT]], "target_outbound": 2}
+        privs = {}
+        for name, ns in (("a", lan1), ("b", lan2), ("c", lan3)):
+            privs[name] = NodeProc(name, ns, base_config(**boot), tmp_path)
+            nodes.append(privs[name])
+        yield {"net": net, "relay": relay, **privs, "nats": (nat1, nat2, nat3)}
+    finally:
+        for n in nodes:
+            n.stop()
+        net.close()
+
+
+def wait_until(fn: Any, timeout: float = 20, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met in {timeout} s")
+        time.sleep(every)
+
+
+def connected(node: NodeProc, peer: NodeProc) -> dict[str, Any] | None:
+    for p in node.cmd("status")["peers"]:
+        if p["peer"] == peer.peer_id:
+            return p
+    return None
+
+
+def test_private_nodes_meet_through_the_relay_punch_a_hole_and_gossip(
+    world: dict[str, Any],
+) -> None:
+    relay, a, b = world["relay"], world["a"], world["b"]
+    for n in (a, b):
+        wait_until(lambda n=n: connected(n, relay))
+        probe = n.cmd("probe")
+        assert probe["reach"] == "private"
+        assert probe["relays"] == 1
+    # the relay sees each private node from its NAT's public address
+    assert a.cmd("status")["observed"][0].startswith("100.64.1.2:")
+    assert b.cmd("status")["observed"][0].startswith("100.64.2.2:")
+    relay_probe = relay.cmd("status")
+    assert relay_probe["peers"]
+    result = a.cmd("connect", peer=b.peer_id, relay=relay.peer_id, timeout=60)
+    assert result["direct"] is True
+    link = wait_until(lambda: connected(a, b))
+    assert link["relayed"] is False
+    # blocks produced by a reach b over the direct link
+    a.cmd("produce", n=3)
+    wait_until(lambda: b.cmd("status")["height"] == 3)
+    assert b.cmd("status")["head"] == a.cmd("status")["head"]
+
+
+def test_a_node_behind_a_port_randomising_nat_stays_reachable_through_the_relay(
+    world: dict[str, Any],
+) -> None:
+    relay, a, c = world["relay"], world["a"], world["c"]
+    for n in (a, c):
+        wait_until(lambda n=n: connected(n, relay))
+        assert n.cmd("probe")["reach"] == "private"
+    result = a.cmd("connect", peer=c.peer_id, relay=relay.peer_id, timeout=90)
+    assert result["direct"] is False  # every punch fails: ports are random
+    link = connected(a, c)
+    assert link is not None and link["relayed"] is True
+    stats = a.cmd("status")["punch"]
+    assert stats["attempts"] == 3 and stats["successes"] == 0
+    a.cmd("produce", n=2)
+    wait_until(lambda: c.cmd("status")["height"] == 2)
