@@ -156,6 +156,12 @@ class Host:
         self.peer_changed = trio.Event()
         # RELAY frames go to the relay module when one is attached
         self.relay_frames: Callable[[bytes, bytes], Awaitable[None]] | None = None
+        # an address book (discovery) may offer more addresses to dial, and
+        # hear how each dial went
+        self.dial_candidates: Callable[[int], list[tuple[str, int]]] | None = None
+        self.on_dial_result: Callable[[str, int, bool], None] | None = None
+        # called with (peer id, ip, its listen addresses, outbound) per session
+        self.on_connect: list[Callable[[bytes, str, tuple[str, ...], bool], None]] = []
 
     # ------------------------------------------------------------ public API
 
@@ -276,6 +282,8 @@ class Host:
             session = await self._handshake(stream, initiator=True)
         except (OSError, trio.TooSlowError, NetError) as err:
             self.table.dial_failed(f"{host}:{port}", time.time())
+            if self.on_dial_result is not None:
+                self.on_dial_result(host, port, False)
             if ready is not None:
                 code = err.code if isinstance(err, NetError) else "dial-failed"
                 ready.send_nowait(NetError(code, f"{host}:{port}: {err}"))
@@ -283,6 +291,8 @@ class Host:
         finally:
             self._dialing.discard(address)
         self.table.dial_succeeded(f"{host}:{port}")
+        if self.on_dial_result is not None:
+            self.on_dial_result(host, port, True)
         self.addresses[address] = session.peer_id
         self.metrics.connections_out += 1
         await self._run_session(session, inbound=False, address=address, ready=ready)
@@ -399,6 +409,9 @@ class Host:
             self.router.add_peer(pid, ip, not inbound, trio.current_time())
             for host_port in session.remote.listen_addrs:
                 self._learn(host_port, ip, pid)
+            if relayed_via is None:
+                for hook in self.on_connect:
+                    hook(pid, ip, session.remote.listen_addrs, not inbound)
             self._flush()
             self._changed()
             if ready is not None:
@@ -609,7 +622,14 @@ class Host:
                     ):
                         continue
                     want -= 1
-                    self._dialing.add(address)
-                    assert self._nursery is not None
-                    self._nursery.start_soon(self._outbound, address[0], address[1], None)
+                    self._start_dial(address)
+                if want > 0 and self.dial_candidates is not None:
+                    for address in self.dial_candidates(want):
+                        if address not in self._dialing and address not in self.addresses:
+                            self._start_dial(address)
             await trio.sleep(self.config.dial_interval_s)
+
+    def _start_dial(self, address: tuple[str, int]) -> None:
+        self._dialing.add(address)
+        assert self._nursery is not None
+        self._nursery.start_soon(self._outbound, address[0], address[1], None)

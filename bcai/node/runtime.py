@@ -24,12 +24,13 @@ from bcai.chain import Block, Genesis
 from bcai.crypto import PrivateKey
 from bcai.net import Host, HostConfig, NetError, NodeKeys, RequestFailed, Syncer, serve_sync
 from bcai.net._autonat import AutoNat, Reach
+from bcai.net._discovery import Discovery, DiscoveryConfig
 from bcai.net._holepunch import HolePuncher
 from bcai.net._natpmp import Mapping, map_port
 from bcai.net._relay import Relay, RelayLimits
 from bcai.node.mempool import Mempool
 from bcai.node.relay import ChainRelay
-from bcai.store import ChainStore, load_bans, save_ban
+from bcai.store import ChainStore, load_addrbook, load_bans, save_addrbook, save_ban
 
 log = logging.getLogger("bcai.node")
 
@@ -45,6 +46,7 @@ class RuntimeConfig:
     sync_interval_s: float = 2.0
     nat_interval_s: float = 60.0
     port_mapping: bool = True  # try NAT-PMP on the default gateway
+    discovery: DiscoveryConfig = DiscoveryConfig()
 
 
 def _now_ms() -> int:
@@ -81,7 +83,12 @@ class NodeRuntime:
         self.nat = NatState()
         self.relay = Relay(self.host, config.relay)
         self.puncher = HolePuncher(self.host, self.nat.observed)
-        self.sync_wake = trio.Event()
+        self.discovery = Discovery(
+            self.host,
+            config.discovery,
+            load=functools.partial(load_addrbook, self.store),
+            save=functools.partial(save_addrbook, self.store),
+        )
 
     # ------------------------------------------------------------ running
 
@@ -92,6 +99,7 @@ class NodeRuntime:
                 nursery.start_soon(self._sync_loop)
                 nursery.start_soon(self._watch_blocks)
                 nursery.start_soon(self._nat_loop)
+                nursery.start_soon(self.discovery.run)
                 self.on_event("started", port=port, peer_id=self.host.peer_id.hex())
                 task_status.started(port)
         finally:

@@ -6,7 +6,7 @@ Layer: storage. `ChainStore` is blocking; trio code uses `AsyncChainStore`.
 
 from bcai.store._async import AsyncChainStore
 from bcai.store._errors import StoreError
-from bcai.store._peers import load_bans, save_ban
+from bcai.store._peers import load_addrbook, load_bans, save_addrbook, save_ban
 from bcai.store._records import FORMAT_VERSION
 from bcai.store._store import ChainStore, ImportResult
 
@@ -16,6 +16,8 @@ __all__ = [
     "ChainStore",
     "ImportResult",
     "StoreError",
+    "load_addrbook",
     "load_bans",
+    "save_addrbook",
     "save_ban",
 ]

@@ -2,7 +2,7 @@
 
 Keys are `ban:` ‖ IP; values the banned-until time in seconds since the
 epoch, as text. A longer ban replaces a shorter one; loading deletes the
-expired ones.
+expired ones. The key `addrbook` holds the encoded address book.
 """
 
 from __future__ import annotations
@@ -48,3 +48,21 @@ def load_bans(store: ChainStore, now_s: float) -> dict[str, float]:
     if expired:
         store._run_write(delete)
     return bans
+
+
+ADDRBOOK_KEY = b"addrbook"
+
+
+def save_addrbook(store: ChainStore, data: bytes) -> None:
+    """Keeps the encoded address book (bcai.net's AddrMan)."""
+
+    def write(txn: Any) -> None:
+        txn.put(ADDRBOOK_KEY, data, db=store.db["peers"])
+
+    store._run_write(write)
+
+
+def load_addrbook(store: ChainStore) -> bytes | None:
+    with store.env.begin() as txn:
+        raw = txn.get(ADDRBOOK_KEY, db=store.db["peers"])
+    return None if raw is None else bytes(raw)

@@ -1,0 +1,101 @@
+"""Peer exchange and the address book over real TCP: learning, dialing from
+the book, feelers, persistence, and a peer advertising thousands of fakes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import trio
+
+from bcai.net import RequestFailed
+from bcai.net._addrman import NetAddr
+from bcai.net._discovery import AddrList, Discovery, DiscoveryConfig
+from bcai.store import ChainStore, load_addrbook, save_addrbook
+from tests.chain.builder import make_genesis, make_keys
+from tests.net.cluster import CONFIG, Cluster, Node
+
+LOCAL = DiscoveryConfig(allow_local=True)
+
+
+def host_of(node: Node):  # type: ignore[no-untyped-def]
+    assert node.host is not None
+    return node.host
+
+
+async def test_a_node_learns_peers_by_exchange_and_dials_them_from_the_book() -> None:
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, seed=40)
+        cfg = dataclasses.replace(CONFIG, target_outbound=2, dial_interval_s=0.05)
+        a, b, d = await c.add(config=cfg), await c.add(), await c.add()
+        da = Discovery(host_of(a), LOCAL)
+        db = Discovery(host_of(b), LOCAL)
+        await host_of(d).dial("127.0.0.1", b.port)  # b learns d's listen address
+        await c.wait_for(lambda: NetAddr("127.0.0.1", d.port) in db.book)
+        await host_of(a).dial("127.0.0.1", b.port)  # a asks b at once (outbound)
+        await c.wait_for(lambda: da.stats.pex_learned >= 1)
+        assert NetAddr("127.0.0.1", d.port) in da.book
+        # the dial loop takes d from the book; the success moves it to tried
+        await c.wait_for(lambda: host_of(d).peer_id in host_of(a).connected(), 10)
+        await c.wait_for(lambda: da.book.find(NetAddr("127.0.0.1", d.port)).tried, 5)
+        # asking again too soon is refused with a reason
+        with pytest.raises(RequestFailed) as err:
+            await host_of(a).request(host_of(b).peer_id, "pex/addrs", b"")
+        assert err.value.code == "pex-too-soon"
+        nursery.cancel_scope.cancel()
+
+
+async def test_thousands_of_fake_addresses_stay_in_their_buckets() -> None:
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, seed=41)
+        victim, liar = await c.add(), await c.add()
+        dv = Discovery(host_of(victim), LOCAL)
+        rounds = iter(range(10))
+
+        async def fakes(_peer: bytes, _body: bytes) -> bytes:
+            r = next(rounds)
+            addrs = [f"{1 + (i * 7 + r) % 200}.{i % 250}.{r}.9:8333" for i in range(1000)]
+            return AddrList(addrs=tuple(addrs)).encode()
+
+        host_of(liar).handle("pex/addrs", fakes)
+        lid = await host_of(victim).dial("127.0.0.1", liar.port)
+        learned = 0
+        for _ in range(10):
+            learned += await dv.exchange(lid)
+        assert learned > 1000  # it took many (one source may claim 64 buckets)...
+        assert len(dv.book.new_buckets_used()) <= 64  # ...but only 64 of 1024 buckets
+        assert dv.book.counts()[1] == 0  # and nothing of it reached the tried table
+        assert len(dv.book) <= 64 * 64
+        nursery.cancel_scope.cancel()
+
+
+async def test_feelers_test_the_book_and_it_survives_a_restart(tmp_path: Path) -> None:
+    store = ChainStore(tmp_path / "chain", make_genesis(make_keys(1)))
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, seed=42)
+        a, live = await c.add(), await c.add()
+        disc = Discovery(
+            host_of(a),
+            LOCAL,
+            load=lambda: load_addrbook(store),
+            save=lambda data: save_addrbook(store, data),
+        )
+        probe = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        dead_port = probe[0].socket.getsockname()[1]
+        await probe[0].aclose()
+        assert disc.learn(f"127.0.0.1:{live.port}", "127.0.0.5")
+        assert disc.learn(f"127.0.0.1:{dead_port}", "127.0.0.5")
+        results = [await disc.feeler() for _ in range(6)]
+        assert True in results and False in results
+        assert disc.book.find(NetAddr("127.0.0.1", live.port)).tried
+        assert not disc.book.find(NetAddr("127.0.0.1", dead_port)).tried
+        disc.save()
+        nursery.cancel_scope.cancel()
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, seed=43)
+        again = Discovery(host_of(await c.add()), LOCAL, load=lambda: load_addrbook(store))
+        assert NetAddr("127.0.0.1", live.port) in again.book
+        assert again.book.find(NetAddr("127.0.0.1", live.port)).tried
+        nursery.cancel_scope.cancel()
+    store.close()
