@@ -114,3 +114,14 @@ class Net:
             subprocess.run(["ip", "netns", "pids", ns], capture_output=True)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self.namespaces.clear()
+
+
+def partition(ns: str, other_ip: str) -> None:
+    """Drops everything between `ns` and `other_ip`."""
+    sh("iptables", "-A", "INPUT", "-s", other_ip, "-j", "DROP", ns=ns)
+    sh("iptables", "-A", "OUTPUT", "-d", other_ip, "-j", "DROP", ns=ns)
+
+
+def heal(ns: str, other_ip: str) -> None:
+    sh("iptables", "-D", "INPUT", "-s", other_ip, "-j", "DROP", ns=ns)
+    sh("iptables", "-D", "OUTPUT", "-d", other_ip, "-j", "DROP", ns=ns)

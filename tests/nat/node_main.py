@@ -21,6 +21,7 @@ import trio
 from bcai.chain import Genesis
 from bcai.crypto import PrivateKey
 from bcai.net import HostConfig, NodeKeys, ScoreParams
+from bcai.net._discovery import DiscoveryConfig
 from bcai.net._relay import RelayLimits
 from bcai.node.runtime import NodeRuntime, RuntimeConfig
 
@@ -41,6 +42,8 @@ def build(cfg: dict[str, Any]) -> NodeRuntime:
         max_per_subnet24=cfg.get("max_per_ip", 4),
         target_outbound=cfg.get("target_outbound", 8),
         reuse_port=cfg.get("reuse_port", True),
+        keepalive_s=cfg.get("keepalive_s", 30.0),
+        ping_timeout_s=cfg.get("ping_timeout_s", 10.0),
         score=ScoreParams(ip_colocation_whitelist=frozenset(cfg.get("colocation_ok", ()))),
     )
     runtime_cfg = RuntimeConfig(
@@ -50,6 +53,7 @@ def build(cfg: dict[str, Any]) -> NodeRuntime:
         relay=RelayLimits(enabled=cfg.get("relay", False)),
         sync_interval_s=cfg.get("sync_interval_s", 1.0),
         nat_interval_s=cfg.get("nat_interval_s", 3600.0),
+        discovery=DiscoveryConfig(allow_local=True),  # the harness uses 10/8 and 100.64/10
     )
     return NodeRuntime(NodeKeys.generate(), runtime_cfg, on_event=emit)
 

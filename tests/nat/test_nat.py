@@ -118,3 +118,57 @@ def test_a_node_behind_a_port_randomising_nat_stays_reachable_through_the_relay(
     assert stats["attempts"] == 3 and stats["successes"] == 0
     a.cmd("produce", n=2)
     wait_until(lambda: c.cmd("status")["height"] == 2)
+
+
+def test_a_partition_heals_and_every_node_converges_on_the_heaviest_chain(
+    tmp_path: Path,
+) -> None:
+    net = netns.Net()
+    nodes: list[NodeProc] = []
+    try:
+        left, right = net.ns("left"), net.ns("right")
+        net.link(left, "10.20.0.1/24", right, "10.20.0.2/24")
+        fast = {
+            "keepalive_s": 1.0,
+            "ping_timeout_s": 1.5,
+            "max_per_ip": 16,
+            "colocation_ok": ["10.20.0.1", "10.20.0.2"],
+            "target_outbound": 3,
+        }
+        seeds = {
+            "left": NodeProc("l0", left, base_config(listen_host="10.20.0.1", **fast), tmp_path),
+            "right": NodeProc("r0", right, base_config(listen_host="10.20.0.2", **fast), tmp_path),
+        }
+        nodes += seeds.values()
+        boot = [["10.20.0.1", seeds["left"].port], ["10.20.0.2", seeds["right"].port]]
+        halves: dict[str, list[NodeProc]] = {"left": [seeds["left"]], "right": [seeds["right"]]}
+        for i in range(1, 6):
+            for side, ns, ip in (("left", left, "10.20.0.1"), ("right", right, "10.20.0.2")):
+                cfg = base_config(listen_host=ip, bootstrap=boot, **fast)
+                node = NodeProc(f"{side[0]}{i}", ns, cfg, tmp_path)
+                halves[side].append(node)
+                nodes.append(node)
+        everyone = halves["left"] + halves["right"]
+        for n in everyone:
+            wait_until(lambda n=n: len(n.cmd("status")["peers"]) >= 2, timeout=30)
+        seeds["left"].cmd("produce", n=1)
+        wait_until(lambda: all(n.cmd("status")["height"] == 1 for n in everyone), timeout=30)
+
+        netns.partition(left, "10.20.0.2")
+        netns.partition(right, "10.20.0.1")
+        seeds["left"].cmd("produce", n=2)
+        halves["right"][3].cmd("produce", n=4)
+        wait_until(lambda: all(n.cmd("status")["height"] == 3 for n in halves["left"]), 30)
+        wait_until(lambda: all(n.cmd("status")["height"] == 5 for n in halves["right"]), 30)
+        left_head = seeds["left"].cmd("status")["head"]
+        right_head = halves["right"][3].cmd("status")["head"]
+        assert left_head != right_head
+
+        netns.heal(left, "10.20.0.2")
+        netns.heal(right, "10.20.0.1")
+        wait_until(lambda: all(n.cmd("status")["head"] == right_head for n in everyone), 90, 1)
+        assert all(n.cmd("status")["height"] == 5 for n in everyone)
+    finally:
+        for n in nodes:
+            n.stop()
+        net.close()
