@@ -150,10 +150,9 @@ class CircuitStream(trio.abc.Stream):
             self.ended("closed")
             conn = self.host.conns.get(self.relay)
             if conn is not None:
-                with (
-                    trio.move_on_after(1),
-                    contextlib.suppress(*GONE),
-                ):
+                # shielded: aclose is often called from a cancelled session,
+                # and the relay must hear that the circuit is done
+                with trio.move_on_after(1, shield=True), contextlib.suppress(*GONE):
                     await conn.peer.session.send_frame(
                         FrameKind.RELAY, frame(self.circuit, OP_CLOSE, b"closed")
                     )

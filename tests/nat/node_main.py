@@ -72,7 +72,12 @@ async def command(node: NodeRuntime, msg: dict[str, Any], producer: PrivateKey) 
             "reach": node.nat.reach.value,
             "observed": node.nat.observed,
             "punch": vars(node.puncher.stats),
-            "relay": {"circuits": node.relay.stats.circuits, "refused": node.relay.stats.refused},
+            "relay": {
+                "circuits": node.relay.stats.circuits,
+                "refused": node.relay.stats.refused,
+                "closed": node.relay.stats.closed,
+                "open": len(node.relay.hops) // 2,
+            },
         }
     if cmd == "produce":
         blocks = [await node.produce(producer) for _ in range(msg.get("n", 1))]

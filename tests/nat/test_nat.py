@@ -3,6 +3,7 @@ namespaces behind iptables MASQUERADE routers (tests/nat/netns.py)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from tests.chain.builder import make_genesis, make_keys
 from tests.nat import netns
-from tests.nat.harness import NodeProc
+from tests.nat.harness import REPO, NodeProc
 
 REASON = netns.available()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(REASON is not None, reason=str(REASON))]
@@ -168,6 +169,74 @@ def test_a_partition_heals_and_every_node_converges_on_the_heaviest_chain(
         netns.heal(right, "10.20.0.1")
         wait_until(lambda: all(n.cmd("status")["head"] == right_head for n in everyone), 90, 1)
         assert all(n.cmd("status")["height"] == 5 for n in everyone)
+    finally:
+        for n in nodes:
+            n.stop()
+        net.close()
+
+
+PUNCH_PAIRS = 8  # nodes per LAN: 64 distinct pairs, so every attempt is a fresh 4-tuple
+
+
+def test_hole_punching_success_rate_over_64_pairs(tmp_path: Path) -> None:
+    """The figure docs/benchmarks.md quotes: punches between 8 nodes behind
+    one MASQUERADE NAT and 8 behind another, each pair once."""
+    net = netns.Net()
+    nodes: list[NodeProc] = []
+    try:
+        inet = net.internet()
+        _, lan1 = net.home(inet, 1)
+        _, lan2 = net.home(inet, 2)
+        relay = NodeProc(
+            "relay",
+            inet,
+            base_config(
+                listen_host=netns.PUBLIC_IP, listen_port=RELAY_PORT, relay=True, max_per_ip=32
+            ),
+            tmp_path,
+        )
+        nodes.append(relay)
+        boot = {
+            "bootstrap": [[netns.PUBLIC_IP, RELAY_PORT]],
+            "target_outbound": 1,
+            "max_per_ip": 32,
+        }
+        side_a = [
+            NodeProc(f"a{i}", lan1, base_config(**boot), tmp_path) for i in range(PUNCH_PAIRS)
+        ]
+        nodes += side_a
+        side_b = [
+            NodeProc(f"b{i}", lan2, base_config(**boot), tmp_path) for i in range(PUNCH_PAIRS)
+        ]
+        nodes += side_b
+        for n in side_a + side_b:
+            wait_until(lambda n=n: connected(n, relay), timeout=30)
+            assert n.cmd("probe", timeout=60)["reach"] == "private"
+        results = []
+        for a in side_a:
+            for b in side_b:
+                t0 = time.monotonic()
+                direct = a.cmd("connect", peer=b.peer_id, relay=relay.peer_id, timeout=90)
+                results.append((direct["direct"], time.monotonic() - t0))
+        stats = [a.cmd("status")["punch"] for a in side_a]
+        attempts = sum(s["attempts"] for s in stats)
+        successes = sum(s["successes"] for s in stats)
+        first = sum(s["first_try_successes"] for s in stats)
+        times = sorted(t for ok, t in results if ok)
+        report = {
+            "pairs": len(results),
+            "direct": sum(ok for ok, _ in results),
+            "attempts": attempts,
+            "successes": successes,
+            "first_try_successes": first,
+            "time_to_direct_p50_s": times[len(times) // 2] if times else None,
+            "time_to_direct_max_s": times[-1] if times else None,
+        }
+        (REPO / ".holepunch.json").write_text(json.dumps(report, indent=1))
+        assert report["pairs"] == PUNCH_PAIRS**2 >= 50
+        # through endpoint-independent NAT on one machine every pair should
+        # punch; leave room for a lost SYN race, but not for a broken scheme
+        assert report["direct"] >= 0.9 * report["pairs"], report
     finally:
         for n in nodes:
             n.stop()

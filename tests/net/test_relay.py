@@ -127,3 +127,18 @@ async def test_malformed_relay_frames_end_the_session() -> None:
 def test_relaying_is_opt_in_and_ports_are_not_shared_by_default() -> None:
     assert RelayLimits().enabled is False
     assert HostConfig().reuse_port is False
+
+
+async def test_a_direct_connection_replaces_the_relayed_one_and_frees_the_circuit() -> None:
+    async with trio.open_nursery() as nursery:
+        c = Cluster(nursery, seed=24)
+        r, a, b, relay, ra = await relayed_pair(c, RelayLimits(enabled=True))
+        pid = await ra.dial_via(host_of(r).peer_id, host_of(b).peer_id)
+        assert host_of(a).conns[pid].relayed_via is not None
+        assert len(relay.hops) == 2
+        await host_of(a).dial("127.0.0.1", b.port)
+        await c.wait_for(lambda: not relay.hops)
+        assert host_of(a).conns[pid].relayed_via is None
+        assert relay.stats.closed == {"closed": 1}
+        assert not ra.ends
+        nursery.cancel_scope.cancel()
