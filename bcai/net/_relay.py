@@ -152,7 +152,8 @@ class CircuitStream(trio.abc.Stream):
             if conn is not None:
                 # shielded: aclose is often called from a cancelled session,
                 # and the relay must hear that the circuit is done
-                with trio.move_on_after(1, shield=True), contextlib.suppress(*GONE):
+                with trio.CancelScope(shield=True) as scope, contextlib.suppress(*GONE):
+                    scope.deadline = trio.current_time() + 1
                     await conn.peer.session.send_frame(
                         FrameKind.RELAY, frame(self.circuit, OP_CLOSE, b"closed")
                     )
