@@ -249,6 +249,9 @@ class Host:
             NetError: the dial, the handshake or admission failed (its code).
         """
         assert self._nursery is not None, "dial() needs a running host"
+        known = self.addresses.get((host, port))
+        if known is not None and known in self.conns:
+            return known  # connected there already
         self.add_address(host, port)
         self._dialing.add((host, port))  # so the dial loop does not dial it too
         ready: trio.MemorySendChannel[bytes | NetError]

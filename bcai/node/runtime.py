@@ -23,9 +23,11 @@ from bcai import chain
 from bcai.chain import Block, Genesis
 from bcai.crypto import PrivateKey
 from bcai.net import Host, HostConfig, NetError, NodeKeys, RequestFailed, Syncer, serve_sync
-from bcai.net._autonat import AutoNat, Reach
+from bcai.net._autonat import AutoNat, Reach, split_address
+from bcai.net._dht import Dht
 from bcai.net._discovery import Discovery, DiscoveryConfig
 from bcai.net._holepunch import HolePuncher
+from bcai.net._kademlia import Contact
 from bcai.net._natpmp import Mapping, map_port
 from bcai.net._relay import Relay, RelayLimits
 from bcai.node.mempool import Mempool
@@ -47,6 +49,7 @@ class RuntimeConfig:
     nat_interval_s: float = 60.0
     port_mapping: bool = True  # try NAT-PMP on the default gateway
     discovery: DiscoveryConfig = DiscoveryConfig()
+    dht_server: bool | None = None  # None: serve the DHT once found publicly reachable
 
 
 def _now_ms() -> int:
@@ -83,6 +86,7 @@ class NodeRuntime:
         self.nat = NatState()
         self.relay = Relay(self.host, config.relay)
         self.puncher = HolePuncher(self.host, self.nat.observed)
+        self.dht = Dht(self.host, server=bool(config.dht_server))
         self.discovery = Discovery(
             self.host,
             config.discovery,
@@ -100,6 +104,8 @@ class NodeRuntime:
                 nursery.start_soon(self._watch_blocks)
                 nursery.start_soon(self._nat_loop)
                 nursery.start_soon(self.discovery.run)
+                if self.config.dht_server:
+                    self.dht.own_contact = self._public_contact()
                 self.on_event("started", port=port, peer_id=self.host.peer_id.hex())
                 task_status.started(port)
         finally:
@@ -144,6 +150,10 @@ class NodeRuntime:
         reach = await self.autonat.probe()
         self.nat.reach = reach.status
         self.nat.observed[:] = reach.observed
+        if reach.status == Reach.PUBLIC:
+            if self.config.dht_server is None and not self.dht.server:
+                self.dht.serve()
+            self.dht.own_contact = self._public_contact()
         if reach.status == Reach.PRIVATE:
             for pid, conn in list(self.host.conns.items()):
                 if conn.relayed_via is not None or pid in self.nat.relays:
@@ -151,6 +161,10 @@ class NodeRuntime:
                 with contextlib.suppress(RequestFailed):
                     await self.relay.reserve(pid)
                     self.nat.relays.append(pid)
+            relay_conn = self.host.conns.get(self.nat.relays[0]) if self.nat.relays else None
+            if relay_conn is not None and relay_conn.address is not None:
+                # others reach us at our relay's address, under our own id
+                self.dht.own_contact = Contact(self.host.peer_id, *relay_conn.address)
         self.on_event(
             "reachability",
             status=reach.status.value,
@@ -158,6 +172,23 @@ class NodeRuntime:
             relays=[r.hex() for r in self.nat.relays],
         )
         return self.nat
+
+    def _public_contact(self) -> Contact:
+        host, port = split_address(self.host.advertise[0])
+        if self.nat.observed:
+            host = split_address(self.nat.observed[0])[0]
+        return Contact(self.host.peer_id, host, port)
+
+    async def reach(self, contact: Contact, *, punch: bool = True) -> bool:
+        """Connects to a peer found in the DHT: directly, or through the
+        relay at its address and then by hole punching; True if direct."""
+        pid = contact.peer_id
+        if pid not in self.host.conns:
+            first = await self.host.dial(contact.host, contact.port)
+            if first != pid:
+                return await self.connect(pid, first, punch=punch)
+        conn = self.host.conns.get(pid)
+        return conn is not None and conn.relayed_via is None
 
     async def connect(self, target: bytes, relay: bytes, *, punch: bool = True) -> bool:
         """Reaches `target` through `relay`, then tries to punch a direct

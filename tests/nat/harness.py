@@ -63,11 +63,18 @@ class NodeProc:
             if ev.get("event") == name and all(ev.get(k) == v for k, v in match.items()):
                 return ev
 
-    def cmd(self, cmd: str, timeout: float = 30, **args: Any) -> dict[str, Any]:
+    def send(self, cmd: str, **args: Any) -> int:
+        """Sends a command without waiting; `reply(id)` collects the answer."""
         n = next(self._ids)
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps({"id": n, "cmd": cmd, **args}) + "\n")
         self.proc.stdin.flush()
+        return n
+
+    def cmd(self, cmd: str, timeout: float = 30, **args: Any) -> dict[str, Any]:
+        return self.reply(self.send(cmd, **args), cmd, timeout)
+
+    def reply(self, n: int, cmd: str = "", timeout: float = 30) -> dict[str, Any]:
         reply = self.wait_event("reply", timeout=timeout, id=n)
         if not reply["ok"]:
             raise RuntimeError(f"{self.name} {cmd}: {reply['error']}\n{reply.get('trace', '')}")

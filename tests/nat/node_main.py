@@ -21,7 +21,9 @@ import trio
 from bcai.chain import Genesis
 from bcai.crypto import PrivateKey
 from bcai.net import HostConfig, NodeKeys, ScoreParams
+from bcai.net._dht import content_key
 from bcai.net._discovery import DiscoveryConfig
+from bcai.net._kademlia import Contact
 from bcai.net._relay import RelayLimits
 from bcai.node.runtime import NodeRuntime, RuntimeConfig
 
@@ -54,6 +56,7 @@ def build(cfg: dict[str, Any]) -> NodeRuntime:
         sync_interval_s=cfg.get("sync_interval_s", 1.0),
         nat_interval_s=cfg.get("nat_interval_s", 3600.0),
         discovery=DiscoveryConfig(allow_local=True),  # the harness uses 10/8 and 100.64/10
+        dht_server=cfg.get("dht_server"),
     )
     return NodeRuntime(NodeKeys.generate(), runtime_cfg, on_event=emit)
 
@@ -95,6 +98,16 @@ async def command(node: NodeRuntime, msg: dict[str, Any], producer: PrivateKey) 
     if cmd == "disconnect":
         await host.disconnect(bytes.fromhex(msg["peer"]), "test")
         return {}
+    if cmd == "provide":
+        return {"accepted": await node.dht.provide(content_key(msg["name"].encode()))}
+    if cmd == "find_providers":
+        found = await node.dht.find_providers(content_key(msg["name"].encode()))
+        return {
+            "providers": [{"peer": c.peer_id.hex(), "host": c.host, "port": c.port} for c in found]
+        }
+    if cmd == "reach":
+        contact = Contact(bytes.fromhex(msg["peer"]), msg["host"], msg["port"])
+        return {"direct": await node.reach(contact, punch=msg.get("punch", True))}
     if cmd == "publish":
         return {"id": host.publish(msg["topic"], bytes.fromhex(msg["data"])).hex()}
     raise ValueError(f"unknown command {cmd!r}")

@@ -45,7 +45,11 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
             "relay",
             inet,
             base_config(
-                listen_host=netns.PUBLIC_IP, listen_port=RELAY_PORT, relay=True, max_per_ip=8
+                listen_host=netns.PUBLIC_IP,
+                listen_port=RELAY_PORT,
+                relay=True,
+                max_per_ip=8,
+                dht_server=True,
             ),
             tmp_path,
         )
@@ -80,7 +84,7 @@ def connected(node: NodeProc, peer: NodeProc) -> dict[str, Any] | None:
     return None
 
 
-def test_private_nodes_meet_through_the_relay_punch_a_hole_and_gossip(
+def test_private_nodes_find_each_other_in_the_dht_punch_a_hole_and_gossip(
     world: dict[str, Any],
 ) -> None:
     relay, a, b = world["relay"], world["a"], world["b"]
@@ -92,9 +96,13 @@ def test_private_nodes_meet_through_the_relay_punch_a_hole_and_gossip(
     # the relay sees each private node from its NAT's public address
     assert a.cmd("status")["observed"][0].startswith("100.64.1.2:")
     assert b.cmd("status")["observed"][0].startswith("100.64.2.2:")
-    relay_probe = relay.cmd("status")
-    assert relay_probe["peers"]
-    result = a.cmd("connect", peer=b.peer_id, relay=relay.peer_id, timeout=60)
+    # both announce themselves under a rendezvous key; a finds b there
+    for n in (a, b):
+        assert n.cmd("provide", name="bcai-devnet-rendezvous")["accepted"] >= 1
+    found = a.cmd("find_providers", name="bcai-devnet-rendezvous")["providers"]
+    entry = next(p for p in found if p["peer"] == b.peer_id)
+    assert (entry["host"], entry["port"]) == (netns.PUBLIC_IP, RELAY_PORT)  # b's relay
+    result = a.cmd("reach", peer=entry["peer"], host=entry["host"], port=entry["port"], timeout=60)
     assert result["direct"] is True
     link = wait_until(lambda: connected(a, b))
     assert link["relayed"] is False
@@ -211,7 +219,9 @@ def test_hole_punching_success_rate_over_64_pairs(tmp_path: Path) -> None:
         nodes += side_b
         for n in side_a + side_b:
             wait_until(lambda n=n: connected(n, relay), timeout=30)
-            assert n.cmd("probe", timeout=60)["reach"] == "private"
+        probes = [(n, n.send("probe")) for n in side_a + side_b]  # in parallel
+        for n, pending in probes:
+            assert n.reply(pending, "probe", timeout=60)["reach"] == "private"
         results = []
         for a in side_a:
             for b in side_b:
