@@ -51,6 +51,7 @@ class Net:
     prefix: str = field(default_factory=lambda: f"bc{os.getpid() % 100000}")
     namespaces: list[str] = field(default_factory=list)
     links: int = 0
+    wan: dict[str, str] = field(default_factory=dict)
 
     def ns(self, name: str) -> str:
         full = f"{self.prefix}{name}"
@@ -78,7 +79,8 @@ class Net:
         return inet
 
     def home(self, inet: str, n: int, *, random_ports: bool = False) -> tuple[str, str]:
-        """A NAT router and one private host behind it; returns (nat, host)."""
+        """A NAT router and one private host behind it; returns (nat, host).
+        The router's WAN device name is kept in `self.wan[nat]`."""
         nat, host = self.ns(f"nat{n}"), self.ns(f"lan{n}")
         _, wan = self.link(inet, f"100.64.{n}.1/24", nat, f"100.64.{n}.2/24")
         lan, _ = self.link(nat, f"10.{n}.0.1/24", host, f"10.{n}.0.2/24")
@@ -107,6 +109,7 @@ class Net:
             )
             sh("iptables", "-A", chain, "-i", wan, "-p", "tcp", "-j", "DROP", ns=nat)
         del lan
+        self.wan[nat] = wan
         return nat, host
 
     def close(self) -> None:

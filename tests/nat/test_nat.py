@@ -4,6 +4,8 @@ namespaces behind iptables MASQUERADE routers (tests/nat/netns.py)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -250,4 +252,66 @@ def test_hole_punching_success_rate_over_64_pairs(tmp_path: Path) -> None:
     finally:
         for n in nodes:
             n.stop()
+        net.close()
+
+
+def test_nat_pmp_mapping_makes_a_node_public_and_is_harmless_without_a_gateway(
+    tmp_path: Path,
+) -> None:
+    net = netns.Net()
+    nodes: list[NodeProc] = []
+    gateway = None
+    try:
+        inet = net.internet()
+        nat1, lan1 = net.home(inet, 1)
+        _, lan2 = net.home(inet, 2)
+        gateway = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                nat1,
+                sys.executable,
+                "-m",
+                "tests.nat.natpmp_gateway",
+                "10.1.0.1",
+                net.wan[nat1],
+                "100.64.1.2",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert gateway.stdout is not None and gateway.stdout.readline().strip() == "ready"
+        relay = NodeProc(
+            "relay",
+            inet,
+            base_config(
+                listen_host=netns.PUBLIC_IP, listen_port=RELAY_PORT, relay=True, dht_server=True
+            ),
+            tmp_path,
+        )
+        nodes.append(relay)
+        boot = {"bootstrap": [[netns.PUBLIC_IP, RELAY_PORT]], "target_outbound": 1}
+        mapped = NodeProc("mapped", lan1, base_config(**boot), tmp_path)
+        plain = NodeProc("plain", lan2, base_config(**boot), tmp_path)
+        nodes += [mapped, plain]
+        for n in (mapped, plain):
+            wait_until(lambda n=n: connected(n, relay))
+        t0 = time.monotonic()
+        assert plain.cmd("probe", timeout=60)["reach"] == "private"  # no gateway: no harm
+        assert time.monotonic() - t0 < 15
+        probe = mapped.cmd("probe", timeout=60)
+        assert probe["reach"] == "public"  # the relay's dial-back came through the mapping
+        ev = next(e for e in mapped.log if e.get("event") == "mapped")
+        assert ev["external"] == f"100.64.1.2:{mapped.port}"
+        assert "mapped" not in {e.get("event") for e in plain.log}
+    finally:
+        for n in nodes:
+            n.stop()
+        if gateway is not None:
+            gateway.kill()
+            gateway.wait()
+            if gateway.stdout is not None:
+                gateway.stdout.close()
         net.close()
