@@ -42,13 +42,9 @@ randomness only from the `random.Random` given, or one seeded from the key's has
 from __future__ import annotations
 
 import ipaddress
-import math
 import random
-import struct
 from dataclasses import dataclass, field
-from typing import ClassVar
 
-from bcai import codec
 from bcai.crypto import blake3_keyed
 from bcai.net._errors import NetError
 from bcai.net._policy import netgroup
@@ -74,7 +70,6 @@ MAX_BUCKETS = 1 << 16
 MAX_BUCKET_SIZE = 1 << 10
 MAX_STORED_ENTRIES = 1 << 20
 _MAX_ATTEMPTS = 2**32 - 1
-_MAX_TEXT = 64
 
 
 class AddrManError(NetError):
@@ -100,14 +95,6 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 def _source_group(source_ip: str) -> str:
     return netgroup(str(_parse_ip(source_ip)))
-
-
-def _check_group(text: str) -> str:
-    """`text` if it is a canonical /16 (IPv4) or /32 (IPv6) group, else ValueError."""
-    net = ipaddress.ip_network(text)
-    if net.prefixlen != (16 if net.version == 4 else 32) or str(net) != text:
-        raise ValueError(f"{text!r} is not a canonical network group")
-    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,74 +213,6 @@ class _Table:
 
     def used_buckets(self) -> frozenset[int]:
         return frozenset(self._rows)
-
-
-class _Seconds(codec.Codec[float]):
-    """A time in seconds: big-endian IEEE-754 double, finite only (so stored
-    times round-trip exactly)."""
-
-    _FMT = struct.Struct(">d")
-
-    def encode_into(self, value: float, out: bytearray) -> None:
-        if not isinstance(value, float) or not math.isfinite(value):
-            raise codec.EncodeError("codec-out-of-range", f"seconds: {value!r} is not finite")
-        out += self._FMT.pack(value)
-
-    def decode_from(self, data: bytes, pos: int) -> tuple[float, int]:
-        if pos + 8 > len(data):
-            raise codec.DecodeError("codec-truncated", f"seconds: need 8 bytes at offset {pos}")
-        (value,) = self._FMT.unpack_from(data, pos)
-        if not math.isfinite(value):
-            raise codec.DecodeError("codec-out-of-range", f"seconds: {value!r} is not finite")
-        return value, pos + 8
-
-
-_SECONDS = _Seconds()
-_TEXT = codec.Text(_MAX_TEXT)
-
-
-@dataclass(frozen=True, slots=True)
-class _TriedSlot(codec.Record):
-    DOMAIN: ClassVar[bytes] = b"bcai/addrman/tried-slot"
-    bucket: int = codec.field(codec.U32)
-    position: int = codec.field(codec.U32)
-
-
-@dataclass(frozen=True, slots=True)
-class _NewRef(codec.Record):
-    DOMAIN: ClassVar[bytes] = b"bcai/addrman/new-ref"
-    source_group: str = codec.field(_TEXT)
-    bucket: int = codec.field(codec.U32)
-    position: int = codec.field(codec.U32)
-
-
-@dataclass(frozen=True, slots=True)
-class _StoredEntry(codec.Record):
-    DOMAIN: ClassVar[bytes] = b"bcai/addrman/entry"
-    host: str = codec.field(_TEXT)
-    port: int = codec.field(codec.U16)
-    source_group: str = codec.field(_TEXT)
-    last_seen: float = codec.field(_SECONDS)
-    last_try: float | None = codec.field(codec.Option(_SECONDS))
-    last_success: float | None = codec.field(codec.Option(_SECONDS))
-    attempts: int = codec.field(codec.U32)
-    tried: _TriedSlot | None = codec.field(codec.Option(codec.RecordCodec(_TriedSlot)))
-    new_refs: tuple[_NewRef, ...] = codec.field(
-        codec.ListOf(codec.RecordCodec(_NewRef), NEW_BUCKETS_PER_ADDRESS)
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _StoredAddrMan(codec.Record):
-    DOMAIN: ClassVar[bytes] = b"bcai/addrman"
-    version: int = codec.field(codec.U16)
-    key: bytes = codec.field(codec.FixedBytes(KEY_SIZE))
-    new_buckets: int = codec.field(codec.U32)
-    tried_buckets: int = codec.field(codec.U32)
-    bucket_size: int = codec.field(codec.U32)
-    entries: tuple[_StoredEntry, ...] = codec.field(
-        codec.ListOf(codec.RecordCodec(_StoredEntry), MAX_STORED_ENTRIES)
-    )
 
 
 def _check_shape(new_buckets: int, tried_buckets: int, bucket_size: int) -> None:
@@ -619,37 +538,9 @@ class AddrMan:
     def encode(self) -> bytes:
         """The whole book, key and placements included (pending collisions
         are not kept)."""
-        entries = []
-        for addr, e in self._entries.items():
-            tried = None
-            if e.tried:
-                bucket = self.tried_bucket(addr)
-                tried = _TriedSlot(bucket, self.position(addr, bucket, tried=True))
-            refs = tuple(
-                _NewRef(group, b, self.position(addr, b, tried=False))
-                for b, group in e.new_refs.items()
-            )
-            entries.append(
-                _StoredEntry(
-                    host=addr.host,
-                    port=addr.port,
-                    source_group=e.source_group,
-                    last_seen=e.last_seen,
-                    last_try=e.last_try,
-                    last_success=e.last_success,
-                    attempts=e.attempts,
-                    tried=tried,
-                    new_refs=refs,
-                )
-            )
-        return _StoredAddrMan(
-            version=FORMAT_VERSION,
-            key=self._key,
-            new_buckets=self._new.buckets,
-            tried_buckets=self._tried.buckets,
-            bucket_size=self._new.size,
-            entries=tuple(entries),
-        ).encode()
+        from bcai.net._addrman_store import encode_addrman  # noqa: PLC0415 (it imports us)
+
+        return encode_addrman(self)
 
     @classmethod
     def decode(
@@ -669,83 +560,19 @@ class AddrMan:
         Raises:
             AddrManError: anything wrong with `data` (see its codes).
         """
-        try:
-            stored = _StoredAddrMan.decode(data)
-        except codec.DecodeError as err:
-            raise AddrManError("addrman-malformed", f"address book: {err.message}") from err
-        if stored.version != FORMAT_VERSION:
-            raise AddrManError(
-                "addrman-bad-version", f"format {stored.version}, expected {FORMAT_VERSION}"
-            )
-        if key_check is not None and stored.key != key_check:
-            raise AddrManError("addrman-wrong-key", "the stored key is not the expected one")
-        try:
-            _check_shape(stored.new_buckets, stored.tried_buckets, stored.bucket_size)
-        except ValueError as err:
-            raise AddrManError("addrman-bad-shape", str(err)) from err
-        book = cls(
-            stored.key,
-            new_buckets=stored.new_buckets,
-            tried_buckets=stored.tried_buckets,
-            bucket_size=stored.bucket_size,
-            rng=rng,
-            allow_local=allow_local,
-        )
-        for index, item in enumerate(stored.entries):
-            book._restore(index, item)
-        return book
+        from bcai.net._addrman_store import decode_addrman  # noqa: PLC0415 (it imports us)
 
-    def _restore(self, index: int, item: _StoredEntry) -> None:
-        where = f"entry {index}"
-        try:
-            addr = NetAddr(item.host, item.port)
-            _check_group(item.source_group)
-            for ref in item.new_refs:
-                _check_group(ref.source_group)
-        except ValueError as err:
-            raise AddrManError("addrman-bad-address", f"{where}: {err}") from err
-        if addr.host != item.host or not self.is_acceptable(addr):
-            raise AddrManError("addrman-bad-address", f"{where}: {item.host!r} not accepted")
-        if addr in self._entries:
-            raise AddrManError("addrman-duplicate", f"{where}: {addr} stored twice")
-        entry = _Entry(
-            addr=addr,
-            source_group=item.source_group,
-            last_seen=item.last_seen,
-            last_try=item.last_try,
-            last_success=item.last_success,
-            attempts=item.attempts,
-        )
-        if item.tried is not None:
-            self._restore_tried(where, entry, item.tried, item.new_refs)
-        else:
-            self._restore_new(where, entry, item.new_refs)
-        self._entries[addr] = entry
+        return decode_addrman(cls, data, key_check=key_check, rng=rng, allow_local=allow_local)
 
-    def _restore_tried(
-        self, where: str, entry: _Entry, slot: _TriedSlot, refs: tuple[_NewRef, ...]
-    ) -> None:
-        bucket = self.tried_bucket(entry.addr)
-        pos = self.position(entry.addr, bucket, tried=True)
-        if refs or (slot.bucket, slot.position) != (bucket, pos):
-            raise AddrManError("addrman-bad-placement", f"{where}: not its tried slot")
-        if self._tried.get(bucket, pos) is not None:
-            raise AddrManError("addrman-slot-taken", f"{where}: tried slot already held")
-        entry.tried = True
-        self._tried.put(bucket, pos, entry.addr)
 
-    def _restore_new(self, where: str, entry: _Entry, refs: tuple[_NewRef, ...]) -> None:
-        placed: dict[int, tuple[int, str]] = {}
-        for ref in refs:
-            bucket = self.new_bucket(entry.addr, ref.source_group)
-            pos = self.position(entry.addr, bucket, tried=False)
-            if (ref.bucket, ref.position) != (bucket, pos) or bucket in placed:
-                raise AddrManError("addrman-bad-placement", f"{where}: not its new slot")
-            if self._new.get(bucket, pos) is not None:
-                raise AddrManError("addrman-slot-taken", f"{where}: new slot already held")
-            placed[bucket] = (pos, ref.source_group)
-        if not placed:
-            raise AddrManError("addrman-bad-placement", f"{where}: in neither table")
-        for bucket, (pos, group) in placed.items():
-            entry.new_refs[bucket] = group
-            self._new.put(bucket, pos, entry.addr)
+# The stored-record classes live in `_addrman_store`, which imports this module;
+# they stay importable from here, loaded on first use.
+_STORE_NAMES = frozenset({"_NewRef", "_Seconds", "_StoredAddrMan", "_StoredEntry", "_TriedSlot"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _STORE_NAMES:
+        from bcai.net import _addrman_store  # noqa: PLC0415 (it imports us)
+
+        return getattr(_addrman_store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -276,6 +276,9 @@ async def handshake(
     except (ConnectionClosed, trio.BrokenResourceError) as err:
         await stream.aclose()
         raise HandshakeError("handshake-closed", "the peer closed during the handshake") from err
+    except BaseException:  # cancelled (the node is stopping): close, then go
+        await trio.aclose_forcefully(stream)
+        raise
     try:
         remote = check_payload(bytes(their_raw), remote_static, genesis)
     except HandshakeError as err:
