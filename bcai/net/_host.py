@@ -250,7 +250,7 @@ class Host:
         """
         assert self._nursery is not None, "dial() needs a running host"
         known = self.addresses.get((host, port))
-        if known is not None and known in self.conns:
+        if known is not None and known in self.conns and self.conns[known].relayed_via is None:
             return known  # connected there already
         self.add_address(host, port)
         self._dialing.add((host, port))  # so the dial loop does not dial it too
@@ -410,9 +410,9 @@ class Host:
             self.conns[pid] = conn
             self.table.peers[pid] = info
             self.router.add_peer(pid, ip, not inbound, trio.current_time())
-            for host_port in session.remote.listen_addrs:
-                self._learn(host_port, ip, pid)
-            if relayed_via is None:
+            if relayed_via is None:  # a relayed peer's addresses are not for us to dial
+                for host_port in session.remote.listen_addrs:
+                    self._learn(host_port, ip, pid)
                 for hook in self.on_connect:
                     hook(pid, ip, session.remote.listen_addrs, not inbound)
             self._flush()
