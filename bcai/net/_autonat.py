@@ -31,7 +31,7 @@ from bcai.net._host import Host
 from bcai.net._peer import RequestFailed
 from bcai.net._transport import connect
 
-MAX_DIALBACKS_PER_MINUTE = 30
+MAX_DIALBACKS_PER_MINUTE = 120
 DIALBACK_TIMEOUT_S = 5.0
 
 

@@ -208,9 +208,12 @@ class Syncer:
         await self.host.disconnect(peer, reason, ban_s=BAN_S)
 
     async def _strike(self, peer: bytes, reason: str) -> None:
+        """Slow or silent is not proof of malice (a partition looks the
+        same): three strikes disconnect the peer, without a ban."""
         strikes = self.report.strikes[peer] = self.report.strikes.get(peer, 0) + 1
         if strikes >= 3:
-            await self._ban(peer, f"{reason} (3 strikes)")
+            log.warning("sync: dropping unresponsive peer %s: %s", peer.hex()[:12], reason)
+            await self.host.disconnect(peer, "sync-unresponsive")
 
     # ------------------------------------------------------------ status
 

@@ -223,7 +223,10 @@ def test_hole_punching_success_rate_over_64_pairs(tmp_path: Path) -> None:
             wait_until(lambda n=n: connected(n, relay), timeout=30)
         probes = [(n, n.send("probe")) for n in side_a + side_b]  # in parallel
         for n, pending in probes:
-            assert n.reply(pending, "probe", timeout=60)["reach"] == "private"
+            if n.reply(pending, "probe", timeout=60)["reach"] != "private":
+                # the relay serves one dial-back per peer at a time: the
+                # node's own start-up probe may have crossed ours
+                assert n.cmd("probe", timeout=60)["reach"] == "private"
         results = []
         for a in side_a:
             for b in side_b:
