@@ -23,6 +23,7 @@ from bcai import chain
 from bcai.chain import Block, Genesis
 from bcai.crypto import PrivateKey
 from bcai.net import Host, HostConfig, NetError, NodeKeys, RequestFailed, Syncer, serve_sync
+from bcai.net import _upnp as upnp
 from bcai.net._autonat import AutoNat, Reach, split_address
 from bcai.net._dht import Dht
 from bcai.net._discovery import Discovery, DiscoveryConfig
@@ -141,7 +142,8 @@ class NodeRuntime:
         """Probes reachability; a private node tries a port mapping, and
         failing that reserves a slot at every connected relay."""
         if self.config.port_mapping and self.nat.mapping is None:
-            self.nat.mapping = await map_port(self.host.listen_port)
+            port = self.host.listen_port
+            self.nat.mapping = await map_port(port) or await upnp.map_port(port)
             if self.nat.mapping is not None:
                 self.on_event(
                     "mapped",

@@ -258,8 +258,9 @@ def test_hole_punching_success_rate_over_64_pairs(tmp_path: Path) -> None:
         net.close()
 
 
-def test_nat_pmp_mapping_makes_a_node_public_and_is_harmless_without_a_gateway(
-    tmp_path: Path,
+@pytest.mark.parametrize("protocol", ["natpmp", "upnp"])
+def test_port_mapping_makes_a_node_public_and_is_harmless_without_a_gateway(
+    tmp_path: Path, protocol: str
 ) -> None:
     net = netns.Net()
     nodes: list[NodeProc] = []
@@ -276,7 +277,7 @@ def test_nat_pmp_mapping_makes_a_node_public_and_is_harmless_without_a_gateway(
                 nat1,
                 sys.executable,
                 "-m",
-                "tests.nat.natpmp_gateway",
+                f"tests.nat.{protocol}_gateway",
                 "10.1.0.1",
                 net.wan[nat1],
                 "100.64.1.2",
