@@ -10,6 +10,9 @@ every value has exactly one encoding. Layer: foundation (pure, no I/O).
 from bcai.codec._errors import DecodeError, EncodeError
 from bcai.codec._record import Record, RecordCodec, field
 from bcai.codec._types import (
+    F64,
+    I32,
+    I64,
     U8,
     U16,
     U32,
@@ -19,6 +22,7 @@ from bcai.codec._types import (
     Bytes,
     Codec,
     FixedBytes,
+    Int,
     ListOf,
     Option,
     Text,
@@ -27,6 +31,9 @@ from bcai.codec._types import (
 )
 
 __all__ = [
+    "F64",
+    "I32",
+    "I64",
     "U8",
     "U16",
     "U32",
@@ -38,6 +45,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "FixedBytes",
+    "Int",
     "ListOf",
     "Option",
     "Record",

@@ -8,6 +8,8 @@ beyond the declared limits.
 
 from __future__ import annotations
 
+import math
+import struct
 from abc import ABC, abstractmethod
 from typing import Any, Generic, TypeVar
 
@@ -88,6 +90,55 @@ U16 = UInt(16)
 U32 = UInt(32)
 U64 = UInt(64)
 U128 = UInt(128)
+
+
+class Int(Codec[int]):
+    """Signed big-endian two's-complement integer of `bits` bits."""
+
+    def __init__(self, bits: int) -> None:
+        if bits % 8 or not 8 <= bits <= 64:
+            raise ValueError(f"Int bits must be a multiple of 8 in 8..64, got {bits}")
+        self.bits = bits
+        self.size = bits // 8
+        self.lo, self.hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+    def encode_into(self, value: int, out: bytearray) -> None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise EncodeError("codec-bad-type", f"i{self.bits}: expected int, got {value!r}")
+        if not self.lo <= value <= self.hi:
+            raise EncodeError(
+                "codec-out-of-range", f"i{self.bits}: {value} not in {self.lo}..{self.hi}"
+            )
+        out += value.to_bytes(self.size, "big", signed=True)
+
+    def decode_from(self, data: bytes, pos: int) -> tuple[int, int]:
+        raw = take(data, pos, self.size, f"i{self.bits}")
+        return int.from_bytes(raw, "big", signed=True), pos + self.size
+
+
+I32 = Int(32)
+I64 = Int(64)
+
+
+class F64Codec(Codec[float]):
+    """An IEEE 754 binary64, big-endian. NaN has many encodings, so none is
+    accepted (each value keeps one encoding); infinities and -0.0 are values."""
+
+    def encode_into(self, value: float, out: bytearray) -> None:
+        if not isinstance(value, float | int) or isinstance(value, bool):
+            raise EncodeError("codec-bad-type", f"f64: expected float, got {value!r}")
+        if math.isnan(value):
+            raise EncodeError("codec-out-of-range", "f64: NaN has no canonical encoding")
+        out += struct.pack(">d", float(value))
+
+    def decode_from(self, data: bytes, pos: int) -> tuple[float, int]:
+        (value,) = struct.unpack(">d", take(data, pos, 8, "f64"))
+        if math.isnan(value):
+            raise DecodeError("codec-out-of-range", "f64: NaN is not allowed")
+        return float(value), pos + 8
+
+
+F64 = F64Codec()
 
 
 class BoolCodec(Codec[bool]):

@@ -1,0 +1,63 @@
+"""bcai.vm: the tensor VM (docs/vm.md) — the instruction set and its canonical
+encoding, the text form, a builder, the static checker. Interpreter,
+autograd, gas and backends build on these (issue 6).
+
+Layer: compute.
+"""
+
+from bcai.vm._errors import VmError
+from bcai.vm._isa import (
+    LSTM,
+    Activation,
+    Attention,
+    Backward,
+    Checkpoint,
+    Conv2D,
+    Dropout,
+    DType,
+    Embedding,
+    Halt,
+    Init,
+    Linear,
+    Loss,
+    LossKind,
+    MaxPool2D,
+    OpKind,
+    Optimizer,
+    OptimizerStep,
+    Program,
+    TensorCreate,
+    TensorOp,
+    ToCPU,
+    ToGPU,
+)
+from bcai.vm._text import assemble, disassemble
+
+__all__ = [
+    "LSTM",
+    "Activation",
+    "Attention",
+    "Backward",
+    "Checkpoint",
+    "Conv2D",
+    "DType",
+    "Dropout",
+    "Embedding",
+    "Halt",
+    "Init",
+    "Linear",
+    "Loss",
+    "LossKind",
+    "MaxPool2D",
+    "OpKind",
+    "Optimizer",
+    "OptimizerStep",
+    "Program",
+    "TensorCreate",
+    "TensorOp",
+    "ToCPU",
+    "ToGPU",
+    "VmError",
+    "assemble",
+    "disassemble",
+]
