@@ -1,10 +1,13 @@
 """bcai.vm: the tensor VM (docs/vm.md) — the instruction set and its canonical
-encoding, the text form, a builder, the static checker. Interpreter,
+encoding, the text form, a builder, the static checker (shape and dtype
+inference). Interpreter,
 autograd, gas and backends build on these (issue 6).
 
 Layer: compute.
 """
 
+from bcai.vm._builder import Builder
+from bcai.vm._check import TensorType, check
 from bcai.vm._errors import VmError
 from bcai.vm._isa import (
     LSTM,
@@ -38,6 +41,7 @@ __all__ = [
     "Activation",
     "Attention",
     "Backward",
+    "Builder",
     "Checkpoint",
     "Conv2D",
     "DType",
@@ -55,9 +59,11 @@ __all__ = [
     "Program",
     "TensorCreate",
     "TensorOp",
+    "TensorType",
     "ToCPU",
     "ToGPU",
     "VmError",
     "assemble",
+    "check",
     "disassemble",
 ]
