@@ -1,0 +1,314 @@
+"""CPU kernels of the VM in NumPy (and `bcai._kernels` for im2col): each
+returns the output and a function from the output's gradient to the inputs'
+gradients (None where an input is not differentiable).
+
+Reductions run in a fixed order (NumPy's pairwise summation over a
+C-contiguous layout, on one thread for a given shape), so a program run twice
+gives bit-identical results. GELU is the tanh approximation (PyTorch's
+`approximate="tanh"`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bcai import kernels
+
+Array = npt.NDArray[Any]
+Grads = tuple[Array | None, ...]
+Back = Callable[[Array], Grads]
+SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
+
+
+def unbroadcast(g: Array, shape: tuple[int, ...]) -> Array:
+    """Sums a broadcast gradient back to `shape`."""
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for i, d in enumerate(shape):
+        if d == 1 and g.shape[i] != 1:
+            g = g.sum(axis=i, keepdims=True)
+    return g
+
+
+def add(a: Array, b: Array) -> tuple[Array, Back]:
+    return a + b, lambda g: (unbroadcast(g, a.shape), unbroadcast(g, b.shape))
+
+
+def sub(a: Array, b: Array) -> tuple[Array, Back]:
+    return a - b, lambda g: (unbroadcast(g, a.shape), unbroadcast(-g, b.shape))
+
+
+def mul(a: Array, b: Array) -> tuple[Array, Back]:
+    return a * b, lambda g: (unbroadcast(g * b, a.shape), unbroadcast(g * a, b.shape))
+
+
+def div(a: Array, b: Array) -> tuple[Array, Back]:
+    out = a / b
+    return out, lambda g: (unbroadcast(g / b, a.shape), unbroadcast(-g * out / b, b.shape))
+
+
+def matmul(a: Array, b: Array) -> tuple[Array, Back]:
+    out = a @ b
+
+    def back(g: Array) -> Grads:
+        ga = g @ b.T
+        flat_a = a.reshape(-1, a.shape[-1])
+        gb = flat_a.T @ g.reshape(-1, g.shape[-1])
+        return ga, gb
+
+    return out, back
+
+
+def relu(x: Array) -> tuple[Array, Back]:
+    mask = x > 0
+    return x * mask, lambda g: (g * mask,)
+
+
+def tanh(x: Array) -> tuple[Array, Back]:
+    out = np.tanh(x)
+    return out, lambda g: (g * (1 - out * out),)
+
+
+def sigmoid(x: Array) -> tuple[Array, Back]:
+    out = 1 / (1 + np.exp(-x))
+    return out, lambda g: (g * out * (1 - out),)
+
+
+def gelu(x: Array) -> tuple[Array, Back]:
+    inner = SQRT_2_OVER_PI * (x + 0.044715 * x**3)
+    t = np.tanh(inner)
+    out = 0.5 * x * (1 + t)
+
+    def back(g: Array) -> Grads:
+        d_inner = SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+        return (g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * d_inner),)
+
+    return out.astype(x.dtype), back
+
+
+def softmax(x: Array, axis: int) -> tuple[Array, Back]:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    out = e / e.sum(axis=axis, keepdims=True)
+    return out, lambda g: (out * (g - (g * out).sum(axis=axis, keepdims=True)),)
+
+
+def log_softmax(x: Array, axis: int) -> tuple[Array, Back]:
+    shifted = x - x.max(axis=axis, keepdims=True)
+    out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+    soft = np.exp(out)
+    return out, lambda g: (g - soft * g.sum(axis=axis, keepdims=True),)
+
+
+def layernorm(x: Array, gamma: Array | None, beta: Array | None, eps: float) -> tuple[Array, Back]:
+    mean = x.mean(axis=-1, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(axis=-1, keepdims=True)
+    inv = 1 / np.sqrt(var + eps)
+    norm = centered * inv
+    out = norm * gamma + beta if gamma is not None and beta is not None else norm
+    n = x.shape[-1]
+
+    def back(g: Array) -> Grads:
+        gn = g * gamma if gamma is not None else g
+        gx = (
+            inv
+            / n
+            * (n * gn - gn.sum(-1, keepdims=True) - norm * (gn * norm).sum(-1, keepdims=True))
+        )
+        if gamma is None:
+            return (gx,)
+        axes = tuple(range(g.ndim - 1))
+        return gx, (g * norm).sum(axis=axes), g.sum(axis=axes)
+
+    return out.astype(x.dtype), back
+
+
+def reshape(x: Array, shape: Sequence[int]) -> tuple[Array, Back]:
+    return x.reshape(shape), lambda g: (g.reshape(x.shape),)
+
+
+def transpose(x: Array, perm: Sequence[int]) -> tuple[Array, Back]:
+    inverse = np.argsort(perm)
+    return np.ascontiguousarray(x.transpose(perm)), lambda g: (g.transpose(inverse),)
+
+
+def concat(xs: Sequence[Array], axis: int) -> tuple[Array, Back]:
+    cuts = np.cumsum([x.shape[axis] for x in xs])[:-1]
+    return np.concatenate(xs, axis=axis), lambda g: tuple(np.split(g, cuts, axis=axis))
+
+
+def slice_(x: Array, axis: int, start: int, stop: int) -> tuple[Array, Back]:
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(start, stop)
+
+    def back(g: Array) -> Grads:
+        full = np.zeros_like(x)
+        full[tuple(index)] = g
+        return (full,)
+
+    return np.ascontiguousarray(x[tuple(index)]), back
+
+
+def reduce(kind: str, x: Array, axis: int | None, keep: bool) -> tuple[Array, Back]:
+    out: Array
+    if kind == "sum":
+        out = x.sum(axis=axis, keepdims=True)
+    elif kind == "mean":
+        out = x.mean(axis=axis, keepdims=True)
+    else:
+        out = x.max(axis=axis, keepdims=True)
+    count = x.size if axis is None else x.shape[axis]
+    first: Array | None = None
+    if kind == "max":  # the gradient goes to the first maximum only, as PyTorch's
+        if axis is None:
+            flat = np.zeros(x.size, dtype=bool)
+            flat[int(np.argmax(x))] = True
+            first = flat.reshape(x.shape)
+        else:
+            hit = x == out
+            first = hit & (np.cumsum(hit, axis=axis) == 1)
+    shape = out.shape
+
+    def back(g: Array) -> Grads:
+        g = g.reshape(shape)
+        if first is not None:
+            return (np.where(first, g, 0).astype(x.dtype),)
+        scale = 1.0 / count if kind == "mean" else 1.0
+        return (np.broadcast_to(g * scale, x.shape).astype(x.dtype),)
+
+    if axis is None:
+        result = out.reshape(1)
+    elif keep:
+        result = out
+    else:
+        result = out.reshape(tuple(d for i, d in enumerate(shape) if i != axis) or (1,))
+    return result.astype(x.dtype), back
+
+
+def linear(x: Array, w: Array, b: Array | None, activation: int) -> tuple[Array, Back]:
+    out, back_mm = matmul(x, w)
+    back_b: Back | None = None
+    if b is not None:
+        out, back_b = add(out, b)
+    act_back: Back | None = None
+    if activation:
+        out, act_back = ACTIVATIONS[activation](out)
+
+    def back(g: Array) -> Grads:
+        if act_back is not None:
+            (g,) = act_back(g)  # type: ignore[assignment]
+        gb = back_b(g)[1] if back_b is not None else None
+        gx, gw = back_mm(g)
+        return gx, gw, gb
+
+    return out, back
+
+
+ACTIVATIONS: dict[int, Callable[[Array], tuple[Array, Back]]] = {
+    1: relu,
+    2: gelu,
+    3: tanh,
+    4: sigmoid,
+}
+
+
+def conv2d(x: Array, w: Array, b: Array | None, stride: int, padding: int) -> tuple[Array, Back]:
+    n, _, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    oh = (h + 2 * padding - kh) // stride + 1
+    ow = (wd + 2 * padding - kw) // stride + 1
+    cols = kernels.im2col(
+        np.ascontiguousarray(x, dtype=np.float32), (kh, kw), (stride, stride), (padding, padding)
+    ).astype(x.dtype, copy=False)  # (N, C·kh·kw, oh·ow)
+    wmat = w.reshape(o, -1)
+    out = np.einsum("ok,nkp->nop", wmat, cols, optimize=True).reshape(n, o, oh, ow)
+    if b is not None:
+        out = out + b.reshape(1, o, 1, 1)
+
+    def back(g: Array) -> Grads:
+        g2 = g.reshape(n, o, oh * ow)
+        gw = np.einsum("nop,nkp->ok", g2, cols, optimize=True).reshape(w.shape)
+        gcols = np.einsum("ok,nop->nkp", wmat, g2, optimize=True)
+        gx = _col2im(gcols, x.shape, kh, kw, stride, padding, oh, ow)
+        gb = g.sum(axis=(0, 2, 3)) if b is not None else None
+        return gx, gw, gb
+
+    return out.astype(x.dtype), back
+
+
+def _col2im(
+    cols: Array, shape: tuple[int, ...], kh: int, kw: int, stride: int, pad: int, oh: int, ow: int
+) -> Array:
+    n, c, h, w = shape
+    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
+    cols = cols.reshape(n, c, kh, kw, oh, ow)
+    for i in range(kh):
+        for j in range(kw):
+            padded[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[
+                :, :, i, j
+            ]
+    return padded[:, :, pad : pad + h, pad : pad + w]
+
+
+def maxpool2d(x: Array, k: int, stride: int) -> tuple[Array, Back]:
+    n, c, h, w = x.shape
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    windows = np.lib.stride_tricks.as_strided(
+        x,
+        shape=(n, c, oh, ow, k, k),
+        strides=(*x.strides[:2], x.strides[2] * stride, x.strides[3] * stride, *x.strides[2:]),
+    ).reshape(n, c, oh, ow, k * k)
+    arg = windows.argmax(axis=-1)
+    out = np.take_along_axis(windows, arg[..., None], axis=-1)[..., 0]
+
+    def back(g: Array) -> Grads:
+        gx = np.zeros_like(x)
+        di, dj = np.divmod(arg, k)
+        ii = np.arange(oh)[None, None, :, None] * stride + di
+        jj = np.arange(ow)[None, None, None, :] * stride + dj
+        nn = np.arange(n)[:, None, None, None]
+        cc = np.arange(c)[None, :, None, None]
+        np.add.at(gx, (nn, cc, ii, jj), g)
+        return (gx,)
+
+    return np.ascontiguousarray(out), back
+
+
+def cross_entropy(logits: Array, target: Array) -> tuple[Array, Back]:
+    logp, _ = log_softmax(logits, -1)
+    n = logits.shape[0]
+    picked = logp[np.arange(n), target]
+    out = np.array([-picked.mean()], dtype=logits.dtype)
+
+    def back(g: Array) -> Grads:
+        grad = np.exp(logp)
+        grad[np.arange(n), target] -= 1
+        return grad * (g[0] / n), None
+
+    return out, back
+
+
+def mse(pred: Array, target: Array) -> tuple[Array, Back]:
+    diff = pred - target
+    out = np.array([(diff * diff).mean()], dtype=pred.dtype)
+    return out, lambda g: (2 * diff * (g[0] / diff.size), -2 * diff * (g[0] / diff.size))
+
+
+def embedding(table: Array, ids: Array) -> tuple[Array, Back]:
+    def back(g: Array) -> Grads:
+        gt = np.zeros_like(table)
+        np.add.at(gt, ids.reshape(-1), g.reshape(-1, table.shape[1]))
+        return gt, None
+
+    return table[ids], back
+
+
+def dropout(x: Array, p: float, seed: int) -> tuple[Array, Back]:
+    keep = np.random.Generator(np.random.PCG64(seed)).random(x.shape) >= p
+    scale = np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    mask = keep * scale
+    return (x * mask).astype(x.dtype), lambda g: (g * mask,)
