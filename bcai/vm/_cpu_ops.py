@@ -312,3 +312,98 @@ def dropout(x: Array, p: float, seed: int) -> tuple[Array, Back]:
     scale = np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
     mask = keep * scale
     return (x * mask).astype(x.dtype), lambda g: (g * mask,)
+
+
+def _sig(z: Array) -> Array:
+    return 1 / (1 + np.exp(-z))
+
+
+def lstm_layer(x: Array, w_ih: Array, w_hh: Array, b: Array) -> tuple[Array, Back]:
+    """One LSTM layer over (N, T, in) from zero state; gates i, f, g, o (as
+    PyTorch's, with w_ih (in, 4H) = PyTorch's weight_ih transposed)."""
+    n, t_len, _ = x.shape
+    hid = w_hh.shape[0]
+    h = np.zeros((n, hid), x.dtype)
+    c = np.zeros((n, hid), x.dtype)
+    hs, cache = [], []
+    for t in range(t_len):
+        z = x[:, t] @ w_ih + h @ w_hh + b
+        i, f = _sig(z[:, :hid]), _sig(z[:, hid : 2 * hid])
+        g, o = np.tanh(z[:, 2 * hid : 3 * hid]), _sig(z[:, 3 * hid :])
+        c_prev, h_prev = c, h
+        c = f * c + i * g
+        tc = np.tanh(c)
+        h = o * tc
+        hs.append(h)
+        cache.append((i, f, g, o, c_prev, h_prev, tc))
+    out = np.stack(hs, axis=1)
+
+    def back(gout: Array) -> Grads:
+        gx = np.zeros_like(x)
+        gw_ih, gw_hh, gb = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b)
+        gh_next = np.zeros((n, hid), x.dtype)
+        gc_next = np.zeros((n, hid), x.dtype)
+        for t in reversed(range(t_len)):
+            i, f, g, o, c_prev, h_prev, tc = cache[t]
+            gh = gout[:, t] + gh_next
+            go = gh * tc
+            gc = gh * o * (1 - tc * tc) + gc_next
+            gi, gf, gg = gc * g, gc * c_prev, gc * i
+            gz = np.concatenate(
+                [gi * i * (1 - i), gf * f * (1 - f), gg * (1 - g * g), go * o * (1 - o)], axis=1
+            )
+            gx[:, t] = gz @ w_ih.T
+            gw_ih += x[:, t].T @ gz
+            gw_hh += h_prev.T @ gz
+            gb += gz.sum(axis=0)
+            gh_next = gz @ w_hh.T
+            gc_next = gc * f
+        return gx, gw_ih, gw_hh, gb
+
+    return out, back
+
+
+def attention(
+    x: Array, wq: Array, wk: Array, wv: Array, wo: Array, heads: int, causal: bool
+) -> tuple[Array, Back]:
+    """Multi-head self-attention, softmax(q kᵀ / √d_h [+ causal mask]) v, then wo."""
+    n, t_len, d = x.shape
+    dh = d // heads
+    scale = 1.0 / np.sqrt(dh)
+
+    def split(a: Array) -> Array:
+        return a.reshape(n, t_len, heads, dh).transpose(0, 2, 1, 3)
+
+    q, k, v = split(x @ wq), split(x @ wk), split(x @ wv)
+    scores = (q @ k.transpose(0, 1, 3, 2)) * scale
+    if causal:
+        mask = np.triu(np.ones((t_len, t_len), dtype=bool), 1)
+        scores = np.where(mask, -np.inf, scores)
+    p, p_back = softmax(scores, -1)
+    ctx = (p @ v).transpose(0, 2, 1, 3).reshape(n, t_len, d)
+    out = ctx @ wo
+
+    def merge(a: Array) -> Array:
+        return a.transpose(0, 2, 1, 3).reshape(n, t_len, d)
+
+    def back(g: Array) -> Grads:
+        flat = x.reshape(-1, d)
+        gwo = ctx.reshape(-1, d).T @ g.reshape(-1, d)
+        gctx = split(g @ wo.T)
+        gp = gctx @ v.transpose(0, 1, 3, 2)
+        gv = p.transpose(0, 1, 3, 2) @ gctx
+        (gs,) = p_back(gp)
+        gs = gs * scale
+        gq = gs @ k
+        gk = gs.transpose(0, 1, 3, 2) @ q
+        gq, gk, gv = merge(gq), merge(gk), merge(gv)
+        gx = gq @ wq.T + gk @ wk.T + gv @ wv.T
+        return (
+            gx.astype(x.dtype),
+            flat.T @ gq.reshape(-1, d),
+            flat.T @ gk.reshape(-1, d),
+            flat.T @ gv.reshape(-1, d),
+            gwo,
+        )
+
+    return out.astype(x.dtype), back

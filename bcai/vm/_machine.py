@@ -26,6 +26,8 @@ from bcai.vm import _cpu_ops as ops
 from bcai.vm._check import TensorType, check
 from bcai.vm._errors import VmError
 from bcai.vm._isa import (
+    LSTM,
+    Attention,
     Backward,
     Checkpoint,
     Conv2D,
@@ -265,6 +267,14 @@ class Machine:
             )
         if isinstance(ins, MaxPool2D):
             return self._apply(ins.dst, (ins.x,), ops.maxpool2d(r[ins.x], ins.kernel, ins.stride))
+        if isinstance(ins, LSTM):
+            return self._lstm(ins)
+        if isinstance(ins, Attention):
+            regs = (ins.x, ins.wq, ins.wk, ins.wv, ins.wo)
+            out = ops.attention(
+                r[ins.x], r[ins.wq], r[ins.wk], r[ins.wv], r[ins.wo], ins.heads, ins.causal
+            )
+            return self._apply(ins.dst, regs, out)
         if isinstance(ins, Embedding):
             return self._apply(ins.dst, (ins.table, None), ops.embedding(r[ins.table], r[ins.ids]))
         if isinstance(ins, Dropout):
@@ -284,6 +294,19 @@ class Machine:
         raise VmError(
             "vm-unsupported", f"{type(ins).__name__} is not implemented on this backend yet"
         )
+
+    def _lstm(self, ins: LSTM) -> list[int]:
+        """Layers stacked through hidden scratch registers: each layer is
+        one autograd node; the last writes `dst`."""
+        src = ins.x
+        layers = len(ins.params) // 3
+        for layer in range(layers):
+            w_ih, w_hh, b = ins.params[3 * layer : 3 * layer + 3]
+            r = self.registers
+            result = ops.lstm_layer(r[src], r[w_ih], r[w_hh], r[b])
+            self._apply(ins.dst, (src, w_ih, w_hh, b), result)
+            src = ins.dst
+        return [ins.dst]
 
     def _create(self, ins: TensorCreate, blobs: Mapping[bytes, bytes]) -> np.ndarray:
         dtype = NP_DTYPES[DType(ins.dtype)]

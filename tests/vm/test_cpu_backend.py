@@ -285,3 +285,53 @@ def test_gas_and_memory_limits_name_the_instruction() -> None:
     with pytest.raises(VmError) as err3:
         Machine().run(missing.build(), {})
     assert err3.value.code == "vm-missing-blob"
+
+
+def torch_lstm(x: Any, *weights: Any) -> Any:
+    """PyTorch's own nn.LSTM, called with our weights (ours are its
+    weight matrices transposed) through torch.func.functional_call."""
+    layers = len(weights) // 3
+    hid = weights[1].shape[0]
+    lstm = torch.nn.LSTM(x.shape[2], hid, layers, batch_first=True).double()
+    params = {}
+    for layer in range(layers):
+        w_ih, w_hh, b = weights[3 * layer : 3 * layer + 3]
+        params[f"weight_ih_l{layer}"] = w_ih.T
+        params[f"weight_hh_l{layer}"] = w_hh.T
+        params[f"bias_ih_l{layer}"] = b
+        params[f"bias_hh_l{layer}"] = torch.zeros_like(b)
+    out, _ = torch.func.functional_call(lstm, params, (x,))
+    return out
+
+
+def torch_attention(x: Any, wq: Any, wk: Any, wv: Any, wo: Any, heads: int, causal: bool) -> Any:
+    n, t, d = x.shape
+    q, k, v = (
+        F.linear(x, w.T).reshape(n, t, heads, d // heads).transpose(1, 2) for w in (wq, wk, wv)
+    )
+    ctx = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    return ctx.transpose(1, 2).reshape(n, t, d) @ wo
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lstm_matches_pytorch(layers: int) -> None:
+    hid, width = 5, 3
+    weights = []
+    for layer in range(layers):
+        inp = width if layer == 0 else hid
+        weights += [rand(inp, 4 * hid), rand(hid, 4 * hid), rand(4 * hid)]
+    run_case(
+        [rand(2, 4, width), *weights],
+        lambda b, r: b.lstm(r[0], r[1:], hidden=hid),
+        torch_lstm,
+    )
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_attention_matches_pytorch(causal: bool) -> None:
+    d = 8
+    run_case(
+        [rand(2, 5, d), rand(d, d), rand(d, d), rand(d, d), rand(d, d)],
+        lambda b, r: b.attention(*r, heads=2, causal=causal),
+        lambda *t: torch_attention(*t, heads=2, causal=causal),
+    )
