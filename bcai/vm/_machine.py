@@ -195,24 +195,28 @@ class Machine:
                 )
             written = self._execute(ins, blobs)
             if self.memory_limit is not None:
-                total = sum(a.nbytes for a in self.registers.values())
+                total = self._nbytes()
                 if total > self.memory_limit:
                     raise OutOfMemory(
                         "vm-out-of-memory",
                         f"instruction {index} ({name}): {total} bytes > {self.memory_limit}",
                     )
             h = blake3(
-                index.to_bytes(4, "big")
-                + ins.encode()
-                + b"".join(register_hash(self.registers[r]) for r in written)
+                index.to_bytes(4, "big") + ins.encode() + b"".join(self._hash(r) for r in written)
             )
             trace.append(h)
             if isinstance(ins, Checkpoint):
                 regs = ins.regs or tuple(sorted(self.registers))
-                checkpoints.append(blake3(b"".join(register_hash(self.registers[r]) for r in regs)))
+                checkpoints.append(blake3(b"".join(self._hash(r) for r in regs)))
             if isinstance(ins, Halt):
                 break
         return RunResult(trace, used, checkpoints)
+
+    def _hash(self, reg: int) -> bytes:
+        return register_hash(self.registers[reg])
+
+    def _nbytes(self) -> int:
+        return sum(a.nbytes for a in self.registers.values())
 
     def _write(self, reg: int, value: np.ndarray, node: _Node | None) -> None:
         self.registers[reg] = value
