@@ -2,7 +2,7 @@
 VM): an init program creates the parameters, a step program runs once per
 batch (the batch arrives as blobs), an eval program scores the test set.
 
-    python -m bcai.ml.mnist [--epochs 3] [--train-size 60000] [--json]
+    python -m bcai.ml.mnist [--epochs 5] [--train-size 60000] [--backend cpu|torch|...]
 
 Architecture: conv 3×3 (1→8) + ReLU + max-pool 2 → conv 3×3 (8→16) + ReLU +
 max-pool 2 → linear 784→64 + ReLU → linear 64→10; Adam, lr 1e-3, batch 64.
@@ -21,7 +21,7 @@ import numpy as np
 
 from bcai.crypto import blake3
 from bcai.ml.datasets import Split, load_mnist
-from bcai.vm import Builder, Program
+from bcai.vm import BACKENDS, Builder, Program, new_machine
 from bcai.vm._machine import Machine
 
 X_BLOB = blake3(b"bcai/mnist/batch-x")
@@ -95,11 +95,12 @@ def train(
     train_size: int = 60_000,
     batch: int = 64,
     seed: int = 0,
+    backend: str = "cpu",
     log: Callable[[str], None] | None = None,
 ) -> Curve:
     data = load_mnist()
     train_set, test_set = data.train.take(train_size), data.test
-    machine = Machine()
+    machine = new_machine(backend)
     machine.run(init_program(seed))
     program, loss = step_program(batch)
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -130,13 +131,15 @@ def train(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--train-size", type=int, default=60_000)
+    parser.add_argument("--backend", default="cpu", choices=BACKENDS)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     curve = train(
         epochs=args.epochs,
         train_size=args.train_size,
+        backend=args.backend,
         log=None if args.json else lambda line: print(line, flush=True),
     )
     if args.json:

@@ -1,11 +1,12 @@
 """bcai.vm: the tensor VM (docs/vm.md) — the instruction set and its canonical
 encoding, the text form, a builder, the static checker (shape and dtype
-inference). Interpreter,
-autograd, gas and backends build on these (issue 6).
+inference), and the interpreter with autograd, optimizers, gas and traces on
+two backends (NumPy + Cython kernels; PyTorch on CPU or CUDA).
 
 Layer: compute.
 """
 
+from bcai.vm._backends import BACKENDS, new_machine
 from bcai.vm._builder import Builder
 from bcai.vm._check import TensorType, check
 from bcai.vm._errors import VmError
@@ -34,9 +35,11 @@ from bcai.vm._isa import (
     ToCPU,
     ToGPU,
 )
+from bcai.vm._machine import Machine, OutOfGas, OutOfMemory, RunResult, first_divergence
 from bcai.vm._text import assemble, disassemble
 
 __all__ = [
+    "BACKENDS",
     "LSTM",
     "Activation",
     "Attention",
@@ -52,11 +55,15 @@ __all__ = [
     "Linear",
     "Loss",
     "LossKind",
+    "Machine",
     "MaxPool2D",
     "OpKind",
     "Optimizer",
     "OptimizerStep",
+    "OutOfGas",
+    "OutOfMemory",
     "Program",
+    "RunResult",
     "TensorCreate",
     "TensorOp",
     "TensorType",
@@ -66,4 +73,6 @@ __all__ = [
     "assemble",
     "check",
     "disassemble",
+    "first_divergence",
+    "new_machine",
 ]

@@ -54,6 +54,10 @@ def available() -> bool:
     return torch is not None
 
 
+def cuda_available() -> bool:
+    return torch is not None and bool(torch.cuda.is_available())
+
+
 class TorchMachine(Machine):
     def __init__(self, *, device: str = "cpu", **limits: Any) -> None:
         if torch is None:

@@ -73,3 +73,19 @@ def test_data_is_read_the_same_on_both() -> None:
     for m in (Machine(), TorchMachine()):
         m.run(b.build(), BLOBS)
         np.testing.assert_array_equal(m.registers[r], x)
+
+
+def test_backend_choice() -> None:
+    from bcai.vm import VmError, new_machine
+
+    assert type(new_machine("cpu")) is Machine
+    assert isinstance(new_machine("torch"), TorchMachine)
+    auto = new_machine("auto")
+    assert isinstance(auto, TorchMachine) == torch.cuda.is_available()
+    with pytest.raises(VmError) as err:
+        new_machine("tpu")
+    assert err.value.code == "vm-backend-unknown"
+    if not torch.cuda.is_available():
+        with pytest.raises(VmError) as err:
+            new_machine("torch-cuda")
+        assert err.value.code == "vm-backend-missing"
