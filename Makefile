@@ -45,7 +45,7 @@ demo: all
 # The VM's end-to-end check: a CNN trained on all of MNIST by VM programs,
 # printing the loss curve and the test accuracy after each epoch.
 mnist: all
-	$(PY) -m bcai.ml.mnist --epochs 3
+	$(PY) -m bcai.ml.mnist --epochs 5
 
 lint: all
 	$(VENV)/bin/ruff check bcai tests benches tools setup.py

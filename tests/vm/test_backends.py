@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bcai.vm import Builder
+from bcai.vm import Builder, VmError, new_machine
 from bcai.vm._machine import Machine
 from tests.vm.test_cpu_backend import BLOBS, CASES, blob, mlp_programs
 
@@ -76,8 +76,6 @@ def test_data_is_read_the_same_on_both() -> None:
 
 
 def test_backend_choice() -> None:
-    from bcai.vm import VmError, new_machine
-
     assert type(new_machine("cpu")) is Machine
     assert isinstance(new_machine("torch"), TorchMachine)
     auto = new_machine("auto")
