@@ -1,0 +1,211 @@
+"""Tensor VM benchmarks (issue 6): one training step of the MNIST CNN and of
+an MLP as VM programs, against the same model in plain PyTorch in the same
+run (target: the VM at most 1.5x PyTorch's time, i.e. ratio >= 0.67); and
+the interpreter's overhead per instruction on tiny tensors against the same
+NumPy calls made directly.
+
+With CUDA (the GPU machine) the PyTorch-CUDA backend runs the same steps
+against plain PyTorch on CUDA (target <= 1.3x, ratio >= 0.77).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bcai.crypto import blake3
+from bcai.ml import mnist
+from bcai.vm import Builder, Machine, new_machine
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+CUDA = torch.cuda.is_available()
+BATCH = 64
+RNG = np.random.default_rng(0)
+X = RNG.random((BATCH, 1, 28, 28), dtype=np.float32)
+Y = RNG.integers(0, 10, BATCH).astype(np.int64)
+CNN_BLOBS = {mnist.X_BLOB: X.tobytes(), mnist.Y_BLOB: Y.tobytes()}
+
+
+def vm_cnn(backend: str) -> tuple[Machine, Any, int]:
+    m = new_machine(backend)
+    m.run(mnist.init_program(0))
+    program, loss = mnist.step_program(BATCH)
+    for _ in range(3):
+        m.run(program, CNN_BLOBS)
+    return m, program, loss
+
+
+def torch_cnn(device: str) -> Any:
+    nn = torch.nn
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(784, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    ).to(device)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x, y = torch.tensor(X, device=device), torch.tensor(Y, device=device)
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return float(loss)
+
+    return step
+
+
+MLP_X = RNG.random((BATCH, 784), dtype=np.float32)
+MLP_BLOBS = {blake3(b"mlp-x"): MLP_X.tobytes(), blake3(b"mlp-y"): Y.tobytes()}
+
+
+def vm_mlp(backend: str) -> tuple[Machine, Any, int]:
+    init = Builder()
+    w1, b1 = init.param((784, 256), std=0.05, seed=1), init.param((256,))
+    w2, b2 = init.param((256, 10), std=0.05, seed=2), init.param((10,))
+    step = Builder(first_register=init.next)
+    x = step.blob((BATCH, 784), "f32", blake3(b"mlp-x"))
+    h = step.linear(x, w1, b1, activation="relu")
+    loss = step.loss(
+        "cross_entropy", step.linear(h, w2, b2), step.blob((BATCH,), "i64", blake3(b"mlp-y"))
+    )
+    step.backward(loss)
+    step.optimize("adam", [w1, b1, w2, b2], lr=1e-3)
+    m = new_machine(backend)
+    m.run(init.build())
+    program = step.build()
+    m.run(program, MLP_BLOBS)
+    return m, program, loss
+
+
+def torch_mlp(device: str) -> Any:
+    nn = torch.nn
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)).to(device)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x, y = torch.tensor(MLP_X, device=device), torch.tensor(Y, device=device)
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return float(loss)
+
+    return step
+
+
+def _vm_step(m: Machine, program: Any, loss: int, blobs: dict[bytes, bytes]) -> float:
+    m.run(program, blobs)
+    return float(m.registers[loss][0])
+
+
+@pytest.mark.benchmark(group="vm-cnn-step-cpu")
+def test_vm_cnn_step_cpu(benchmark: Any, role: Any) -> None:
+    role("bcai", target=0.67)
+    m, program, loss = vm_cnn("cpu")
+    first = _vm_step(m, program, loss, CNN_BLOBS)
+    benchmark(_vm_step, m, program, loss, CNN_BLOBS)
+    assert _vm_step(m, program, loss, CNN_BLOBS) < first  # it is learning
+
+
+@pytest.mark.benchmark(group="vm-cnn-step-cpu")
+def test_torch_cnn_step_cpu(benchmark: Any, role: Any) -> None:
+    role("baseline")
+    step = torch_cnn("cpu")
+    first = step()
+    benchmark(step)
+    assert step() < first
+
+
+@pytest.mark.benchmark(group="vm-mlp-step-cpu")
+def test_vm_mlp_step_cpu(benchmark: Any, role: Any) -> None:
+    role("bcai", target=0.67)
+    m, program, loss = vm_mlp("cpu")
+    first = _vm_step(m, program, loss, MLP_BLOBS)
+    benchmark(_vm_step, m, program, loss, MLP_BLOBS)
+    assert _vm_step(m, program, loss, MLP_BLOBS) < first
+
+
+@pytest.mark.benchmark(group="vm-mlp-step-cpu")
+def test_torch_mlp_step_cpu(benchmark: Any, role: Any) -> None:
+    role("baseline")
+    step = torch_mlp("cpu")
+    first = step()
+    benchmark(step)
+    assert step() < first
+
+
+needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device here (run on the GPU machine)")
+
+
+@needs_cuda
+@pytest.mark.benchmark(group="vm-cnn-step-cuda")
+def test_vm_cnn_step_torch_cuda(benchmark: Any, role: Any) -> None:
+    role("bcai", target=0.77)
+    m, program, loss = vm_cnn("torch-cuda")
+    first = _vm_step(m, program, loss, CNN_BLOBS)
+    benchmark(_vm_step, m, program, loss, CNN_BLOBS)
+    assert _vm_step(m, program, loss, CNN_BLOBS) < first
+
+
+@needs_cuda
+@pytest.mark.benchmark(group="vm-cnn-step-cuda")
+def test_torch_cnn_step_cuda(benchmark: Any, role: Any) -> None:
+    role("baseline")
+    step = torch_cnn("cuda")
+    first = step()
+    benchmark(step)
+    assert step() < first
+
+
+OPS = 200
+TINY = np.ones((4, 4), np.float32)
+
+
+def tiny_program() -> Any:
+    b = Builder()
+    r = b.create((4, 4), "f32", "ones")
+    for _ in range(OPS):
+        r = b.op("add", r, 0)
+    return b.build(registers=OPS + 2), r
+
+
+@pytest.mark.benchmark(group="vm-overhead-200-tiny-adds")
+def test_vm_interpreter_overhead(benchmark: Any, role: Any) -> None:
+    role("bcai")
+    program, out = tiny_program()
+    m = Machine()
+    m.run(program)
+    assert float(m.registers[out][0, 0]) == OPS + 1
+    benchmark(m.run, program)
+    benchmark.extra_info["us_per_instruction"] = round(
+        benchmark.stats.stats.median / (OPS + 1) * 1e6, 2
+    )
+
+
+@pytest.mark.benchmark(group="vm-overhead-200-tiny-adds")
+def test_numpy_direct_adds(benchmark: Any, role: Any) -> None:
+    role("baseline")
+
+    def direct() -> np.ndarray:
+        r = TINY.copy()
+        for _ in range(OPS):
+            r = r + TINY
+        return r
+
+    assert float(direct()[0, 0]) == OPS + 1
+    benchmark(direct)
