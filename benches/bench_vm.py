@@ -62,7 +62,7 @@ def torch_cnn(device: str) -> Any:
         opt.step()
         if device == "cuda":
             torch.cuda.synchronize()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -103,7 +103,7 @@ def torch_mlp(device: str) -> Any:
         opt.step()
         if device == "cuda":
             torch.cuda.synchronize()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
