@@ -225,16 +225,20 @@ def conv2d(x: Array, w: Array, b: Array | None, stride: int, padding: int) -> tu
         np.ascontiguousarray(x, dtype=np.float32), (kh, kw), (stride, stride), (padding, padding)
     ).astype(x.dtype, copy=False)  # (N, C·kh·kw, oh·ow)
     wmat = w.reshape(o, -1)
-    out = np.einsum("ok,nkp->nop", wmat, cols, optimize=True).reshape(n, o, oh, ow)
+    p = oh * ow
+    # one large product instead of N small ones: columns as (K, N·P)
+    flat = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cols.shape[1], n * p)
+    out = (wmat @ flat).reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
     if b is not None:
         out = out + b.reshape(1, o, 1, 1)
+    out = np.ascontiguousarray(out)
 
     def back(g: Array) -> Grads:
-        g2 = g.reshape(n, o, oh * ow)
-        gw = np.einsum("nop,nkp->ok", g2, cols, optimize=True).reshape(w.shape)
-        gcols = np.einsum("ok,nop->nkp", wmat, g2, optimize=True)
+        g2 = np.ascontiguousarray(g.reshape(n, o, p).transpose(1, 0, 2)).reshape(o, n * p)
+        gw = (g2 @ flat.T).reshape(w.shape)
+        gcols = (wmat.T @ g2).reshape(-1, n, p).transpose(1, 0, 2)
         gx = _col2im(gcols, x.shape, kh, kw, stride, padding, oh, ow)
-        gb = g.sum(axis=(0, 2, 3)) if b is not None else None
+        gb = g2.sum(axis=1) if b is not None else None
         return gx, gw, gb
 
     return out.astype(x.dtype), back
@@ -255,27 +259,38 @@ def _col2im(
 
 
 def maxpool2d(x: Array, k: int, stride: int) -> tuple[Array, Back]:
-    n, c, h, w = x.shape
+    """The first maximum of each window wins (as PyTorch's), also on ties
+    such as all-zero windows after a ReLU."""
+    h, w = x.shape[2:]
     oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
-    windows = np.lib.stride_tricks.as_strided(
-        x,
-        shape=(n, c, oh, ow, k, k),
-        strides=(*x.strides[:2], x.strides[2] * stride, x.strides[3] * stride, *x.strides[2:]),
-    ).reshape(n, c, oh, ow, k * k)
-    arg = windows.argmax(axis=-1)
-    out = np.take_along_axis(windows, arg[..., None], axis=-1)[..., 0]
+
+    def view(i: int, j: int) -> Array:  # element (i, j) of every window
+        return x[
+            :, :, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride
+        ]
+
+    best = np.ascontiguousarray(view(0, 0))
+    arg = np.zeros(best.shape, dtype=np.int8 if k * k < 128 else np.int32)
+    for pos in range(1, k * k):
+        v = np.ascontiguousarray(view(*divmod(pos, k)))
+        better = v > best
+        best = np.maximum(best, v)
+        arg = np.where(better, np.int8(pos) if k * k < 128 else pos, arg)
 
     def back(g: Array) -> Grads:
         gx = np.zeros_like(x)
-        di, dj = np.divmod(arg, k)
-        ii = np.arange(oh)[None, None, :, None] * stride + di
-        jj = np.arange(ow)[None, None, None, :] * stride + dj
-        nn = np.arange(n)[:, None, None, None]
-        cc = np.arange(c)[None, :, None, None]
-        np.add.at(gx, (nn, cc, ii, jj), g)
+        for pos in range(k * k):
+            i, j = divmod(pos, k)
+            target = gx[
+                :, :, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride
+            ]
+            if stride >= k:  # windows do not overlap: each element is written once
+                np.multiply(g, arg == pos, out=target)
+            else:
+                target += np.where(arg == pos, g, 0)
         return (gx,)
 
-    return np.ascontiguousarray(out), back
+    return best, back
 
 
 def cross_entropy(logits: Array, target: Array) -> tuple[Array, Back]:

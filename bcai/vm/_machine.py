@@ -173,6 +173,7 @@ class Machine:
         self._nodes: dict[int, _Node] = {}
         self._reg_node: dict[int, int] = {}
         self._next_node = 0
+        self._schedules: dict[object, list[int]] = {}
 
     def types(self) -> dict[int, TensorType]:
         inv = {v: k for k, v in NP_DTYPES.items()}
@@ -182,7 +183,11 @@ class Machine:
 
     def run(self, program: Program, blobs: Mapping[bytes, bytes] | None = None) -> RunResult:
         blobs = blobs or {}
-        schedule = gas_schedule(program, self.types(), frozenset(self.trainable))
+        key = (program.program_id(), tuple(sorted(self.types().items())), frozenset(self.trainable))
+        schedule = self._schedules.get(key)
+        if schedule is None:  # checked once per program and input types
+            schedule = gas_schedule(program, self.types(), frozenset(self.trainable))
+            self._schedules[key] = schedule
         trace: list[bytes] = []
         checkpoints: list[bytes] = []
         used = 0
