@@ -38,6 +38,24 @@ def vm_cnn(backend: str) -> tuple[Machine, Any, int]:
     return m, program, loss
 
 
+def torch_trainer(model: Any, x_np: np.ndarray, device: str) -> Any:
+    """One Adam step of `model` on (x, Y) per call; returns the loss."""
+    model = model.to(device)
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    x, y = torch.tensor(x_np, device=device), torch.tensor(Y, device=device)
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return float(loss.detach())
+
+    return step
+
+
 def torch_cnn(device: str) -> Any:
     nn = torch.nn
     model = nn.Sequential(
@@ -51,20 +69,8 @@ def torch_cnn(device: str) -> Any:
         nn.Linear(784, 64),
         nn.ReLU(),
         nn.Linear(64, 10),
-    ).to(device)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    x, y = torch.tensor(X, device=device), torch.tensor(Y, device=device)
-
-    def step() -> float:
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return float(loss.detach())
-
-    return step
+    )
+    return torch_trainer(model, X, device)
 
 
 MLP_X = RNG.random((BATCH, 784), dtype=np.float32)
@@ -92,20 +98,9 @@ def vm_mlp(backend: str) -> tuple[Machine, Any, int]:
 
 def torch_mlp(device: str) -> Any:
     nn = torch.nn
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)).to(device)
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    x, y = torch.tensor(MLP_X, device=device), torch.tensor(Y, device=device)
-
-    def step() -> float:
-        opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        if device == "cuda":
-            torch.cuda.synchronize()
-        return float(loss.detach())
-
-    return step
+    return torch_trainer(
+        nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10)), MLP_X, device
+    )
 
 
 def _vm_step(m: Machine, program: Any, loss: int, blobs: dict[bytes, bytes]) -> float:

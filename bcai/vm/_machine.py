@@ -23,6 +23,7 @@ import numpy as np
 
 from bcai.crypto import blake3
 from bcai.vm import _cpu_ops as ops
+from bcai.vm import _optim as optim
 from bcai.vm._check import TensorType, check
 from bcai.vm._errors import VmError
 from bcai.vm._isa import (
@@ -415,35 +416,13 @@ class Machine:
         self._reg_node.clear()
 
     def _optimize(self, ins: OptimizerStep) -> None:
-        opt = Optimizer(ins.kind)
-        f = list(ins.floats)
+        opt, floats = Optimizer(ins.kind), list(ins.floats)
         self._step += 1
         for reg in ins.params:
-            p = self.registers[reg]
             g = self.grads.get(reg)
             if g is None:
                 continue
-            lr = f[0]
-            if opt == Optimizer.SGD:
-                momentum, wd = [*f, 0.0, 0.0][1:3]
-                if wd:
-                    g = g + wd * p
-                if momentum:
-                    buf = self._opt.get((reg, 0))
-                    buf = g.copy() if buf is None else momentum * buf + g
-                    self._opt[(reg, 0)] = buf
-                    g = buf
-                self.registers[reg] = (p - lr * g).astype(p.dtype)
-                continue
-            b1, b2, eps, wd = (f + [0.9, 0.999, 1e-8, 0.0][len(f) - 1 :])[1:5]
-            if opt == Optimizer.ADAM and wd:
-                g = g + wd * p
-            t = self._opt.get((reg, 2), 0) + 1
-            m = b1 * self._opt.get((reg, 0), 0.0) + (1 - b1) * g
-            v = b2 * self._opt.get((reg, 1), 0.0) + (1 - b2) * g * g
-            self._opt[(reg, 0)], self._opt[(reg, 1)], self._opt[(reg, 2)] = m, v, t
-            m_hat = m / (1 - b1**t)
-            v_hat = v / (1 - b2**t)
-            if opt == Optimizer.ADAMW and wd:
-                p = p * (1 - lr * wd)
-            self.registers[reg] = (p - lr * m_hat / (np.sqrt(v_hat) + eps)).astype(p.dtype)
+            p = self.registers[reg]
+            self.registers[reg] = optim.update(opt, floats, reg, p, g, self._opt, np.sqrt).astype(
+                p.dtype
+            )

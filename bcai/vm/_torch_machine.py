@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from bcai.vm import _optim as optim
 from bcai.vm._check import TensorType
 from bcai.vm._errors import VmError
 from bcai.vm._isa import (
@@ -273,9 +274,8 @@ class TorchMachine(Machine):
         self.tregs = {r: v.detach() for r, v in self.tregs.items()}
 
     def _optimize(self, ins: OptimizerStep) -> None:
-        """The CPU backend's update rules, in torch, without autograd."""
-        opt = Optimizer(ins.kind)
-        f = list(ins.floats)
+        """The CPU backend's update rules (`_optim`), in torch, without autograd."""
+        opt, floats = Optimizer(ins.kind), list(ins.floats)
         with torch.no_grad():
             for reg in ins.params:
                 grad = self.grads.get(reg)
@@ -283,27 +283,4 @@ class TorchMachine(Machine):
                     continue
                 p = self.tregs[reg].detach()
                 g = torch.from_numpy(grad).to(p.device)
-                lr = f[0]
-                if opt == Optimizer.SGD:
-                    momentum, wd = [*f, 0.0, 0.0][1:3]
-                    if wd:
-                        g = g + wd * p
-                    if momentum:
-                        buf = self._opt.get((reg, 0))
-                        buf = g.clone() if buf is None else momentum * buf + g
-                        self._opt[(reg, 0)] = buf
-                        g = buf
-                    self.tregs[reg] = p - lr * g
-                    continue
-                b1, b2, eps, wd = (f + [0.9, 0.999, 1e-8, 0.0][len(f) - 1 :])[1:5]
-                if opt == Optimizer.ADAM and wd:
-                    g = g + wd * p
-                t = self._opt.get((reg, 2), 0) + 1
-                m = b1 * self._opt.get((reg, 0), 0.0) + (1 - b1) * g
-                v = b2 * self._opt.get((reg, 1), 0.0) + (1 - b2) * g * g
-                self._opt[(reg, 0)], self._opt[(reg, 1)], self._opt[(reg, 2)] = m, v, t
-                m_hat = m / (1 - b1**t)
-                v_hat = v / (1 - b2**t)
-                if opt == Optimizer.ADAMW and wd:
-                    p = p * (1 - lr * wd)
-                self.tregs[reg] = p - lr * m_hat / (torch.sqrt(v_hat) + eps)
+                self.tregs[reg] = optim.update(opt, floats, reg, p, g, self._opt, torch.sqrt)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import socket
 import struct
-import subprocess
 import sys
 import time
+
+from tests.nat.netns import forward_port
 
 
 def serve(lan_ip: str, wan_dev: str, wan_ip: str) -> None:
@@ -28,40 +29,7 @@ def serve(lan_ip: str, wan_dev: str, wan_ip: str) -> None:
         elif len(data) == 12 and data[:2] == b"\x00\x02":
             _, _, _, internal, external, lifetime = struct.unpack(">BBHHHI", data)
             external = external or internal
-            for rule in (
-                [
-                    "-t",
-                    "nat",
-                    "-A",
-                    "PREROUTING",
-                    "-i",
-                    wan_dev,
-                    "-p",
-                    "tcp",
-                    "--dport",
-                    str(external),
-                    "-j",
-                    "DNAT",
-                    "--to-destination",
-                    f"{client}:{internal}",
-                ],
-                [
-                    "-I",
-                    "FORWARD",
-                    "1",
-                    "-i",
-                    wan_dev,
-                    "-p",
-                    "tcp",
-                    "-d",
-                    client,
-                    "--dport",
-                    str(internal),
-                    "-j",
-                    "ACCEPT",
-                ],
-            ):
-                subprocess.run(["iptables", *rule], check=True)
+            forward_port(wan_dev, external, client, internal)
             answer = struct.pack(">BBHIHHI", 0, 130, 0, epoch, internal, external, lifetime)
             sock.sendto(answer, (client, port))
         else:

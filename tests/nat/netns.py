@@ -128,3 +128,42 @@ def partition(ns: str, other_ip: str) -> None:
 def heal(ns: str, other_ip: str) -> None:
     sh("iptables", "-D", "INPUT", "-s", other_ip, "-j", "DROP", ns=ns)
     sh("iptables", "-D", "OUTPUT", "-d", other_ip, "-j", "DROP", ns=ns)
+
+
+def forward_port(wan_dev: str, external: int, client: str, internal: int) -> None:
+    """What a gateway does for a port mapping (run in its namespace): DNAT
+    the external port to the client and let it through the firewall."""
+    for rule in (
+        [
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-i",
+            wan_dev,
+            "-p",
+            "tcp",
+            "--dport",
+            str(external),
+            "-j",
+            "DNAT",
+            "--to-destination",
+            f"{client}:{internal}",
+        ],
+        [
+            "-I",
+            "FORWARD",
+            "1",
+            "-i",
+            wan_dev,
+            "-p",
+            "tcp",
+            "-d",
+            client,
+            "--dport",
+            str(internal),
+            "-j",
+            "ACCEPT",
+        ],
+    ):
+        subprocess.run(["iptables", *rule], check=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from tests.nat.netns import forward_port
 
 HTTP_PORT = 5000
 SERVICE = "urn:schemas-upnp-org:service:WANIPConnection:1"
@@ -51,41 +52,12 @@ def main(lan_ip: str, wan_dev: str, wan_ip: str) -> None:
                 inner = f"<NewExternalIPAddress>{wan_ip}</NewExternalIPAddress>"
             elif action == "AddPortMapping":
                 args = dict(re.findall(r"<(New\w+)>([^<]*)</", body))
-                client, internal = args["NewInternalClient"], args["NewInternalPort"]
-                for rule in (
-                    [
-                        "-t",
-                        "nat",
-                        "-A",
-                        "PREROUTING",
-                        "-i",
-                        wan_dev,
-                        "-p",
-                        "tcp",
-                        "--dport",
-                        args["NewExternalPort"],
-                        "-j",
-                        "DNAT",
-                        "--to-destination",
-                        f"{client}:{internal}",
-                    ],
-                    [
-                        "-I",
-                        "FORWARD",
-                        "1",
-                        "-i",
-                        wan_dev,
-                        "-p",
-                        "tcp",
-                        "-d",
-                        client,
-                        "--dport",
-                        internal,
-                        "-j",
-                        "ACCEPT",
-                    ],
-                ):
-                    subprocess.run(["iptables", *rule], check=True)
+                forward_port(
+                    wan_dev,
+                    int(args["NewExternalPort"]),
+                    args["NewInternalClient"],
+                    int(args["NewInternalPort"]),
+                )
                 inner = ""
             else:
                 self.send_response(500)
