@@ -16,7 +16,8 @@ from bcai.net._errors import ConnectionClosed, HandshakeError, NetError, PeerMis
 from bcai.net._gossip import GossipRouter, Validation
 from bcai.net._gossip_params import GossipParams, ScoreParams, TopicScoreParams
 from bcai.net._holepunch import HolePuncher
-from bcai.net._host import Delivered, Host, HostConfig
+from bcai.net._host import Host
+from bcai.net._host_types import Delivered, HostConfig
 from bcai.net._identity import PROTOCOL_VERSION, HandshakePayload, peer_id
 from bcai.net._peer import Peer, RequestFailed
 from bcai.net._policy import PeerInfo, PeerTable, netgroup, subnet24

@@ -64,11 +64,11 @@ BYTES_PER_GAS = 4096
 
 
 class OutOfGas(VmError):
-    pass
+    """``vm-out-of-gas``: the next instruction would pass the gas limit."""
 
 
 class OutOfMemory(VmError):
-    pass
+    """``vm-out-of-memory``: the registers passed the memory limit."""
 
 
 def instruction_cost(
