@@ -29,8 +29,8 @@ Y = RNG.integers(0, 10, BATCH).astype(np.int64)
 CNN_BLOBS = {mnist.X_BLOB: X.tobytes(), mnist.Y_BLOB: Y.tobytes()}
 
 
-def vm_cnn(backend: str) -> tuple[Machine, Any, int]:
-    m = new_machine(backend)
+def vm_cnn(backend: str, trace: str = "full") -> tuple[Machine, Any, int]:
+    m = new_machine(backend, trace=trace)
     m.run(mnist.init_program(0))
     program, loss = mnist.step_program(BATCH)
     for _ in range(3):
@@ -152,6 +152,18 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device here (run on th
 def test_vm_cnn_step_torch_cuda(benchmark: Any, role: Any) -> None:
     role("bcai", target=0.77)
     m, program, loss = vm_cnn("torch-cuda")
+    first = _vm_step(m, program, loss, CNN_BLOBS)
+    benchmark(_vm_step, m, program, loss, CNN_BLOBS)
+    assert _vm_step(m, program, loss, CNN_BLOBS) < first
+
+
+@needs_cuda
+@pytest.mark.benchmark(group="vm-cnn-step-cuda")
+def test_vm_cnn_step_torch_cuda_checkpoint_trace(benchmark: Any, role: Any) -> None:
+    """The same, hashing registers only at checkpoints (a training run whose
+    segments are replayed with full traces only when disputed)."""
+    role("bcai-checkpoint-trace")
+    m, program, loss = vm_cnn("torch-cuda", trace="checkpoints")
     first = _vm_step(m, program, loss, CNN_BLOBS)
     benchmark(_vm_step, m, program, loss, CNN_BLOBS)
     assert _vm_step(m, program, loss, CNN_BLOBS) < first

@@ -163,7 +163,19 @@ class _Node:
 
 
 class Machine:
-    def __init__(self, *, gas_limit: int | None = None, memory_limit: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        gas_limit: int | None = None,
+        memory_limit: int | None = None,
+        trace: str = "full",
+    ) -> None:
+        """`trace`: "full" hashes every instruction (what a dispute bisects);
+        "checkpoints" hashes only at Checkpoint instructions (training runs
+        whose segments are replayed in full only when disputed)."""
+        if trace not in ("full", "checkpoints"):
+            raise VmError("vm-bad-trace-mode", f"trace={trace!r}: full or checkpoints")
+        self.trace_mode = trace
         self.gas_limit = gas_limit
         self.memory_limit = memory_limit
         self.registers: dict[int, np.ndarray] = {}
@@ -207,10 +219,9 @@ class Machine:
                         "vm-out-of-memory",
                         f"instruction {index} ({name}): {total} bytes > {self.memory_limit}",
                     )
-            h = blake3(
-                index.to_bytes(4, "big") + ins.encode() + b"".join(self._hash(r) for r in written)
-            )
-            trace.append(h)
+            if self.trace_mode == "full":
+                body = b"".join(self._hash(r) for r in written)
+                trace.append(blake3(index.to_bytes(4, "big") + ins.encode() + body))
             if isinstance(ins, Checkpoint):
                 regs = ins.regs or tuple(sorted(self.registers))
                 checkpoints.append(blake3(b"".join(self._hash(r) for r in regs)))

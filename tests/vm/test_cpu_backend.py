@@ -335,3 +335,20 @@ def test_attention_matches_pytorch(causal: bool) -> None:
         lambda b, r: b.attention(*r, heads=2, causal=causal),
         lambda *t: torch_attention(*t, heads=2, causal=causal),
     )
+
+
+def test_checkpoint_only_traces_keep_the_checkpoints_and_the_results() -> None:
+    init, step, loss = mlp_programs()
+    results = {}
+    for mode in ("full", "checkpoints"):
+        m = Machine(trace=mode)
+        m.run(init.build(registers=16), BLOBS)
+        runs = [m.run(step.build(registers=16), BLOBS) for _ in range(3)]
+        results[mode] = (runs, m.registers[loss].copy())
+    full, light = results["full"], results["checkpoints"]
+    assert all(len(r.trace) == 7 for r in full[0]) and all(not r.trace for r in light[0])
+    assert [r.checkpoints for r in full[0]] == [r.checkpoints for r in light[0]]
+    assert np.array_equal(full[1], light[1])
+    with pytest.raises(VmError) as err:
+        Machine(trace="some")
+    assert err.value.code == "vm-bad-trace-mode"
