@@ -18,6 +18,7 @@ import pytest
 from bcai.crypto import blake3
 from bcai.ml import mnist
 from bcai.vm import Builder, Machine, new_machine
+from bcai.vm._cupy_machine import available as cupy_available
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -172,6 +173,31 @@ def test_vm_cnn_step_torch_cuda_checkpoint_trace(benchmark: Any, role: Any) -> N
 @needs_cuda
 @pytest.mark.benchmark(group="vm-cnn-step-cuda")
 def test_torch_cnn_step_cuda(benchmark: Any, role: Any) -> None:
+    role("baseline")
+    step = torch_cnn("cuda")
+    first = step()
+    benchmark(step)
+    assert step() < first
+
+
+needs_cupy = pytest.mark.skipif(
+    not cupy_available(), reason="no CuPy with a CUDA device here (run on the GPU machine)"
+)
+
+
+@needs_cupy
+@pytest.mark.benchmark(group="vm-cnn-step-cupy")
+def test_vm_cnn_step_cupy(benchmark: Any, role: Any) -> None:
+    role("bcai", target=0.77)
+    m, program, loss = vm_cnn("cupy")
+    first = _vm_step(m, program, loss, CNN_BLOBS)
+    benchmark(_vm_step, m, program, loss, CNN_BLOBS)
+    assert _vm_step(m, program, loss, CNN_BLOBS) < first
+
+
+@needs_cupy
+@pytest.mark.benchmark(group="vm-cnn-step-cupy")
+def test_torch_cnn_step_cuda_for_cupy(benchmark: Any, role: Any) -> None:
     role("baseline")
     step = torch_cnn("cuda")
     first = step()

@@ -83,9 +83,9 @@ def accuracy(machine: Machine, data: Split, batch: int = 1000) -> float:
     for start in range(0, usable, batch):
         x = data.x[start : start + batch]
         machine.run(program, {X_BLOB: x.tobytes()})
-        correct += int(
-            (machine.registers[logits].argmax(axis=1) == data.y[start : start + batch]).sum()
-        )
+        scores = machine.registers[logits]
+        host = scores.get() if hasattr(scores, "get") else scores  # a CuPy register
+        correct += int((host.argmax(axis=1) == data.y[start : start + batch]).sum())
     return correct / usable
 
 

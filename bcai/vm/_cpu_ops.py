@@ -18,7 +18,33 @@ import numpy.typing as npt
 
 from bcai import kernels
 
-Array = npt.NDArray[Any]
+Array = npt.NDArray[Any]  # or a CuPy array: the same code runs on both
+
+
+def xp_of(a: Any) -> Any:
+    """The array module of `a`: NumPy, or CuPy for a device array."""
+    module = type(a).__module__
+    if module.startswith("cupy"):
+        import cupy  # noqa: PLC0415 - only where CuPy arrays exist
+
+        return cupy
+    return np
+
+
+def contig(a: Any) -> Any:
+    """A C-contiguous copy of `a` (or `a`), on whichever device it lives."""
+    return xp_of(a).ascontiguousarray(a)
+
+
+def scatter_add(target: Array, index: Any, values: Array) -> None:
+    if xp_of(target) is np:
+        np.add.at(target, index, values)
+    else:
+        import cupyx  # noqa: PLC0415
+
+        cupyx.scatter_add(target, index, values)
+
+
 Grads = tuple[Array | None, ...]
 Back = Callable[[Array], Grads]
 SQRT_2_OVER_PI = np.sqrt(2.0 / np.pi)
@@ -133,7 +159,7 @@ def reshape(x: Array, shape: Sequence[int]) -> tuple[Array, Back]:
 
 def transpose(x: Array, perm: Sequence[int]) -> tuple[Array, Back]:
     inverse = np.argsort(perm)
-    return np.ascontiguousarray(x.transpose(perm)), lambda g: (g.transpose(inverse),)
+    return contig(x.transpose(perm)), lambda g: (g.transpose(inverse),)
 
 
 def concat(xs: Sequence[Array], axis: int) -> tuple[Array, Back]:
@@ -150,7 +176,7 @@ def slice_(x: Array, axis: int, start: int, stop: int) -> tuple[Array, Back]:
         full[tuple(index)] = g
         return (full,)
 
-    return np.ascontiguousarray(x[tuple(index)]), back
+    return contig(x[tuple(index)]), back
 
 
 def reduce(kind: str, x: Array, axis: int | None, keep: bool) -> tuple[Array, Back]:
@@ -165,8 +191,8 @@ def reduce(kind: str, x: Array, axis: int | None, keep: bool) -> tuple[Array, Ba
     first: Array | None = None
     if kind == "max":  # the gradient goes to the first maximum only, as PyTorch's
         if axis is None:
-            flat = np.zeros(x.size, dtype=bool)
-            flat[int(np.argmax(x))] = True
+            flat = xp_of(x).zeros(x.size, dtype=bool)
+            flat[int(x.argmax())] = True
             first = flat.reshape(x.shape)
         else:
             hit = x == out
@@ -221,20 +247,26 @@ def conv2d(x: Array, w: Array, b: Array | None, stride: int, padding: int) -> tu
     o, _, kh, kw = w.shape
     oh = (h + 2 * padding - kh) // stride + 1
     ow = (wd + 2 * padding - kw) // stride + 1
-    cols = kernels.im2col(
-        np.ascontiguousarray(x, dtype=np.float32), (kh, kw), (stride, stride), (padding, padding)
-    ).astype(x.dtype, copy=False)  # (N, C·kh·kw, oh·ow)
+    if xp_of(x) is np:
+        cols = kernels.im2col(
+            np.ascontiguousarray(x, dtype=np.float32),
+            (kh, kw),
+            (stride, stride),
+            (padding, padding),
+        ).astype(x.dtype, copy=False)  # (N, C·kh·kw, oh·ow)
+    else:
+        cols = _im2col_strided(x, kh, kw, stride, padding, oh, ow)
     wmat = w.reshape(o, -1)
     p = oh * ow
     # one large product instead of N small ones: columns as (K, N·P)
-    flat = np.ascontiguousarray(cols.transpose(1, 0, 2)).reshape(cols.shape[1], n * p)
+    flat = contig(cols.transpose(1, 0, 2)).reshape(cols.shape[1], n * p)
     out = (wmat @ flat).reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
     if b is not None:
         out = out + b.reshape(1, o, 1, 1)
-    out = np.ascontiguousarray(out)
+    out = contig(out)
 
     def back(g: Array) -> Grads:
-        g2 = np.ascontiguousarray(g.reshape(n, o, p).transpose(1, 0, 2)).reshape(o, n * p)
+        g2 = contig(g.reshape(n, o, p).transpose(1, 0, 2)).reshape(o, n * p)
         gw = (g2 @ flat.T).reshape(w.shape)
         gcols = (wmat.T @ g2).reshape(-1, n, p).transpose(1, 0, 2)
         gx = _col2im(gcols, x.shape, kh, kw, stride, padding, oh, ow)
@@ -244,11 +276,25 @@ def conv2d(x: Array, w: Array, b: Array | None, stride: int, padding: int) -> tu
     return out.astype(x.dtype), back
 
 
+def _im2col_strided(x: Array, kh: int, kw: int, stride: int, pad: int, oh: int, ow: int) -> Array:
+    """im2col by a strided view of the padded input (for device arrays)."""
+    xp = xp_of(x)
+    n, c = x.shape[:2]
+    padded = xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
+    padded = xp.ascontiguousarray(padded)
+    s0, s1, s2, s3 = padded.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        padded, shape=(n, c, kh, kw, oh, ow), strides=(s0, s1, s2, s3, s2 * stride, s3 * stride)
+    )
+    cols: Array = windows.reshape(n, c * kh * kw, oh * ow)
+    return cols
+
+
 def _col2im(
     cols: Array, shape: tuple[int, ...], kh: int, kw: int, stride: int, pad: int, oh: int, ow: int
 ) -> Array:
     n, c, h, w = shape
-    padded = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
+    padded: Array = xp_of(cols).zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=cols.dtype)
     cols = cols.reshape(n, c, kh, kw, oh, ow)
     for i in range(kh):
         for j in range(kw):
@@ -269,10 +315,10 @@ def maxpool2d(x: Array, k: int, stride: int) -> tuple[Array, Back]:
             :, :, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride
         ]
 
-    best = np.ascontiguousarray(view(0, 0))
-    arg = np.zeros(best.shape, dtype=np.int8 if k * k < 128 else np.int32)
+    best = contig(view(0, 0))
+    arg = xp_of(x).zeros(best.shape, dtype=np.int8 if k * k < 128 else np.int32)
     for pos in range(1, k * k):
-        v = np.ascontiguousarray(view(*divmod(pos, k)))
+        v = contig(view(*divmod(pos, k)))
         better = v > best
         best = np.maximum(best, v)
         arg = np.where(better, np.int8(pos) if k * k < 128 else pos, arg)
@@ -295,13 +341,15 @@ def maxpool2d(x: Array, k: int, stride: int) -> tuple[Array, Back]:
 
 def cross_entropy(logits: Array, target: Array) -> tuple[Array, Back]:
     logp, _ = log_softmax(logits, -1)
+    xp = xp_of(logits)
     n = logits.shape[0]
-    picked = logp[np.arange(n), target]
-    out = np.array([-picked.mean()], dtype=logits.dtype)
+    rows = xp.arange(n)
+    picked = logp[rows, target]
+    out = (-picked.mean()).reshape(1).astype(logits.dtype)
 
     def back(g: Array) -> Grads:
         grad = np.exp(logp)
-        grad[np.arange(n), target] -= 1
+        grad[rows, target] -= 1
         return grad * (g[0] / n), None
 
     return out, back
@@ -309,14 +357,14 @@ def cross_entropy(logits: Array, target: Array) -> tuple[Array, Back]:
 
 def mse(pred: Array, target: Array) -> tuple[Array, Back]:
     diff = pred - target
-    out = np.array([(diff * diff).mean()], dtype=pred.dtype)
+    out = (diff * diff).mean().reshape(1).astype(pred.dtype)
     return out, lambda g: (2 * diff * (g[0] / diff.size), -2 * diff * (g[0] / diff.size))
 
 
 def embedding(table: Array, ids: Array) -> tuple[Array, Back]:
     def back(g: Array) -> Grads:
         gt = np.zeros_like(table)
-        np.add.at(gt, ids.reshape(-1), g.reshape(-1, table.shape[1]))
+        scatter_add(gt, ids.reshape(-1), g.reshape(-1, table.shape[1]))
         return gt, None
 
     return table[ids], back
@@ -324,8 +372,7 @@ def embedding(table: Array, ids: Array) -> tuple[Array, Back]:
 
 def dropout(x: Array, p: float, seed: int) -> tuple[Array, Back]:
     keep = np.random.Generator(np.random.PCG64(seed)).random(x.shape) >= p
-    scale = np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
-    mask = keep * scale
+    mask = xp_of(x).asarray(keep.astype(x.dtype) / np.asarray(1.0 - p, dtype=x.dtype))
     return (x * mask).astype(x.dtype), lambda g: (g * mask,)
 
 
@@ -338,8 +385,9 @@ def lstm_layer(x: Array, w_ih: Array, w_hh: Array, b: Array) -> tuple[Array, Bac
     PyTorch's, with w_ih (in, 4H) = PyTorch's weight_ih transposed)."""
     n, t_len, _ = x.shape
     hid = w_hh.shape[0]
-    h = np.zeros((n, hid), x.dtype)
-    c = np.zeros((n, hid), x.dtype)
+    xp = xp_of(x)
+    h = xp.zeros((n, hid), x.dtype)
+    c = xp.zeros((n, hid), x.dtype)
     hs, cache = [], []
     for t in range(t_len):
         z = x[:, t] @ w_ih + h @ w_hh + b
@@ -356,8 +404,8 @@ def lstm_layer(x: Array, w_ih: Array, w_hh: Array, b: Array) -> tuple[Array, Bac
     def back(gout: Array) -> Grads:
         gx = np.zeros_like(x)
         gw_ih, gw_hh, gb = np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b)
-        gh_next = np.zeros((n, hid), x.dtype)
-        gc_next = np.zeros((n, hid), x.dtype)
+        gh_next = xp.zeros((n, hid), x.dtype)
+        gc_next = xp.zeros((n, hid), x.dtype)
         for t in reversed(range(t_len)):
             i, f, g, o, c_prev, h_prev, tc = cache[t]
             gh = gout[:, t] + gh_next
@@ -392,7 +440,8 @@ def attention(
     q, k, v = split(x @ wq), split(x @ wk), split(x @ wv)
     scores = (q @ k.transpose(0, 1, 3, 2)) * scale
     if causal:
-        mask = np.triu(np.ones((t_len, t_len), dtype=bool), 1)
+        xp = xp_of(x)
+        mask = xp.triu(xp.ones((t_len, t_len), dtype=bool), 1)
         scores = np.where(mask, -np.inf, scores)
     p, p_back = softmax(scores, -1)
     ctx = (p @ v).transpose(0, 2, 1, 3).reshape(n, t_len, d)

@@ -229,6 +229,16 @@ class Machine:
                 break
         return RunResult(trace, used, checkpoints)
 
+    def put(self, reg: int, value: np.ndarray, *, trainable: bool = False) -> None:
+        """Sets a register from host values (kept between runs), on this
+        backend's device."""
+        self.registers[reg] = self._to_device(np.ascontiguousarray(value))
+        if trainable:
+            self.trainable.add(reg)
+
+    def _to_device(self, value: np.ndarray) -> Any:
+        return value
+
     def _hash(self, reg: int) -> bytes:
         return register_hash(self.registers[reg])
 

@@ -79,6 +79,11 @@ class TorchMachine(Machine):
     def _tensor(self, a: np.ndarray) -> Any:
         return torch.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
+    def put(self, reg: int, value: np.ndarray, *, trainable: bool = False) -> None:
+        self.tregs[reg] = self._tensor(value)
+        if trainable:
+            self.trainable.add(reg)
+
     def _hash(self, reg: int) -> bytes:
         return register_hash(self.tregs[reg].detach().cpu().numpy())
 

@@ -15,44 +15,65 @@ from bcai.vm._machine import Machine
 from tests.vm.test_cpu_backend import BLOBS, CASES, blob, mlp_programs
 
 torch = pytest.importorskip("torch")
+from bcai.vm._cupy_machine import CupyMachine  # noqa: E402
+from bcai.vm._cupy_machine import available as cupy_available  # noqa: E402
 from bcai.vm._torch_machine import TorchMachine  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+CUPY = cupy_available()
+
+
+def to_np(a: Any) -> np.ndarray:
+    """Host values of a NumPy or CuPy array."""
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def machines() -> list[Any]:
+    """(name, factory) of every accelerated or alternative backend here."""
+    out = [pytest.param(lambda d=d: TorchMachine(device=d), id=f"torch-{d}") for d in DEVICES]
+    out.append(
+        pytest.param(
+            CupyMachine,
+            id="cupy",
+            marks=pytest.mark.skipif(not CUPY, reason="no CuPy with a CUDA device here"),
+        )
+    )
+    return out
 
 
 def run_on(
     machine: Machine, inputs: list[np.ndarray], vm_fn: Any
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     params = list(range(len(inputs)))
-    machine.registers = {p: a.copy() for p, a in zip(params, inputs, strict=True)}
-    machine.trainable = set(params)
+    for p, a in zip(params, inputs, strict=True):
+        machine.put(p, a, trainable=True)  # on the machine's own device
     step = Builder(first_register=len(inputs))
     out = vm_fn(step, params)
     total = step.op("sum", step.op("mul", out, out))  # a scalar that uses every output
     step.backward(total)
     machine.run(step.build(registers=64), BLOBS)
-    return machine.registers[out], [machine.grads[p] for p in params]
+    return to_np(machine.registers[out]), [to_np(machine.grads[p]) for p in params]
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("make", machines())
 @pytest.mark.parametrize(("name", "inputs", "vm_fn", "torch_fn"), CASES, ids=[c[0] for c in CASES])
-def test_torch_backend_agrees_with_cpu(
-    device: str, name: str, inputs: list[np.ndarray], vm_fn: Any, torch_fn: Any
+def test_backends_agree_with_cpu(
+    make: Any, name: str, inputs: list[np.ndarray], vm_fn: Any, torch_fn: Any
 ) -> None:
     rtol = 1e-4 if name.startswith("conv2d") else 1e-9
     out_cpu, grads_cpu = run_on(Machine(), inputs, vm_fn)
-    out_t, grads_t = run_on(TorchMachine(device=device), inputs, vm_fn)
+    out_t, grads_t = run_on(make(), inputs, vm_fn)
     np.testing.assert_allclose(out_t, out_cpu, rtol=rtol, atol=rtol)
     for a, b in zip(grads_t, grads_cpu, strict=True):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * 10)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_training_follows_the_same_path_and_repeats_bit_for_bit(device: str) -> None:
+@pytest.mark.parametrize("other", machines())
+def test_training_follows_the_same_path_and_repeats_bit_for_bit(other: Any) -> None:
     init, step, loss = mlp_programs()
     paths = []
     traces = []
-    for make in (Machine, lambda: TorchMachine(device=device), lambda: TorchMachine(device=device)):
+    for make in (Machine, other, other):
         m = make()
         m.run(init.build(registers=16), BLOBS)
         losses, trace = [], []
