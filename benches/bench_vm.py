@@ -109,6 +109,20 @@ def _vm_step(m: Machine, program: Any, loss: int, blobs: dict[bytes, bytes]) -> 
     return float(m.registers[loss][0])
 
 
+def time_vm(benchmark: Any, built: tuple[Machine, Any, int], blobs: dict[bytes, bytes]) -> None:
+    """Times one VM training step, checking first and after that it learns."""
+    m, program, loss = built
+    first = _vm_step(m, program, loss, blobs)
+    benchmark(_vm_step, m, program, loss, blobs)
+    assert _vm_step(m, program, loss, blobs) < first
+
+
+def time_torch(benchmark: Any, step: Any) -> None:
+    first = step()
+    benchmark(step)
+    assert step() < first
+
+
 @pytest.mark.benchmark(group="vm-cnn-step-cpu")
 def test_vm_cnn_step_cpu(benchmark: Any, role: Any) -> None:
     role("bcai", target=0.67)
@@ -121,28 +135,19 @@ def test_vm_cnn_step_cpu(benchmark: Any, role: Any) -> None:
 @pytest.mark.benchmark(group="vm-cnn-step-cpu")
 def test_torch_cnn_step_cpu(benchmark: Any, role: Any) -> None:
     role("baseline")
-    step = torch_cnn("cpu")
-    first = step()
-    benchmark(step)
-    assert step() < first
+    time_torch(benchmark, torch_cnn("cpu"))
 
 
 @pytest.mark.benchmark(group="vm-mlp-step-cpu")
 def test_vm_mlp_step_cpu(benchmark: Any, role: Any) -> None:
     role("bcai", target=0.67)
-    m, program, loss = vm_mlp("cpu")
-    first = _vm_step(m, program, loss, MLP_BLOBS)
-    benchmark(_vm_step, m, program, loss, MLP_BLOBS)
-    assert _vm_step(m, program, loss, MLP_BLOBS) < first
+    time_vm(benchmark, vm_mlp("cpu"), MLP_BLOBS)
 
 
 @pytest.mark.benchmark(group="vm-mlp-step-cpu")
 def test_torch_mlp_step_cpu(benchmark: Any, role: Any) -> None:
     role("baseline")
-    step = torch_mlp("cpu")
-    first = step()
-    benchmark(step)
-    assert step() < first
+    time_torch(benchmark, torch_mlp("cpu"))
 
 
 needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device here (run on the GPU machine)")
@@ -152,10 +157,7 @@ needs_cuda = pytest.mark.skipif(not CUDA, reason="no CUDA device here (run on th
 @pytest.mark.benchmark(group="vm-cnn-step-cuda")
 def test_vm_cnn_step_torch_cuda(benchmark: Any, role: Any) -> None:
     role("bcai", target=0.77)
-    m, program, loss = vm_cnn("torch-cuda")
-    first = _vm_step(m, program, loss, CNN_BLOBS)
-    benchmark(_vm_step, m, program, loss, CNN_BLOBS)
-    assert _vm_step(m, program, loss, CNN_BLOBS) < first
+    time_vm(benchmark, vm_cnn("torch-cuda"), CNN_BLOBS)
 
 
 @needs_cuda
@@ -164,20 +166,14 @@ def test_vm_cnn_step_torch_cuda_checkpoint_trace(benchmark: Any, role: Any) -> N
     """The same, hashing registers only at checkpoints (a training run whose
     segments are replayed with full traces only when disputed)."""
     role("bcai-checkpoint-trace")
-    m, program, loss = vm_cnn("torch-cuda", trace="checkpoints")
-    first = _vm_step(m, program, loss, CNN_BLOBS)
-    benchmark(_vm_step, m, program, loss, CNN_BLOBS)
-    assert _vm_step(m, program, loss, CNN_BLOBS) < first
+    time_vm(benchmark, vm_cnn("torch-cuda", trace="checkpoints"), CNN_BLOBS)
 
 
 @needs_cuda
 @pytest.mark.benchmark(group="vm-cnn-step-cuda")
 def test_torch_cnn_step_cuda(benchmark: Any, role: Any) -> None:
     role("baseline")
-    step = torch_cnn("cuda")
-    first = step()
-    benchmark(step)
-    assert step() < first
+    time_torch(benchmark, torch_cnn("cuda"))
 
 
 needs_cupy = pytest.mark.skipif(
@@ -189,20 +185,14 @@ needs_cupy = pytest.mark.skipif(
 @pytest.mark.benchmark(group="vm-cnn-step-cupy")
 def test_vm_cnn_step_cupy(benchmark: Any, role: Any) -> None:
     role("bcai", target=0.77)
-    m, program, loss = vm_cnn("cupy")
-    first = _vm_step(m, program, loss, CNN_BLOBS)
-    benchmark(_vm_step, m, program, loss, CNN_BLOBS)
-    assert _vm_step(m, program, loss, CNN_BLOBS) < first
+    time_vm(benchmark, vm_cnn("cupy"), CNN_BLOBS)
 
 
 @needs_cupy
 @pytest.mark.benchmark(group="vm-cnn-step-cupy")
 def test_torch_cnn_step_cuda_for_cupy(benchmark: Any, role: Any) -> None:
     role("baseline")
-    step = torch_cnn("cuda")
-    first = step()
-    benchmark(step)
-    assert step() < first
+    time_torch(benchmark, torch_cnn("cuda"))
 
 
 OPS = 200
