@@ -78,7 +78,7 @@ MLP_X = RNG.random((BATCH, 784), dtype=np.float32)
 MLP_BLOBS = {blake3(b"mlp-x"): MLP_X.tobytes(), blake3(b"mlp-y"): Y.tobytes()}
 
 
-def vm_mlp(backend: str) -> tuple[Machine, Any, int]:
+def vm_mlp(backend: str, trace: str = "full") -> tuple[Machine, Any, int]:
     init = Builder()
     w1, b1 = init.param((784, 256), std=0.05, seed=1), init.param((256,))
     w2, b2 = init.param((256, 10), std=0.05, seed=2), init.param((10,))
@@ -90,7 +90,7 @@ def vm_mlp(backend: str) -> tuple[Machine, Any, int]:
     )
     step.backward(loss)
     step.optimize("adam", [w1, b1, w2, b2], lr=1e-3)
-    m = new_machine(backend)
+    m = new_machine(backend, trace=trace)
     m.run(init.build())
     program = step.build()
     m.run(program, MLP_BLOBS)
@@ -118,6 +118,7 @@ def time_vm(benchmark: Any, built: tuple[Machine, Any, int], blobs: dict[bytes, 
 
 
 def time_torch(benchmark: Any, step: Any) -> None:
+    """Times a step function returning the loss; checks that it learns."""
     first = step()
     benchmark(step)
     assert step() < first
@@ -181,11 +182,45 @@ needs_cupy = pytest.mark.skipif(
 )
 
 
+def graph_step(built: tuple[Machine, Any, int], blobs: dict[bytes, bytes]) -> Any:
+    """The step captured as one CUDA graph; a call runs it and reads the loss."""
+    m, program, loss = built
+    step = m.capture(program, blobs)
+
+    def run() -> float:
+        step.run(blobs)
+        return float(m.registers[loss][0])
+
+    return run
+
+
 @needs_cupy
 @pytest.mark.benchmark(group="vm-cnn-step-cupy")
-def test_vm_cnn_step_cupy(benchmark: Any, role: Any) -> None:
+def test_vm_cnn_step_cupy_graph(benchmark: Any, role: Any) -> None:
+    """The CNN step as one CUDA graph (checkpoint traces; eager below)."""
     role("bcai", target=0.77)
+    time_torch(benchmark, graph_step(vm_cnn("cupy", trace="checkpoints"), CNN_BLOBS))
+
+
+@needs_cupy
+@pytest.mark.benchmark(group="vm-cnn-step-cupy")
+def test_vm_cnn_step_cupy_eager(benchmark: Any, role: Any) -> None:
+    role("bcai-eager-full-trace")
     time_vm(benchmark, vm_cnn("cupy"), CNN_BLOBS)
+
+
+@needs_cupy
+@pytest.mark.benchmark(group="vm-mlp-step-cupy")
+def test_vm_mlp_step_cupy_graph(benchmark: Any, role: Any) -> None:
+    role("bcai", target=0.77)
+    time_torch(benchmark, graph_step(vm_mlp("cupy", trace="checkpoints"), MLP_BLOBS))
+
+
+@needs_cupy
+@pytest.mark.benchmark(group="vm-mlp-step-cupy")
+def test_torch_mlp_step_cuda_for_cupy(benchmark: Any, role: Any) -> None:
+    role("baseline")
+    time_torch(benchmark, torch_mlp("cuda"))
 
 
 @needs_cupy

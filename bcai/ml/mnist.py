@@ -96,13 +96,17 @@ def train(
     batch: int = 64,
     seed: int = 0,
     backend: str = "cpu",
+    trace: str = "full",
     log: Callable[[str], None] | None = None,
 ) -> Curve:
+    """`trace="checkpoints"` runs each step as one captured program (a CUDA
+    graph on the CuPy backend, `Machine.capture`)."""
     data = load_mnist()
     train_set, test_set = data.train.take(train_size), data.test
-    machine = new_machine(backend)
+    machine = new_machine(backend, trace=trace)
     machine.run(init_program(seed))
     program, loss = step_program(batch)
+    step = None
     rng = np.random.Generator(np.random.PCG64(seed))
     curve = Curve()
     start = time.monotonic()
@@ -112,7 +116,12 @@ def train(
         for i in range(len(order) // batch):
             idx = order[i * batch : (i + 1) * batch]
             blobs = {X_BLOB: train_set.x[idx].tobytes(), Y_BLOB: train_set.y[idx].tobytes()}
-            machine.run(program, blobs)
+            if trace == "full":
+                machine.run(program, blobs)
+            elif step is None:
+                step = machine.capture(program, blobs)  # runs this batch too
+            else:
+                step.run(blobs)
             running.append(float(machine.registers[loss][0]))
             if len(running) == 100:
                 curve.losses.append(float(np.mean(running)))
@@ -134,12 +143,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--train-size", type=int, default=60_000)
     parser.add_argument("--backend", default="cpu", choices=BACKENDS)
+    parser.add_argument(
+        "--trace",
+        default="full",
+        choices=("full", "checkpoints"),
+        help="checkpoints: each step one captured program (a CUDA graph on cupy)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     curve = train(
         epochs=args.epochs,
         train_size=args.train_size,
         backend=args.backend,
+        trace=args.trace,
         log=None if args.json else lambda line: print(line, flush=True),
     )
     if args.json:

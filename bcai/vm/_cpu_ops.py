@@ -36,6 +36,17 @@ def contig(a: Any) -> Any:
     return xp_of(a).ascontiguousarray(a)
 
 
+def mm(a: Array, b: Array) -> Array:
+    """`a @ b`; on CuPy through bcai's CUDA GEMM (capturable in a graph,
+    fixed reduction order: `bcai.vm._cuda_gemm`)."""
+    if xp_of(a) is np:
+        return a @ b
+    from bcai.vm import _cuda_gemm  # noqa: PLC0415 - only where CuPy arrays exist
+
+    out: Array = _cuda_gemm.matmul(a, b)
+    return out
+
+
 def scatter_add(target: Array, index: Any, values: Array) -> None:
     if xp_of(target) is np:
         np.add.at(target, index, values)
@@ -78,12 +89,12 @@ def div(a: Array, b: Array) -> tuple[Array, Back]:
 
 
 def matmul(a: Array, b: Array) -> tuple[Array, Back]:
-    out = a @ b
+    out = mm(a, b)
 
     def back(g: Array) -> Grads:
-        ga = g @ b.T
+        ga = mm(g, b.T)
         flat_a = a.reshape(-1, a.shape[-1])
-        gb = flat_a.T @ g.reshape(-1, g.shape[-1])
+        gb = mm(flat_a.T, g.reshape(-1, g.shape[-1]))
         return ga, gb
 
     return out, back
@@ -260,15 +271,15 @@ def conv2d(x: Array, w: Array, b: Array | None, stride: int, padding: int) -> tu
     p = oh * ow
     # one large product instead of N small ones: columns as (K, N·P)
     flat = contig(cols.transpose(1, 0, 2)).reshape(cols.shape[1], n * p)
-    out = (wmat @ flat).reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
+    out = mm(wmat, flat).reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
     if b is not None:
         out = out + b.reshape(1, o, 1, 1)
     out = contig(out)
 
     def back(g: Array) -> Grads:
         g2 = contig(g.reshape(n, o, p).transpose(1, 0, 2)).reshape(o, n * p)
-        gw = (g2 @ flat.T).reshape(w.shape)
-        gcols = (wmat.T @ g2).reshape(-1, n, p).transpose(1, 0, 2)
+        gw = mm(g2, flat.T).reshape(w.shape)
+        gcols = mm(wmat.T, g2).reshape(-1, n, p).transpose(1, 0, 2)
         gx = _col2im(gcols, x.shape, kh, kw, stride, padding, oh, ow)
         gb = g2.sum(axis=1) if b is not None else None
         return gx, gw, gb
@@ -390,7 +401,7 @@ def lstm_layer(x: Array, w_ih: Array, w_hh: Array, b: Array) -> tuple[Array, Bac
     c = xp.zeros((n, hid), x.dtype)
     hs, cache = [], []
     for t in range(t_len):
-        z = x[:, t] @ w_ih + h @ w_hh + b
+        z = mm(x[:, t], w_ih) + mm(h, w_hh) + b
         i, f = _sig(z[:, :hid]), _sig(z[:, hid : 2 * hid])
         g, o = np.tanh(z[:, 2 * hid : 3 * hid]), _sig(z[:, 3 * hid :])
         c_prev, h_prev = c, h
@@ -415,11 +426,11 @@ def lstm_layer(x: Array, w_ih: Array, w_hh: Array, b: Array) -> tuple[Array, Bac
             gz = np.concatenate(
                 [gi * i * (1 - i), gf * f * (1 - f), gg * (1 - g * g), go * o * (1 - o)], axis=1
             )
-            gx[:, t] = gz @ w_ih.T
-            gw_ih += x[:, t].T @ gz
-            gw_hh += h_prev.T @ gz
+            gx[:, t] = mm(gz, w_ih.T)
+            gw_ih += mm(x[:, t].T, gz)
+            gw_hh += mm(h_prev.T, gz)
             gb += gz.sum(axis=0)
-            gh_next = gz @ w_hh.T
+            gh_next = mm(gz, w_hh.T)
             gc_next = gc * f
         return gx, gw_ih, gw_hh, gb
 
@@ -437,36 +448,36 @@ def attention(
     def split(a: Array) -> Array:
         return a.reshape(n, t_len, heads, dh).transpose(0, 2, 1, 3)
 
-    q, k, v = split(x @ wq), split(x @ wk), split(x @ wv)
-    scores = (q @ k.transpose(0, 1, 3, 2)) * scale
+    q, k, v = split(mm(x, wq)), split(mm(x, wk)), split(mm(x, wv))
+    scores = mm(q, k.transpose(0, 1, 3, 2)) * scale
     if causal:
         xp = xp_of(x)
         mask = xp.triu(xp.ones((t_len, t_len), dtype=bool), 1)
         scores = np.where(mask, -np.inf, scores)
     p, p_back = softmax(scores, -1)
-    ctx = (p @ v).transpose(0, 2, 1, 3).reshape(n, t_len, d)
-    out = ctx @ wo
+    ctx = mm(p, v).transpose(0, 2, 1, 3).reshape(n, t_len, d)
+    out = mm(ctx, wo)
 
     def merge(a: Array) -> Array:
         return a.transpose(0, 2, 1, 3).reshape(n, t_len, d)
 
     def back(g: Array) -> Grads:
         flat = x.reshape(-1, d)
-        gwo = ctx.reshape(-1, d).T @ g.reshape(-1, d)
-        gctx = split(g @ wo.T)
-        gp = gctx @ v.transpose(0, 1, 3, 2)
-        gv = p.transpose(0, 1, 3, 2) @ gctx
+        gwo = mm(ctx.reshape(-1, d).T, g.reshape(-1, d))
+        gctx = split(mm(g, wo.T))
+        gp = mm(gctx, v.transpose(0, 1, 3, 2))
+        gv = mm(p.transpose(0, 1, 3, 2), gctx)
         (gs,) = p_back(gp)
         gs = gs * scale
-        gq = gs @ k
-        gk = gs.transpose(0, 1, 3, 2) @ q
+        gq = mm(gs, k)
+        gk = mm(gs.transpose(0, 1, 3, 2), q)
         gq, gk, gv = merge(gq), merge(gk), merge(gv)
-        gx = gq @ wq.T + gk @ wk.T + gv @ wv.T
+        gx = mm(gq, wq.T) + mm(gk, wk.T) + mm(gv, wv.T)
         return (
             gx.astype(x.dtype),
-            flat.T @ gq.reshape(-1, d),
-            flat.T @ gk.reshape(-1, d),
-            flat.T @ gv.reshape(-1, d),
+            mm(flat.T, gq.reshape(-1, d)),
+            mm(flat.T, gk.reshape(-1, d)),
+            mm(flat.T, gv.reshape(-1, d)),
             gwo,
         )
 

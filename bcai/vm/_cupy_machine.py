@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from bcai.vm._errors import VmError
-from bcai.vm._isa import TensorCreate
-from bcai.vm._machine import Machine, register_hash
+from bcai.vm._graph import GraphStep
+from bcai.vm._isa import DType, Init, Program, TensorCreate
+from bcai.vm._machine import NP_DTYPES, Machine, Step, register_hash
 
 try:
     import cupy
@@ -37,8 +38,21 @@ class CupyMachine(Machine):
         if not available():
             raise VmError("vm-backend-missing", "the cupy backend needs CuPy and a CUDA device")
         super().__init__(**limits)
+        # while a graph is captured: the fixed buffers blob-fed tensors read
+        self._blob_buffers: dict[tuple[bytes, int, tuple[int, ...]], Any] | None = None
+
+    def capture(self, program: Program, blobs: Mapping[bytes, bytes] | None = None) -> Step:
+        """The step as one CUDA graph (`bcai.vm._graph.GraphStep`): runs it
+        once eagerly with `blobs`, then captures it."""
+        return GraphStep(self, program, blobs or {})
 
     def _create(self, ins: TensorCreate, blobs: Mapping[bytes, bytes]) -> Any:
+        init, shape = Init(ins.init), tuple(ins.shape)
+        if init == Init.BLOB and self._blob_buffers is not None:
+            return self._blob_buffers[(ins.blob, ins.dtype, shape)]
+        if init in (Init.ZEROS, Init.ONES):  # made on the device (same bits)
+            fill = cupy.zeros if init == Init.ZEROS else cupy.ones
+            return fill(shape, NP_DTYPES[DType(ins.dtype)])
         return cupy.asarray(super()._create(ins, blobs))
 
     def _to_device(self, value: np.ndarray) -> Any:

@@ -157,6 +157,17 @@ def first_divergence(a: list[bytes], b: list[bytes]) -> int | None:
 
 
 @dataclass
+class Step:
+    """A program run once per batch (`Machine.capture`); eager here."""
+
+    machine: Machine
+    program: Program
+
+    def run(self, blobs: Mapping[bytes, bytes] | None = None) -> RunResult:
+        return self.machine.run(self.program, blobs)
+
+
+@dataclass
 class _Node:
     back: Callable[[np.ndarray], tuple[np.ndarray | None, ...]]
     inputs: tuple[int | None, ...]  # node ids of the inputs (None: constant)
@@ -187,6 +198,8 @@ class Machine:
         self._reg_node: dict[int, int] = {}
         self._next_node = 0
         self._schedules: dict[object, list[int]] = {}
+        # Adam's bias correction as device scalars while a graph is captured
+        self._bias: Callable[[int, int, float, int], Any] | None = None
 
     def types(self) -> dict[int, TensorType]:
         inv = {v: k for k, v in NP_DTYPES.items()}
@@ -196,11 +209,7 @@ class Machine:
 
     def run(self, program: Program, blobs: Mapping[bytes, bytes] | None = None) -> RunResult:
         blobs = blobs or {}
-        key = (program.program_id(), tuple(sorted(self.types().items())), frozenset(self.trainable))
-        schedule = self._schedules.get(key)
-        if schedule is None:  # checked once per program and input types
-            schedule = gas_schedule(program, self.types(), frozenset(self.trainable))
-            self._schedules[key] = schedule
+        schedule = self.schedule(program)
         trace: list[bytes] = []
         checkpoints: list[bytes] = []
         used = 0
@@ -228,6 +237,21 @@ class Machine:
             if isinstance(ins, Halt):
                 break
         return RunResult(trace, used, checkpoints)
+
+    def schedule(self, program: Program) -> list[int]:
+        """Gas of each instruction for the registers as they are now."""
+        key = (program.program_id(), tuple(sorted(self.types().items())), frozenset(self.trainable))
+        schedule = self._schedules.get(key)
+        if schedule is None:  # checked once per program and input types
+            schedule = gas_schedule(program, self.types(), frozenset(self.trainable))
+            self._schedules[key] = schedule
+        return schedule
+
+    def capture(self, program: Program, blobs: Mapping[bytes, bytes] | None = None) -> Step:
+        """A training step to run many times with new blobs. Here it runs
+        the program as `run` does; the CuPy backend captures it as one CUDA
+        graph (see `bcai.vm._graph`)."""
+        return Step(self, program)
 
     def put(self, reg: int, value: np.ndarray, *, trainable: bool = False) -> None:
         """Sets a register from host values (kept between runs), on this
@@ -444,6 +468,5 @@ class Machine:
             if g is None:
                 continue
             p = self.registers[reg]
-            self.registers[reg] = optim.update(opt, floats, reg, p, g, self._opt, np.sqrt).astype(
-                p.dtype
-            )
+            new = optim.update(opt, floats, reg, p, g, self._opt, np.sqrt, self._bias)
+            self.registers[reg] = new.astype(p.dtype)

@@ -25,8 +25,13 @@ def update(
     g: Any,
     state: State,
     sqrt: Callable[[Any], Any],
+    bias: Callable[[int, int, float, int], Any] | None = None,
 ) -> Any:
-    """The new value of parameter `p` given its gradient `g`."""
+    """The new value of parameter `p` given its gradient `g`.
+
+    `bias(reg, slot, beta, t)`, when given, supplies Adam's bias correction
+    1 − βᵗ (a device scalar a captured graph refreshes before each replay);
+    it must equal the float it replaces once rounded to `p`'s dtype."""
     lr = floats[0]
     if opt == Optimizer.SGD:
         momentum, wd = [*floats, 0.0, 0.0][1:3]
@@ -46,8 +51,9 @@ def update(
     m = b1 * state.get((reg, 0), 0.0) + (1 - b1) * g
     v = b2 * state.get((reg, 1), 0.0) + (1 - b2) * g * g
     state[(reg, 0)], state[(reg, 1)], state[(reg, 2)] = m, v, t
-    m_hat = m / (1 - b1**t)
-    v_hat = v / (1 - b2**t)
+    c1, c2 = (1 - b1**t, 1 - b2**t) if bias is None else (bias(reg, 0, b1, t), bias(reg, 1, b2, t))
+    m_hat = m / c1
+    v_hat = v / c2
     if opt == Optimizer.ADAMW and wd:
         p = p * (1 - lr * wd)
     return p - lr * m_hat / (sqrt(v_hat) + eps)
