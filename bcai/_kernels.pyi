@@ -24,3 +24,13 @@ def im2col(
 
 def clear_workspace() -> None:
     """Frees this thread's scratch buffers (they are kept between products)."""
+
+ACT_NONE: int
+ACT_RELU: int
+ACT_TANH: int
+ACT_SIGMOID: int
+
+def bias_act(
+    out: npt.NDArray[np.float32], b: npt.NDArray[np.float32] | None, act: int
+) -> npt.NDArray[np.float32]:
+    """out ← act(out + b) in place, one threaded pass (the linear epilogue)."""

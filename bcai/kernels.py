@@ -67,3 +67,18 @@ def im2col(
         ValueError: x is not 4-D, a parameter is out of range, or no output.
     """
     return _kernels.im2col(x, kernel_size, stride, padding, dilation)
+
+
+ACT_NONE: int = _kernels.ACT_NONE
+ACT_RELU: int = _kernels.ACT_RELU
+ACT_TANH: int = _kernels.ACT_TANH
+ACT_SIGMOID: int = _kernels.ACT_SIGMOID
+
+
+def bias_act(
+    out: npt.NDArray[np.float32], b: npt.NDArray[np.float32] | None, act: int
+) -> npt.NDArray[np.float32]:
+    """The fused epilogue of a linear layer, in place: out ← act(out + b),
+    one threaded pass over a C-contiguous float32 product (act: ACT_*)."""
+    result: npt.NDArray[np.float32] = _kernels.bias_act(out, b, act)
+    return result

@@ -226,7 +226,41 @@ def reduce(kind: str, x: Array, axis: int | None, keep: bool) -> tuple[Array, Ba
     return result.astype(x.dtype), back
 
 
+FUSED_ACTIVATIONS = (kernels.ACT_NONE, kernels.ACT_RELU, kernels.ACT_TANH, kernels.ACT_SIGMOID)
+
+
+def _fused_linear(x: Array, w: Array, b: Array | None, activation: int) -> tuple[Array, Back]:
+    """BLAS product, then bias and activation in one threaded pass
+    (`bcai.kernels.bias_act`); gradients from the activated output."""
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.ascontiguousarray(flat @ w)
+    kernels.bias_act(out, b, activation)
+    _, back_mm = matmul(flat, w)
+
+    def back(g: Array) -> Grads:
+        g = g.reshape(out.shape)
+        if activation == kernels.ACT_RELU:
+            g = g * (out > 0)
+        elif activation == kernels.ACT_TANH:
+            g = g * (1 - out * out)
+        elif activation == kernels.ACT_SIGMOID:
+            g = g * out * (1 - out)
+        gx, gw = back_mm(g)
+        assert gx is not None
+        return gx.reshape(x.shape), gw, None if b is None else g.sum(axis=0)
+
+    return out.reshape(*x.shape[:-1], w.shape[1]), back
+
+
 def linear(x: Array, w: Array, b: Array | None, activation: int) -> tuple[Array, Back]:
+    if (
+        isinstance(x, np.ndarray)
+        and x.dtype == w.dtype == np.float32
+        and w.ndim == 2
+        and (b is None or (b.dtype == np.float32 and b.ndim == 1))
+        and activation in FUSED_ACTIVATIONS
+    ):
+        return _fused_linear(x, w, b, activation)
     out, back_mm = matmul(x, w)
     back_b: Back | None = None
     if b is not None:

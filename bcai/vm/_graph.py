@@ -102,7 +102,7 @@ class GraphStep(Step):
             if isinstance(ins, TensorCreate) and Init(ins.init) == Init.BLOB:
                 key = (ins.blob, ins.dtype, tuple(ins.shape))
                 self.inputs[key] = cupy.empty(key[2], _np(key[1]))
-        self.bias_slots: list[tuple[int, float]] = []  # (t at capture, beta)
+        self.bias_slots: list[tuple[int, float]] = []  # (register, beta)
         self.bias = cupy.empty(0, cupy.float32)
         self.launches = 0
         self._capture()
@@ -118,10 +118,11 @@ class GraphStep(Step):
         # holds them is allocated before the capture
         self.bias_slots = []
         regs0, opt0, step0 = dict(m.registers), dict(m._opt), m._step
+        grads0 = dict(m.grads)
         slots: list[Any] = []
 
         def record(reg: int, slot: int, beta: float, t: int) -> Any:
-            self.bias_slots.append((t, beta))
+            self.bias_slots.append((reg, beta))
             return slots[len(self.bias_slots) - 1]
 
         count = _count_bias(m, self.program)
@@ -164,7 +165,10 @@ class GraphStep(Step):
         }
         self.outputs = {r: a for r, a in m.registers.items() if r not in self.carried}
         self.grads = dict(m.grads)
+        # until the first launch, everything reads as the eager run left it
         m.registers.update(self.carried)
+        m.registers.update({r: regs0[r] for r in self.outputs if r in regs0})
+        m.grads = grads0
         m._opt.clear()
         m._opt.update(opt0)
         m._step = step0
@@ -196,8 +200,8 @@ class GraphStep(Step):
             _refill(buf, m._opt[key], f"optimizer state {key}")
             m._opt[key] = buf
         self.launches += 1
-        # t of each Adam slot at this launch: the capture saw the first step
-        values = [1 - beta ** (t + self.launches - 1) for t, beta in self.bias_slots]
+        # Adam's t of each parameter at this launch (eager steps count too)
+        values = [1 - beta ** (m._opt[(reg, 2)] + 1) for reg, beta in self.bias_slots]
         if values:
             self.bias.set(np.asarray(values, np.float32), stream=self.stream)
         self.graph.launch(self.stream)

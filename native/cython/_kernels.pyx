@@ -18,6 +18,7 @@ import numpy as np
 cimport cython
 cimport numpy as cnp
 from cython.parallel cimport prange
+from libc.math cimport expf, tanhf
 from libc.stdint cimport int8_t, int32_t
 
 cnp.import_array()
@@ -104,6 +105,61 @@ def matmul_i8(a, b, out=None):
         np.copyto(bf, b[k0:k1, :], casting="unsafe")
         np.matmul(af, bf, out=pf)
         _accumulate(pf, out, k0 == 0)
+    return out
+
+
+# Activations of the fused linear epilogue (the VM's Activation codes).
+ACT_NONE, ACT_RELU, ACT_TANH, ACT_SIGMOID = 0, 1, 3, 4
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _bias_act(float[:, ::1] out, const float[::1] b, bint has_bias, int act) noexcept nogil:
+    cdef Py_ssize_t i, j, rows = out.shape[0], cols = out.shape[1]
+    cdef float v
+    for i in prange(rows, schedule="static"):
+        for j in range(cols):
+            v = out[i, j]
+            if has_bias:
+                v = v + b[j]
+            if act == 1:
+                v = v if v > 0 else 0.0
+            elif act == 3:
+                v = tanhf(v)
+            elif act == 4:
+                v = 1.0 / (1.0 + expf(-v))
+            out[i, j] = v
+
+
+def bias_act(out, b, act):
+    """The linear layer's epilogue, fused and in place: out ← act(out + b)
+    row by row in one pass (OpenMP over rows), for a C-contiguous float32
+    (n, m) product `out`, a float32 bias (m,) or None, and act one of
+    ACT_NONE, ACT_RELU, ACT_TANH, ACT_SIGMOID.
+
+    Raises:
+        TypeError: wrong dtypes or layout.
+        ValueError: shapes disagree or act is unknown.
+    """
+    if (not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.ndim != 2
+            or not out.flags.c_contiguous or not out.flags.writeable):
+        raise TypeError("bias_act: out must be a writeable C-contiguous 2-D float32 array")
+    if act not in (ACT_NONE, ACT_RELU, ACT_TANH, ACT_SIGMOID):
+        raise ValueError(f"bias_act: unknown activation {act!r}")
+    cdef bint has_bias = b is not None
+    if has_bias:
+        if not isinstance(b, np.ndarray) or b.dtype != np.float32 or b.ndim != 1:
+            raise TypeError("bias_act: b must be a 1-D float32 array or None")
+        if b.shape[0] != out.shape[1]:
+            raise ValueError(f"bias_act: bias of {b.shape[0]} for {out.shape[1]} columns")
+        b = np.ascontiguousarray(b)
+    else:
+        b = np.zeros(1, np.float32)
+    cdef float[:, ::1] ov = out
+    cdef const float[::1] bv = b
+    cdef int a = act
+    with nogil:
+        _bias_act(ov, bv, has_bias, a)
     return out
 
 

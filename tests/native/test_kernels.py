@@ -153,3 +153,39 @@ def test_workspace_reuse_and_clear_give_the_same_result() -> None:
     kernels.clear_workspace()
     assert (kernels.matmul_i8(big_a, big_b) == first).all()
     assert (first == reference(big_a, big_b)).all()
+
+
+@pytest.mark.parametrize(
+    ("act", "reference"),
+    [
+        (kernels.ACT_NONE, lambda v: v),
+        (kernels.ACT_RELU, torch.relu),
+        (kernels.ACT_TANH, torch.tanh),
+        (kernels.ACT_SIGMOID, torch.sigmoid),
+    ],
+)
+@pytest.mark.parametrize("bias", [True, False])
+def test_fused_bias_activation_matches_torch(act: int, reference: object, bias: bool) -> None:
+    rng = np.random.default_rng(act)
+    x = rng.standard_normal((37, 19), dtype=np.float32)
+    w = rng.standard_normal((19, 23), dtype=np.float32)
+    b = rng.standard_normal(23, dtype=np.float32) if bias else None
+    out = x @ w
+    result = kernels.bias_act(out, b, act)
+    assert result is out  # in place
+    pre = torch.from_numpy(x) @ torch.from_numpy(w)
+    if b is not None:
+        pre = pre + torch.from_numpy(b)
+    np.testing.assert_allclose(out, reference(pre).numpy(), rtol=1e-5, atol=1e-6)  # type: ignore[operator]
+
+
+def test_fused_bias_activation_bad_arguments() -> None:
+    out = np.zeros((3, 4), np.float32)
+    with pytest.raises(TypeError, match="C-contiguous"):
+        kernels.bias_act(out.T, None, kernels.ACT_RELU)
+    with pytest.raises(TypeError, match="float32"):
+        kernels.bias_act(out.astype(np.float64), None, kernels.ACT_RELU)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bias of 3"):
+        kernels.bias_act(out, np.zeros(3, np.float32), kernels.ACT_RELU)
+    with pytest.raises(ValueError, match="unknown activation"):
+        kernels.bias_act(out, None, 2)  # GELU is not fused
