@@ -38,6 +38,8 @@ def test_wheels_install_into_a_fresh_venv(repo: Path, tmp_path: Path) -> None:
         "assert crypto.verify(k.public_key, b'm', k.sign(b'm'));"
         "a = np.ones((3, 4), np.int8);"
         "assert (bcai.kernels.matmul_i8(a, a.T) == 4).all();"
+        "from importlib import resources;"
+        "assert 'bcai_sgemm' in resources.files('bcai.vm').joinpath('cuda/gemm.cu').read_text();"
         "print(bcai.__file__)"
     )
     run = subprocess.run(
