@@ -4,7 +4,7 @@ tests use to make valid chains quickly. Pure (signing is deterministic)."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from bcai.chain._fees import next_base_fee
 from bcai.chain._params import Genesis
@@ -31,8 +31,10 @@ def assemble_block(
     txs: Sequence[Transaction],
     producer: PrivateKey,
     timestamp_ms: int,
+    sealer: Callable[[Header], bytes] = HashSeal.mine,
 ) -> Block:
-    """A block with every header field computed and a hash seal mined.
+    """A block with every header field computed and its seal mined by
+    `sealer` (a hash seal unless given; PoUW: `bcai.mining.sealer`).
 
     Raises InvalidBlock if a transaction does not apply (nothing is changed).
     """
@@ -57,7 +59,7 @@ def assemble_block(
     apply_transactions(overlay, draft, genesis)
     mint_reward(overlay, header.producer, genesis)
     header = dataclasses.replace(header, state_root=overlay.compute_root())
-    header = dataclasses.replace(header, seal=HashSeal.mine(header))
+    header = dataclasses.replace(header, seal=sealer(header))
     header = dataclasses.replace(header, signature=producer.sign(header.signing_message()))
     return Block(header=header, txs=tuple(txs))
 

@@ -163,6 +163,12 @@ def freivalds_check(
     rounds with at most that to the power `rounds`; a "False" is always right.
     """
 
+def pouw_transcript(
+    a: npt.NDArray[np.int8], bt: npt.NDArray[np.int8], /, *, tile: int, key: int
+) -> bytes:
+    """The PoUW transcript's leaves (8 little-endian bytes each) of A' (n×k)
+    and B' transposed (m×k), tile b, digest key κ (docs/pouw.md)."""
+
 @final
 class SparseMerkleTree:
     """A persistent sparse Merkle tree over 32-byte keys holding 32-byte value

@@ -9,6 +9,7 @@ mod ed25519;
 mod freivalds;
 mod hash;
 mod merkle;
+mod pouw;
 mod smt;
 mod smt_py;
 
@@ -286,6 +287,40 @@ fn freivalds_check(
     Ok(py.detach(|| freivalds::check(&a, &b, &c, rounds, &seed)))
 }
 
+/// The PoUW transcript's leaves (8 bytes each) of A' (n×k) and B'ᵀ (m×k).
+#[pyfunction]
+#[pyo3(signature = (a, bt, /, *, tile, key))]
+fn pouw_transcript<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, i8>,
+    bt: PyReadonlyArray2<'py, i8>,
+    tile: usize,
+    key: u32,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let (a, bt) = (a.as_array(), bt.as_array());
+    if a.ncols() != bt.ncols() {
+        return Err(PyValueError::new_err(format!(
+            "A' is {:?} and B'ᵀ is {:?}: inner dimensions differ",
+            a.shape(),
+            bt.shape()
+        )));
+    }
+    if tile == 0 || a.nrows() % tile != 0 || a.ncols() % tile != 0 || bt.nrows() % tile != 0 {
+        return Err(PyValueError::new_err(format!(
+            "tile {tile} does not divide the shapes {:?} and {:?}",
+            a.shape(),
+            bt.shape()
+        )));
+    }
+    if a.ncols() > (i32::MAX as usize) / (128 * 128) {
+        return Err(PyValueError::new_err(
+            "k too large: int32 partial sums could overflow",
+        ));
+    }
+    let leaves = py.detach(|| pouw::transcript(&a, &bt, tile, key));
+    Ok(new_bytes(py, &leaves))
+}
+
 #[pymodule]
 fn bcai_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -309,6 +344,7 @@ fn bcai_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ed25519_verify, m)?)?;
     m.add_function(wrap_pyfunction!(ed25519_verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(freivalds_check, m)?)?;
+    m.add_function(wrap_pyfunction!(pouw_transcript, m)?)?;
     m.add("SMT_LEAF_CONTEXT", smt::LEAF_CONTEXT)?;
     m.add("SMT_NODE_CONTEXT", smt::NODE_CONTEXT)?;
     m.add_class::<smt_py::SparseMerkleTree>()?;

@@ -1,0 +1,135 @@
+"""The mining loop: for each nonce, noise from the header, the transcript on
+a backend, its Merkle root and the ticket; the first ticket at or below the
+target becomes a seal."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+import bcai_native
+from bcai.chain import Header
+from bcai.crypto import merkle_root_packed
+from bcai.pouw import (
+    Attempt,
+    PouwParams,
+    PouwSeal,
+    Work,
+    check_work,
+    derived_work,
+    make_seal,
+    ticket,
+)
+from bcai.pouw._errors import InvalidSeal
+from bcai.pouw._noise import Noise, attempt_seed, noisy
+from bcai.pouw._transcript import LEAF_BYTES, digest_key
+
+I8 = npt.NDArray[np.int8]
+
+
+class Miner(Protocol):
+    name: str
+
+    def leaves(self, a2: I8, b2: I8, tile: int, key: int) -> bytes:
+        """The transcript's leaves of A' and B'."""
+
+
+class CpuMiner:
+    """Rust, one rayon task per output tile, all cores."""
+
+    name = "cpu"
+
+    def leaves(self, a2: I8, b2: I8, tile: int, key: int) -> bytes:
+        return bcai_native.pouw_transcript(a2, np.ascontiguousarray(b2.T), tile=tile, key=key)
+
+
+def _gpu() -> Miner:
+    from bcai.mining._gpu import GpuMiner  # noqa: PLC0415 - CuPy is the `gpu` extra
+
+    return GpuMiner()
+
+
+MINERS: dict[str, Callable[[], Miner]] = {"cpu": CpuMiner, "gpu": _gpu}
+
+
+def new_miner(name: str = "cpu") -> Miner:
+    if name not in MINERS:
+        raise InvalidSeal("pouw-miner-unknown", f"{name!r}: one of {', '.join(MINERS)}")
+    return MINERS[name]()
+
+
+@dataclass
+class MiningStats:
+    attempts: int = 0
+    seconds: float = 0.0
+    ops: int = 0  # 2 per useful multiply-add of the noisy product
+    durations: list[float] = field(default_factory=list)
+
+    @property
+    def attempts_per_s(self) -> float:
+        return self.attempts / self.seconds if self.seconds else 0.0
+
+
+def run_attempt(prefix: bytes, nonce: int, work: Work, params: PouwParams, miner: Miner) -> Attempt:
+    n, k, m = work.shape
+    seed = attempt_seed(prefix, nonce)
+    a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, params.tile))
+    leaves = miner.leaves(a2, b2, params.tile, digest_key(seed))
+    root = merkle_root_packed(leaves, LEAF_BYTES)
+    return Attempt(nonce, leaves, root, ticket(prefix, nonce, root))
+
+
+def mine(
+    prefix: bytes,
+    target: int,
+    work: Work,
+    params: PouwParams,
+    *,
+    miner: Miner | None = None,
+    start: int = 0,
+    attempts: int | None = None,
+    product: bytes = bytes(32),
+    stats: MiningStats | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> PouwSeal | None:
+    """Tries nonces from `start` until a ticket meets `target` (a seal), or
+    `attempts` run out / `should_stop()` says so (None)."""
+    check_work(work, params)
+    miner = miner or CpuMiner()
+    stats = stats if stats is not None else MiningStats()
+    n, k, m = work.shape
+    nonce = start
+    while attempts is None or nonce < start + attempts:
+        if should_stop is not None and should_stop():
+            return None
+        began = time.perf_counter()
+        found = run_attempt(prefix, nonce, work, params, miner)
+        spent = time.perf_counter() - began
+        stats.attempts += 1
+        stats.seconds += spent
+        stats.durations.append(spent)
+        stats.ops += 2 * n * k * m
+        if int.from_bytes(found.ticket, "big") <= target:
+            return make_seal(prefix, found, work, params, product)
+        nonce += 1
+    return None
+
+
+def sealer(
+    params: PouwParams, miner: Miner | None = None, stats: MiningStats | None = None
+) -> Callable[[Header], bytes]:
+    """A `sealer` for `bcai.chain.assemble_block`: mines a PoUW seal over the
+    matrices derived from the header's parent (the encoded `PouwSeal`)."""
+
+    def seal(header: Header) -> bytes:
+        work = derived_work(header.parent, params)
+        found = mine(header.seal_prefix(), header.target, work, params, miner=miner, stats=stats)
+        assert found is not None  # unbounded attempts
+        return found.encode()
+
+    return seal

@@ -1,0 +1,87 @@
+"""The transcript: a digest of every running partial sum of A'·B', per b×b
+output tile and per b-wide slice of the inner dimension, as the leaves of a
+Merkle tree.
+
+Leaf (ℓ, I, J), at index (ℓ·(n/b) + I)·(m/b) + J, digests the tile (I, J)
+of S_ℓ = A'[:, :(ℓ+1)b] · B'[:(ℓ+1)b, :] (int32, exact). The digest of a
+tile with entries x_0 … x_{b²−1} (row-major, as uint32) under the
+attempt's key κ is
+
+    d = Σ_e (x_e XOR (κ + e·0x9E3779B9 mod 2^32))²  mod 2^64
+
+— non-linear in the entries (the square of an XOR), position-dependent,
+independent of summation order (so a GPU may add in any order), and three
+integer operations per entry in a product's epilogue. A leaf is d as 8
+little-endian bytes.
+
+This module is the reference (NumPy, `bcai.kernels.matmul_i8`); the miners
+(`bcai.mining`, Rust threads and CUDA) must produce the same bytes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from bcai import kernels
+from bcai.crypto import derive_key
+
+PHI = 0x9E3779B9
+LEAF_BYTES = 8
+
+
+def digest_key(seed: bytes) -> int:
+    """κ of an attempt (32 bits)."""
+    return int.from_bytes(derive_key("bcai 2026-11 pouw digest key", seed, 4), "little")
+
+
+def _offsets(tile: int, key: int) -> npt.NDArray[np.uint32]:
+    e = np.arange(tile * tile, dtype=np.uint64)
+    return ((key + e * PHI) & 0xFFFFFFFF).astype(np.uint32)
+
+
+def tile_digests(s: npt.NDArray[np.int32], tile: int, key: int) -> npt.NDArray[np.uint64]:
+    """Digests of every b×b tile of `s` (n×m), in row-major tile order."""
+    n, m = s.shape
+    tiles = s.reshape(n // tile, tile, m // tile, tile).transpose(0, 2, 1, 3)
+    flat = np.ascontiguousarray(tiles).reshape(-1, tile * tile).view(np.uint32)
+    y = (flat ^ _offsets(tile, key)).astype(np.uint64)
+    out: npt.NDArray[np.uint64] = (y * y).sum(axis=1, dtype=np.uint64)
+    return out
+
+
+def transcript(a2: npt.NDArray[np.int8], b2: npt.NDArray[np.int8], tile: int, key: int) -> bytes:
+    """All leaves of the noisy operands' transcript, concatenated."""
+    n, k = a2.shape
+    s = np.zeros((n, b2.shape[1]), np.int32)
+    out = []
+    for start in range(0, k, tile):
+        s += kernels.matmul_i8(
+            np.ascontiguousarray(a2[:, start : start + tile]),
+            np.ascontiguousarray(b2[start : start + tile]),
+        )
+        out.append(tile_digests(s, tile, key).astype("<u8").tobytes())
+    return b"".join(out)
+
+
+def leaf_count(n: int, k: int, m: int, tile: int) -> int:
+    return (k // tile) * (n // tile) * (m // tile)
+
+
+def leaf_position(index: int, n: int, m: int, tile: int) -> tuple[int, int, int]:
+    """(ℓ, I, J) of a leaf index."""
+    per_slice = (n // tile) * (m // tile)
+    step, rest = divmod(index, per_slice)
+    return step, rest // (m // tile), rest % (m // tile)
+
+
+def partial_tile(
+    a_rows: npt.NDArray[np.int8], b_cols: npt.NDArray[np.int8], step: int, tile: int, key: int
+) -> bytes:
+    """The leaf of one tile after slice `step`, from its rows of A' (b×k)
+    and columns of B' (k×b): O(b²·(step+1)·b)."""
+    upto = (step + 1) * tile
+    s = kernels.matmul_i8(
+        np.ascontiguousarray(a_rows[:, :upto]), np.ascontiguousarray(b_cols[:upto])
+    )
+    return tile_digests(s, tile, key).astype("<u8").tobytes()

@@ -1,0 +1,62 @@
+"""The PoUW seal behind the chain's `SealVerifier` interface: a header's
+`seal` field holds a `PouwSeal`; matrices derive from the parent hash, or
+come from a MatMul job through `jobs` (the node's resolver: job id → the
+job's Work and its posted product)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from bcai.chain import Header, InvalidBlock
+from bcai.codec import DecodeError
+from bcai.pouw._errors import InvalidSeal
+from bcai.pouw._params import PouwParams
+from bcai.pouw._seal import PouwSeal, full_verify, verify
+from bcai.pouw._work import Work, derived_work
+
+JobResolver = Callable[[bytes, bytes], tuple[Work, npt.NDArray[np.int32]] | None]
+
+
+def decode_seal(header: Header) -> PouwSeal:
+    try:
+        return PouwSeal.decode(header.seal)
+    except DecodeError as e:
+        raise InvalidSeal("pouw-encoding", f"the seal does not decode: {e}") from e
+
+
+class PouwSealVerifier:
+    """`full=True` re-verifies every seal in full (the whole transcript: as
+    costly as one mining attempt) on top of the spot checks."""
+
+    def __init__(
+        self, params: PouwParams, *, jobs: JobResolver | None = None, full: bool = False
+    ) -> None:
+        self.params = params
+        self.jobs = jobs
+        self.full = full
+
+    def work_of(self, header: Header, seal: PouwSeal) -> tuple[Work, npt.NDArray[np.int32] | None]:
+        if seal.job == bytes(32):
+            return derived_work(header.parent, self.params), None
+        found = None if self.jobs is None else self.jobs(seal.job, seal.product)
+        if found is None:
+            raise InvalidSeal("pouw-job-unknown", f"job {seal.job.hex()} is not pending here")
+        return found
+
+    def check(self, header: Header) -> None:
+        """Raises InvalidSeal (with its pouw-* code)."""
+        seal = decode_seal(header)
+        work, product = self.work_of(header, seal)
+        prefix = header.seal_prefix()
+        verify(prefix, header.target, seal, work, self.params, product)
+        if self.full:
+            full_verify(prefix, seal, work, self.params)
+
+    def verify_seal(self, header: Header) -> None:
+        try:
+            self.check(header)
+        except InvalidSeal as e:
+            raise InvalidBlock("block-bad-seal", f"{e.code}: {e.message}") from e

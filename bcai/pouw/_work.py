@@ -1,0 +1,57 @@
+"""The matrices a seal multiplies: a MatMul job's A and B (7-bit signed
+entries, checked), or, when no job is pending, matrices derived from the
+parent hash so that the chain never stalls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bcai.crypto import blake3_xof, derive_key
+from bcai.pouw._errors import InvalidSeal
+from bcai.pouw._params import MAX_ENTRY, PouwParams, check_shape
+
+I8 = npt.NDArray[np.int8]
+
+
+@dataclass(frozen=True)
+class Work:
+    """A (n×k), B (k×m); `job` names a MatMul job (32 zero bytes: derived)."""
+
+    a: I8
+    b: I8
+    job: bytes = bytes(32)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.a.shape[0], self.a.shape[1], self.b.shape[1]
+
+
+def derived_matrix(parent: bytes, which: str, rows: int, cols: int) -> I8:
+    """Entries in [−63, 63]: XOF bytes of BLAKE3 keyed by the parent hash,
+    each reduced mod 127 (bias < 1%, irrelevant to the work)."""
+    key = derive_key(f"bcai 2026-11 pouw derived {which}", parent)
+    raw = np.frombuffer(blake3_xof(key, rows * cols), dtype=np.uint8)
+    return ((raw % 127).astype(np.int16) - MAX_ENTRY).astype(np.int8).reshape(rows, cols)
+
+
+def derived_work(parent: bytes, params: PouwParams) -> Work:
+    return Work(
+        derived_matrix(parent, "A", params.n, params.k),
+        derived_matrix(parent, "B", params.k, params.m),
+    )
+
+
+def check_work(work: Work, params: PouwParams) -> None:
+    """Raises ``pouw-shape``, ``pouw-overflow`` or ``pouw-range``."""
+    a, b = work.a, work.b
+    if a.ndim != 2 or b.ndim != 2 or a.dtype != np.int8 or b.dtype != np.int8:
+        raise InvalidSeal("pouw-shape", "A and B must be 2-D int8 matrices")
+    if a.shape[1] != b.shape[0]:
+        raise InvalidSeal("pouw-shape", f"A is {a.shape}, B is {b.shape}: they do not chain")
+    check_shape(params, *work.shape)
+    for name, x in (("A", a), ("B", b)):
+        if x.size and int(np.abs(x.astype(np.int16)).max()) > MAX_ENTRY:
+            raise InvalidSeal("pouw-range", f"{name} has entries outside ±{MAX_ENTRY}")

@@ -1,0 +1,71 @@
+// The PoUW transcript on the GPU (docs/pouw.md): the same leaves as the
+// Rust miner and the NumPy reference, byte for byte.
+//
+// One thread block per b×b output tile (b = 16, 32 or 64), (b/4)² threads,
+// each holding a 4×4 block of the tile's int32 accumulator in registers for
+// the whole inner dimension. Per b-wide slice: the slice of A' (b rows) and
+// of B'ᵀ (b rows) is staged in shared memory as packed int8×4 words, the
+// products run on __dp4a, then every thread digests its 16 entries and the
+// block sums the digests (addition mod 2^64: any order gives the same leaf).
+
+extern "C" __global__ void bcai_pouw_transcript(
+    const signed char* __restrict__ A,   // n×k, row-major
+    const signed char* __restrict__ BT,  // m×k, row-major (B' transposed)
+    unsigned long long* __restrict__ leaves,
+    int n, int k, int m, int tile, unsigned int key)
+{
+    extern __shared__ int smem[];
+    const int q = tile / 4;        // packed words per row of a slice
+    const int stride = q + 1;      // padded: no bank conflicts on column reads
+    int* As = smem;
+    int* Bs = smem + tile * stride;
+    unsigned long long* red = (unsigned long long*)(Bs + tile * stride + (tile * stride) % 2);
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int nt = blockDim.x * blockDim.y, tid = ty * blockDim.x + tx;
+    const int I = blockIdx.y, J = blockIdx.x;
+    const long long i0 = (long long)I * tile, j0 = (long long)J * tile;
+    const int steps = k / tile;
+    const long long tiles = (long long)(n / tile) * (m / tile);
+    int acc[4][4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = 0;
+    for (int step = 0; step < steps; ++step) {
+        const long long k0 = (long long)step * tile;
+        for (int e = tid; e < tile * q; e += nt) {
+            const int r = e / q, c = e % q;
+            As[r * stride + c] = *(const int*)(A + (i0 + r) * k + k0 + 4 * c);
+            Bs[r * stride + c] = *(const int*)(BT + (j0 + r) * k + k0 + 4 * c);
+        }
+        __syncthreads();
+        for (int c = 0; c < q; ++c) {
+            int a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) a[i] = As[(ty + i * q) * stride + c];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) b[j] = Bs[(tx + j * q) * stride + c];
+#pragma unroll
+            for (int i = 0; i < 4; ++i)
+#pragma unroll
+                for (int j = 0; j < 4; ++j) acc[i][j] = __dp4a(a[i], b[j], acc[i][j]);
+        }
+        unsigned long long d = 0;
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const unsigned int e = (unsigned int)((ty + i * q) * tile + tx + j * q);
+                const unsigned int y = (unsigned int)acc[i][j] ^ (key + e * 0x9E3779B9u);
+                d += (unsigned long long)y * y;
+            }
+        red[tid] = d;
+        __syncthreads();
+        for (int s = nt / 2; s > 0; s >>= 1) {
+            if (tid < s) red[tid] += red[tid + s];
+            __syncthreads();
+        }
+        if (tid == 0) leaves[(long long)step * tiles + (long long)I * (m / tile) + J] = red[0];
+        __syncthreads();
+    }
+}

@@ -1,0 +1,113 @@
+//! The PoUW transcript (docs/pouw.md): for every b×b output tile of A'·B'
+//! and every b-wide slice ℓ of the inner dimension, the digest of the tile
+//! of the running partial sum S_ℓ = A'[:, :(ℓ+1)b]·B'[:(ℓ+1)b, :] (int32,
+//! exact), written as 8 little-endian bytes at leaf (ℓ·(n/b) + I)·(m/b) + J.
+//!
+//! digest = Σ_e (x_e XOR (κ + e·0x9E3779B9 mod 2^32))² mod 2^64, over the
+//! tile's entries in row-major order. Must match `bcai.pouw._transcript`
+//! byte for byte (tests check it). Output tiles run in parallel (rayon);
+//! each keeps its b×b accumulator across the slices, so the partial sums are
+//! never written out.
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+pub const PHI: u32 = 0x9E37_79B9;
+
+#[inline]
+fn dot(a: &[i8], b: &[i8]) -> i32 {
+    // i8·i8 fits i16; LLVM turns this into pmaddwd
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (*x as i16 as i32) * (*y as i16 as i32))
+        .sum()
+}
+
+#[inline]
+pub fn digest(acc: &[i32], key: u32) -> u64 {
+    let mut d: u64 = 0;
+    for (e, x) in acc.iter().enumerate() {
+        let y = (*x as u32) ^ key.wrapping_add((e as u32).wrapping_mul(PHI));
+        d = d.wrapping_add((y as u64) * (y as u64));
+    }
+    d
+}
+
+/// Leaves of the transcript of A' (n×k) and B'ᵀ (m×k, i.e. B' transposed,
+/// rows contiguous), tile b, key κ.
+pub fn transcript(
+    a: &ArrayView2<'_, i8>,
+    bt: &ArrayView2<'_, i8>,
+    tile: usize,
+    key: u32,
+) -> Vec<u8> {
+    let (n, k) = (a.nrows(), a.ncols());
+    let m = bt.nrows();
+    let (ti, tj, steps) = (n / tile, m / tile, k / tile);
+    let tiles = ti * tj;
+    let a = a.as_standard_layout();
+    let bt = bt.as_standard_layout();
+    let (a, bt) = (a.as_slice().unwrap(), bt.as_slice().unwrap());
+    let per_tile: Vec<Vec<u64>> = (0..tiles)
+        .into_par_iter()
+        .map(|t| {
+            let (i0, j0) = ((t / tj) * tile, (t % tj) * tile);
+            let mut acc = vec![0i32; tile * tile];
+            let mut out = Vec::with_capacity(steps);
+            for step in 0..steps {
+                let (k0, k1) = (step * tile, (step + 1) * tile);
+                for i in 0..tile {
+                    let arow = &a[(i0 + i) * k + k0..(i0 + i) * k + k1];
+                    let row = &mut acc[i * tile..(i + 1) * tile];
+                    for (j, slot) in row.iter_mut().enumerate() {
+                        let brow = &bt[(j0 + j) * k + k0..(j0 + j) * k + k1];
+                        *slot += dot(arow, brow);
+                    }
+                }
+                out.push(digest(&acc, key));
+            }
+            out
+        })
+        .collect();
+    let mut leaves = vec![0u8; steps * tiles * 8];
+    for (t, digests) in per_tile.iter().enumerate() {
+        for (step, d) in digests.iter().enumerate() {
+            let at = (step * tiles + t) * 8;
+            leaves[at..at + 8].copy_from_slice(&d.to_le_bytes());
+        }
+    }
+    leaves
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    #[test]
+    fn one_tile_one_step_is_the_digest_of_the_product() {
+        let a = Array2::from_shape_fn((2, 2), |(i, j)| (i * 2 + j) as i8 - 1);
+        let bt = Array2::from_shape_fn((2, 2), |(i, j)| (i + 3 * j) as i8 - 2);
+        let leaves = transcript(&a.view(), &bt.view(), 2, 7);
+        let mut acc = vec![0i32; 4];
+        for i in 0..2 {
+            for j in 0..2 {
+                acc[i * 2 + j] = (0..2)
+                    .map(|kk| a[[i, kk]] as i32 * bt[[j, kk]] as i32)
+                    .sum();
+            }
+        }
+        assert_eq!(leaves, digest(&acc, 7).to_le_bytes().to_vec());
+    }
+
+    #[test]
+    fn digest_is_not_additive() {
+        let x = [5i32, -3, 7, 0];
+        let y = [1i32, 2, -9, 4];
+        let sum: Vec<i32> = x.iter().zip(&y).map(|(p, q)| p + q).collect();
+        assert_ne!(
+            digest(&sum, 11),
+            digest(&x, 11).wrapping_add(digest(&y, 11))
+        );
+    }
+}
