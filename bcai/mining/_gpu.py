@@ -10,7 +10,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bcai.pouw import PouwParams, Work
 from bcai.pouw._errors import InvalidSeal
+from bcai.pouw._noise import Noise
+from bcai.pouw._transcript import digest_key
 
 try:
     import cupy
@@ -41,6 +44,31 @@ class GpuMiner:
     def __init__(self) -> None:
         if not available():
             raise InvalidSeal("pouw-miner-missing", "the GPU miner needs CuPy and a CUDA device")
+        self._work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) on the device
+
+    def _operands(self, work: Work) -> tuple[Any, Any]:
+        if self._work is None or self._work[0] is not work:
+            a = cupy.asarray(work.a, dtype=cupy.float32)
+            bt = cupy.asarray(np.ascontiguousarray(work.b.T), dtype=cupy.float32)
+            self._work = (work, a, bt)
+        return self._work[1], self._work[2]
+
+    def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
+        """Noise factors from the XOF on the host (small: n·r entries), the
+        noisy operands on the device (E = E_L·E_R through cuBLAS in float32:
+        exact, every sum is at most r <= 64 in magnitude), then the kernel."""
+        n, k, m = work.shape
+        noise = Noise.derive(seed, n, k, m, params.tile)
+        a, bt = self._operands(work)
+        f32 = cupy.float32
+        e = cupy.asarray(noise.e_l, f32) @ cupy.asarray(noise.e_r, f32)
+        ft = cupy.asarray(np.ascontiguousarray(noise.f_r.T), f32) @ cupy.asarray(
+            np.ascontiguousarray(noise.f_l.T), f32
+        )
+        a2 = (a + e).astype(cupy.int8)
+        bt2 = (bt + ft).astype(cupy.int8)
+        out = self.leaves_device(a2, bt2, params.tile, digest_key(seed))
+        return bytes(out.get().astype("<u8").tobytes())
 
     def leaves_device(self, a2: Any, bt: Any, tile: int, key: int) -> Any:
         """Leaves (uint64, on the device) of device operands A' and B'ᵀ."""

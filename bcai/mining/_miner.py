@@ -38,6 +38,9 @@ class Miner(Protocol):
     def leaves(self, a2: I8, b2: I8, tile: int, key: int) -> bytes:
         """The transcript's leaves of A' and B'."""
 
+    def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
+        """The leaves of one attempt: noise from `seed`, then the transcript."""
+
 
 class CpuMiner:
     """Rust, one rayon task per output tile, all cores."""
@@ -46,6 +49,11 @@ class CpuMiner:
 
     def leaves(self, a2: I8, b2: I8, tile: int, key: int) -> bytes:
         return bcai_native.pouw_transcript(a2, np.ascontiguousarray(b2.T), tile=tile, key=key)
+
+    def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
+        n, k, m = work.shape
+        a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, params.tile))
+        return self.leaves(a2, b2, params.tile, digest_key(seed))
 
 
 def _gpu() -> Miner:
@@ -76,10 +84,7 @@ class MiningStats:
 
 
 def run_attempt(prefix: bytes, nonce: int, work: Work, params: PouwParams, miner: Miner) -> Attempt:
-    n, k, m = work.shape
-    seed = attempt_seed(prefix, nonce)
-    a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, params.tile))
-    leaves = miner.leaves(a2, b2, params.tile, digest_key(seed))
+    leaves = miner.attempt_leaves(work, attempt_seed(prefix, nonce), params)
     root = merkle_root_packed(leaves, LEAF_BYTES)
     return Attempt(nonce, leaves, root, ticket(prefix, nonce, root))
 

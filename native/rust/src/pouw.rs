@@ -33,6 +33,93 @@ pub fn digest(acc: &[i32], key: u32) -> u64 {
     d
 }
 
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn tile_body(
+    a: &[i8],
+    bt: &[i8],
+    k: usize,
+    tile: usize,
+    steps: usize,
+    i0: usize,
+    j0: usize,
+    key: u32,
+) -> Vec<u64> {
+    let mut acc = vec![0i32; tile * tile];
+    let mut out = Vec::with_capacity(steps);
+    for step in 0..steps {
+        let (k0, k1) = (step * tile, (step + 1) * tile);
+        for i in 0..tile {
+            let arow = &a[(i0 + i) * k + k0..(i0 + i) * k + k1];
+            let row = &mut acc[i * tile..(i + 1) * tile];
+            for (j, slot) in row.iter_mut().enumerate() {
+                let brow = &bt[(j0 + j) * k + k0..(j0 + j) * k + k1];
+                *slot += dot(arow, brow);
+            }
+        }
+        out.push(digest(&acc, key));
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn tile_leaves(
+    a: &[i8],
+    bt: &[i8],
+    k: usize,
+    tile: usize,
+    steps: usize,
+    i0: usize,
+    j0: usize,
+    key: u32,
+) -> Vec<u64> {
+    tile_body(a, bt, k, tile, steps, i0, j0, key)
+}
+
+/// The same code compiled for AVX2 (256-bit vpmaddwd), picked at run time:
+/// the wheel itself targets baseline x86-64.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_leaves_avx2(
+    a: &[i8],
+    bt: &[i8],
+    k: usize,
+    tile: usize,
+    steps: usize,
+    i0: usize,
+    j0: usize,
+    key: u32,
+) -> Vec<u64> {
+    tile_body(a, bt, k, tile, steps, i0, j0, key)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_leaves_avx2(
+    a: &[i8],
+    bt: &[i8],
+    k: usize,
+    tile: usize,
+    steps: usize,
+    i0: usize,
+    j0: usize,
+    key: u32,
+) -> Vec<u64> {
+    tile_body(a, bt, k, tile, steps, i0, j0, key)
+}
+
+fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Leaves of the transcript of A' (n×k) and B'ᵀ (m×k, i.e. B' transposed,
 /// rows contiguous), tile b, key κ.
 pub fn transcript(
@@ -48,25 +135,17 @@ pub fn transcript(
     let a = a.as_standard_layout();
     let bt = bt.as_standard_layout();
     let (a, bt) = (a.as_slice().unwrap(), bt.as_slice().unwrap());
+    let avx2 = avx2();
     let per_tile: Vec<Vec<u64>> = (0..tiles)
         .into_par_iter()
         .map(|t| {
             let (i0, j0) = ((t / tj) * tile, (t % tj) * tile);
-            let mut acc = vec![0i32; tile * tile];
-            let mut out = Vec::with_capacity(steps);
-            for step in 0..steps {
-                let (k0, k1) = (step * tile, (step + 1) * tile);
-                for i in 0..tile {
-                    let arow = &a[(i0 + i) * k + k0..(i0 + i) * k + k1];
-                    let row = &mut acc[i * tile..(i + 1) * tile];
-                    for (j, slot) in row.iter_mut().enumerate() {
-                        let brow = &bt[(j0 + j) * k + k0..(j0 + j) * k + k1];
-                        *slot += dot(arow, brow);
-                    }
-                }
-                out.push(digest(&acc, key));
+            if avx2 {
+                // SAFETY: the CPU has AVX2 (checked at run time)
+                unsafe { tile_leaves_avx2(a, bt, k, tile, steps, i0, j0, key) }
+            } else {
+                tile_leaves(a, bt, k, tile, steps, i0, j0, key)
             }
-            out
         })
         .collect();
     let mut leaves = vec![0u8; steps * tiles * 8];

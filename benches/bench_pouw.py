@@ -1,0 +1,172 @@
+"""PoUW benchmarks (issue 7): one mining attempt (noise, transcript, Merkle
+root, ticket) against the best bare product of the same shape on the same
+backend in the same run, verification of a seal against an attempt, and
+attempts per second.
+
+CPU (here): the Rust miner vs `bcai.kernels.matmul_i8` (exact int8 product
+through BLAS). GPU (the GPU machine): the CUDA miner vs PyTorch's
+`torch._int_mm` and cuBLAS bf16 (exact for these entries in chunks of
+k <= 1024, the fastest bare product there). Ops = 2 per useful int8
+multiply-add (2·n·k·m per attempt).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from bcai import kernels, pouw
+from bcai.mining import CpuMiner, new_miner
+from bcai.mining._gpu import available as gpu_available
+from bcai.mining._miner import run_attempt
+from bcai.pouw import PouwParams
+
+N_CPU = int(os.environ.get("BCAI_BENCH_POUW_N", "512"))
+N_GPU = int(os.environ.get("BCAI_BENCH_POUW_GPU_N", "4096"))
+CPU_PARAMS = PouwParams(tile=64, n=N_CPU, k=N_CPU, m=N_CPU)
+GPU_PARAMS = PouwParams(tile=64, n=N_GPU, k=N_GPU, m=N_GPU)
+MAX_TARGET = 2**256 - 1
+
+
+def ops_info(benchmark: Any, n: int) -> None:
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["median_s"] = median
+    benchmark.extra_info["tera_ops_per_s"] = round(2 * n**3 / median / 1e12, 3)
+
+
+@pytest.mark.benchmark(group="pouw-attempt-cpu")
+def test_pouw_attempt_cpu(benchmark: Any, role: Any) -> None:
+    role("bcai", target=1 / 1.10)
+    work = pouw.derived_work(b"\x01" * 32, CPU_PARAMS)
+    reference = pouw.attempt(b"bench", 0, work, CPU_PARAMS)
+    assert run_attempt(b"bench", 0, work, CPU_PARAMS, CpuMiner()).root == reference.root
+    nonce = iter(range(1, 10**9))
+    benchmark(lambda: run_attempt(b"bench", next(nonce), work, CPU_PARAMS, CpuMiner()))
+    ops_info(benchmark, N_CPU)
+
+
+@pytest.mark.benchmark(group="pouw-attempt-cpu")
+def test_bare_int8_product_cpu(benchmark: Any, role: Any) -> None:
+    role("baseline")
+    work = pouw.derived_work(b"\x01" * 32, CPU_PARAMS)
+    c = kernels.matmul_i8(work.a, work.b)
+    assert np.array_equal(c[:4, :4], work.a[:4].astype(np.int64) @ work.b[:, :4])
+    benchmark(kernels.matmul_i8, work.a, work.b)
+    ops_info(benchmark, N_CPU)
+
+
+@pytest.mark.benchmark(group="pouw-verify-cpu")
+def test_pouw_verify_cpu(benchmark: Any, role: Any) -> None:
+    """Verifying a seal (spot checks + Merkle paths), against one attempt."""
+    role("bcai")
+    work = pouw.derived_work(b"\x02" * 32, CPU_PARAMS)
+    found = run_attempt(b"verify", 0, work, CPU_PARAMS, CpuMiner())
+    seal = pouw.make_seal(b"verify", found, work, CPU_PARAMS)
+    pouw.verify(b"verify", MAX_TARGET, seal, work, CPU_PARAMS)
+    began = time.perf_counter()
+    run_attempt(b"verify", 1, work, CPU_PARAMS, CpuMiner())
+    attempt_s = time.perf_counter() - began
+    benchmark(pouw.verify, b"verify", MAX_TARGET, seal, work, CPU_PARAMS)
+    benchmark.extra_info["attempt_s"] = attempt_s
+    benchmark.extra_info["verify_over_attempt"] = benchmark.stats.stats.median / attempt_s
+
+
+needs_gpu = pytest.mark.skipif(not gpu_available(), reason="no CuPy with a CUDA device here")
+
+
+@needs_gpu
+@pytest.mark.benchmark(group="pouw-attempt-gpu")
+def test_pouw_attempt_gpu(benchmark: Any, role: Any) -> None:
+    role("bcai", target=1 / 1.10)
+    import cupy  # noqa: PLC0415
+
+    work = pouw.derived_work(b"\x03" * 32, GPU_PARAMS)
+    miner = new_miner("gpu")
+    small = PouwParams(tile=64, n=256, k=256, m=256)
+    sw = pouw.derived_work(b"\x03" * 32, small)
+    assert run_attempt(b"b", 0, sw, small, miner).root == pouw.attempt(b"b", 0, sw, small).root
+    nonce = iter(range(1, 10**9))
+
+    def attempt() -> None:
+        run_attempt(b"bench", next(nonce), work, GPU_PARAMS, miner)
+        cupy.cuda.Device().synchronize()
+
+    benchmark(attempt)
+    ops_info(benchmark, N_GPU)
+
+
+@needs_gpu
+@pytest.mark.benchmark(group="pouw-attempt-gpu")
+def test_pouw_transcript_kernel_gpu(benchmark: Any, role: Any) -> None:
+    """The transcript kernel alone (operands already noisy on the device)."""
+    role("bcai-kernel-only")
+    import cupy  # noqa: PLC0415
+
+    miner = new_miner("gpu")
+    rng = np.random.default_rng(0)
+    a2 = cupy.asarray(rng.integers(-127, 128, (N_GPU, N_GPU)).astype(np.int8))
+    bt = cupy.asarray(rng.integers(-127, 128, (N_GPU, N_GPU)).astype(np.int8))
+
+    def run() -> None:
+        miner.leaves_device(a2, bt, 64, 1)
+        cupy.cuda.Device().synchronize()
+
+    benchmark(run)
+    ops_info(benchmark, N_GPU)
+
+
+def torch_cuda() -> Any:
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device here")
+    return torch
+
+
+@needs_gpu
+@pytest.mark.benchmark(group="pouw-attempt-gpu")
+def test_bare_int_mm_gpu(benchmark: Any, role: Any) -> None:
+    role("baseline-int-mm")
+    torch = torch_cuda()
+    a = torch.randint(-127, 128, (N_GPU, N_GPU), dtype=torch.int8, device="cuda")
+    b = torch.randint(-127, 128, (N_GPU, N_GPU), dtype=torch.int8, device="cuda")
+    c = torch._int_mm(a, b)
+    assert torch.equal(c[:2, :2].cpu(), (a[:2].long() @ b[:, :2].long()).int().cpu())
+
+    def run() -> None:
+        torch._int_mm(a, b)
+        torch.cuda.synchronize()
+
+    benchmark(run)
+    ops_info(benchmark, N_GPU)
+
+
+@needs_gpu
+@pytest.mark.benchmark(group="pouw-attempt-gpu")
+def test_bare_bf16_product_gpu(benchmark: Any, role: Any) -> None:
+    """cuBLAS bf16 with fp32 accumulation, k in chunks of 1024 (exact for
+    |entries| <= 127), chunk results summed in int32: the fastest exact
+    product of these matrices here."""
+    role("baseline")
+    torch = torch_cuda()
+    a = torch.randint(-127, 128, (N_GPU, N_GPU), device="cuda").to(torch.bfloat16)
+    b = torch.randint(-127, 128, (N_GPU, N_GPU), device="cuda").to(torch.bfloat16)
+
+    def product() -> Any:
+        out = torch.zeros((N_GPU, N_GPU), dtype=torch.int32, device="cuda")
+        for k0 in range(0, N_GPU, 1024):
+            out += (a[:, k0 : k0 + 1024] @ b[k0 : k0 + 1024]).to(torch.int32)
+        return out
+
+    exact = (a[:3].double() @ b[:, :3].double()).round().int()
+    assert torch.equal(product()[:3, :3], exact)
+
+    def run() -> None:
+        product()
+        torch.cuda.synchronize()
+
+    benchmark(run)
+    ops_info(benchmark, N_GPU)
