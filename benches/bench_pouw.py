@@ -134,7 +134,7 @@ def test_bare_int_mm_gpu(benchmark: Any, role: Any) -> None:
     a = torch.randint(-127, 128, (N_GPU, N_GPU), dtype=torch.int8, device="cuda")
     b = torch.randint(-127, 128, (N_GPU, N_GPU), dtype=torch.int8, device="cuda")
     c = torch._int_mm(a, b)
-    assert torch.equal(c[:2, :2].cpu(), (a[:2].long() @ b[:, :2].long()).int().cpu())
+    assert torch.equal(c[:2, :2].cpu(), (a[:2].cpu().long() @ b[:, :2].cpu().long()).int())
 
     def run() -> None:
         torch._int_mm(a, b)
@@ -158,10 +158,11 @@ def test_bare_bf16_product_gpu(benchmark: Any, role: Any) -> None:
     def product() -> Any:
         out = torch.zeros((N_GPU, N_GPU), dtype=torch.int32, device="cuda")
         for k0 in range(0, N_GPU, 1024):
-            out += (a[:, k0 : k0 + 1024] @ b[k0 : k0 + 1024]).to(torch.int32)
+            chunk = torch.mm(a[:, k0 : k0 + 1024], b[k0 : k0 + 1024], out_dtype=torch.float32)
+            out += chunk.to(torch.int32)
         return out
 
-    exact = (a[:3].double() @ b[:, :3].double()).round().int()
+    exact = (a[:3].cpu().double() @ b[:, :3].cpu().double()).round().int().cuda()
     assert torch.equal(product()[:3, :3], exact)
 
     def run() -> None:
@@ -170,3 +171,28 @@ def test_bare_bf16_product_gpu(benchmark: Any, role: Any) -> None:
 
     benchmark(run)
     ops_info(benchmark, N_GPU)
+
+
+@needs_gpu
+@pytest.mark.benchmark(group="pouw-verify-gpu-n")
+def test_pouw_verify_at_gpu_size(benchmark: Any, role: Any) -> None:
+    """A seal of the GPU network's size, mined on the GPU, verified (host
+    spot checks + Merkle paths): the ratio to one GPU attempt."""
+    role("bcai")
+    import cupy  # noqa: PLC0415
+
+    work = pouw.derived_work(b"\x04" * 32, GPU_PARAMS)
+    miner = new_miner("gpu")
+    found = run_attempt(b"verify", 0, work, GPU_PARAMS, miner)
+    seal = pouw.make_seal(b"verify", found, work, GPU_PARAMS)
+    pouw.verify(b"verify", MAX_TARGET, seal, work, GPU_PARAMS)
+    times = []
+    for nonce in range(1, 6):
+        began = time.perf_counter()
+        run_attempt(b"verify", nonce, work, GPU_PARAMS, miner)
+        cupy.cuda.Device().synchronize()
+        times.append(time.perf_counter() - began)
+    benchmark(pouw.verify, b"verify", MAX_TARGET, seal, work, GPU_PARAMS)
+    attempt_s = sorted(times)[len(times) // 2]
+    benchmark.extra_info["attempt_s"] = attempt_s
+    benchmark.extra_info["verify_over_attempt"] = benchmark.stats.stats.median / attempt_s
