@@ -14,7 +14,19 @@ from bcai.chain._forkchoice import Tip, best_tip, is_better
 from bcai.chain._params import COIN, MAX_TARGET, Allocation, ChainParams, Genesis, devnet_params
 from bcai.chain._proofs import StateProof, prove_account, verify_account
 from bcai.chain._seal import HashSeal, SealVerifier, seal_hash
-from bcai.chain._state import Account, Overlay, State, Supply, Undo, revert, tree_key
+from bcai.chain._state import (
+    JOB_PENDING,
+    JOB_REFUNDED,
+    JOB_SEALED,
+    Account,
+    Job,
+    Overlay,
+    State,
+    Supply,
+    Undo,
+    revert,
+    tree_key,
+)
 from bcai.chain._transition import (
     BlockResult,
     ParentContext,
@@ -31,6 +43,7 @@ from bcai.chain._types import (
     Block,
     Burn,
     Header,
+    MatMulPost,
     Stake,
     Transaction,
     Transfer,
@@ -40,6 +53,9 @@ from bcai.chain._types import (
 
 __all__ = [
     "COIN",
+    "JOB_PENDING",
+    "JOB_REFUNDED",
+    "JOB_SEALED",
     "MAX_TARGET",
     "Account",
     "Allocation",
@@ -52,6 +68,8 @@ __all__ = [
     "Header",
     "InvalidBlock",
     "InvalidTransaction",
+    "Job",
+    "MatMulPost",
     "Overlay",
     "ParentContext",
     "SealVerifier",

@@ -18,6 +18,8 @@ from bcai.chain._transition import (
     check_no_duplicates,
     expected_target,
     mint_reward,
+    pay_sealed_job,
+    refund_expired_jobs,
     release_unbonding,
 )
 from bcai.chain._types import Block, Header, Transaction, UnsignedTransaction
@@ -32,6 +34,7 @@ def assemble_block(
     producer: PrivateKey,
     timestamp_ms: int,
     sealer: Callable[[Header], bytes] = HashSeal.mine,
+    job: tuple[bytes, bytes] | None = None,
 ) -> Block:
     """A block with every header field computed and its seal mined by
     `sealer` (a hash seal unless given; PoUW: `bcai.mining.sealer`).
@@ -56,7 +59,9 @@ def assemble_block(
     check_no_duplicates(draft)
     overlay = Overlay(state)
     release_unbonding(overlay, header.height)
+    refund_expired_jobs(overlay, header.height)
     apply_transactions(overlay, draft, genesis)
+    pay_sealed_job(overlay, header, job)
     mint_reward(overlay, header.producer, genesis)
     header = dataclasses.replace(header, state_root=overlay.compute_root())
     header = dataclasses.replace(header, seal=sealer(header))

@@ -22,6 +22,13 @@ class SealVerifier(Protocol):
         """Raises InvalidBlock("block-bad-seal") unless the seal is valid."""
 
 
+def sealed_job(seal: SealVerifier, header: Header) -> tuple[bytes, bytes] | None:
+    """(job id, product id) of the MatMul job a header's seal computed, if
+    its verifier knows of jobs (`sealed_job` method), else None."""
+    method = getattr(seal, "sealed_job", None)
+    return None if method is None else method(header)
+
+
 def seal_hash(header: Header, seal: bytes) -> int:
     return int.from_bytes(blake3(header.seal_prefix() + seal), "big")
 

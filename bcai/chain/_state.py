@@ -31,7 +31,8 @@ from bcai.crypto import blake3
 EMPTY_ROOT = bytes(32)
 U64_MAX = 2**64 - 1
 
-# (kind, address, release height); kind is account, stake, unbond or supply
+# (kind, address, release height); kind is account, stake, unbond, supply or
+# job (the address is the job id)
 Key = tuple[str, bytes, int]
 
 
@@ -50,6 +51,32 @@ class Supply(codec.Record):
     burned: int = codec.field(codec.U128)
 
 
+JOB_PENDING, JOB_SEALED, JOB_REFUNDED = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class Job(codec.Record):
+    """A MatMul job's record: the post, then who sealed it and C's id."""
+
+    DOMAIN: ClassVar[bytes] = b"bcai/state/job"
+    poster: bytes = codec.field(codec.FixedBytes(20))
+    a: bytes = codec.field(codec.FixedBytes(32))
+    b: bytes = codec.field(codec.FixedBytes(32))
+    n: int = codec.field(codec.U32)
+    k: int = codec.field(codec.U32)
+    m: int = codec.field(codec.U32)
+    amount: int = codec.field(codec.U64)
+    deadline: int = codec.field(codec.U64)
+    status: int = codec.field(codec.U8)  # JOB_*
+    solver: bytes = codec.field(codec.FixedBytes(20))  # the sealing block's producer
+    product: bytes = codec.field(codec.FixedBytes(32))  # content id of C
+
+    @property
+    def held(self) -> int:
+        """What the job holds in escrow."""
+        return self.amount if self.status == JOB_PENDING else 0
+
+
 ZERO_ACCOUNT = Account(balance=0, nonce=0)
 SUPPLY_KEY: Key = ("supply", b"", 0)
 
@@ -62,10 +89,12 @@ def tree_key(key: Key) -> bytes:
         return blake3(b"bcai/state/stake" + addr)
     if kind == "unbond":
         return blake3(b"bcai/state/unbond" + height.to_bytes(8, "big") + addr)
+    if kind == "job":
+        return blake3(b"bcai/state/job" + addr)
     return blake3(b"bcai/state/supply")
 
 
-Value = Account | Supply | int
+Value = Account | Supply | Job | int
 
 
 def encode_value(value: Value) -> bytes:
@@ -87,6 +116,7 @@ class State:
     accounts: dict[bytes, Account] = field(default_factory=dict)
     stakes: dict[bytes, int] = field(default_factory=dict)
     unbonding: dict[int, dict[bytes, int]] = field(default_factory=dict)
+    jobs: dict[bytes, Job] = field(default_factory=dict)
     supply: Supply = field(default_factory=lambda: Supply(genesis=0, minted=0, burned=0))
 
     def read(self, key: Key) -> Value | None:
@@ -97,6 +127,8 @@ class State:
             return self.stakes.get(addr)
         if kind == "unbond":
             return self.unbonding.get(height, {}).get(addr)
+        if kind == "job":
+            return self.jobs.get(addr)
         return self.supply
 
     def write(self, key: Key, value: Value | None) -> None:
@@ -123,20 +155,28 @@ class State:
             else:
                 assert isinstance(value, int)
                 queue[addr] = value
+        elif kind == "job":
+            if absent:
+                self.jobs.pop(addr, None)
+            else:
+                assert isinstance(value, Job)
+                self.jobs[addr] = value
         else:
             assert isinstance(value, Supply)
             self.supply = value
 
     def total_held(self) -> int:
-        """Σ balances + Σ stakes + Σ unbonding."""
+        """Σ balances + Σ stakes + Σ unbonding + Σ escrows."""
         return (
             sum(a.balance for a in self.accounts.values())
             + sum(self.stakes.values())
             + sum(sum(q.values()) for q in self.unbonding.values())
+            + sum(j.held for j in self.jobs.values())
         )
 
     def supply_invariant_holds(self) -> bool:
-        """genesis + minted − burned = Σ balances + Σ stakes + Σ unbonding."""
+        """genesis + minted − burned = Σ balances + Σ stakes + Σ unbonding
+        + Σ escrows."""
         s = self.supply
         return s.genesis + s.minted - s.burned == self.total_held()
 
@@ -186,6 +226,20 @@ class Overlay:
                     out[addr] = value
                 else:
                     out.pop(addr, None)
+        return out
+
+    def job(self, job_id: bytes) -> Job | None:
+        value = self.read(("job", job_id, 0))
+        return value if isinstance(value, Job) else None
+
+    def expired_jobs(self, height: int) -> list[bytes]:
+        """Ids of pending jobs whose deadline is below `height`, sorted."""
+        ids = set(self.base.jobs) | {a for (kind, a, _) in self.writes if kind == "job"}
+        out = []
+        for job_id in sorted(ids):
+            job = self.job(job_id)
+            if job is not None and job.status == JOB_PENDING and job.deadline < height:
+                out.append(job_id)
         return out
 
     def compute_root(self) -> bytes:

@@ -8,30 +8,50 @@ the current time; nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import bcai_native
 from bcai.chain._difficulty import asert_target
 from bcai.chain._errors import InvalidBlock, InvalidTransaction
 from bcai.chain._fees import effective_tip, next_base_fee
 from bcai.chain._params import Genesis
-from bcai.chain._seal import SealVerifier
+from bcai.chain._seal import SealVerifier, sealed_job
 from bcai.chain._state import (
+    JOB_PENDING,
+    JOB_REFUNDED,
+    JOB_SEALED,
     SUPPLY_KEY,
     U64_MAX,
     Account,
+    Job,
     Overlay,
     State,
     Supply,
     Undo,
 )
-from bcai.chain._types import Block, Burn, Header, Stake, Transaction, Transfer, Unstake
+from bcai.chain._types import (
+    Block,
+    Burn,
+    Header,
+    MatMulPost,
+    Stake,
+    Transaction,
+    Transfer,
+    Unstake,
+)
 from bcai.crypto import address, merkle_root, verify, verify_batch
 
 BLOCK_VERSION = 1
 MEDIAN_TIME_SPAN = 11
 ZERO_KEY = bytes(32)
 ZERO_SIG = bytes(64)
+# MatMul jobs: sides a multiple of 64 (every PoUW tile divides them), at most
+# 65,536 (n, m), and k small enough that no int32 partial sum of A'·B' overflows.
+JOB_SIDE_MULTIPLE = 64
+JOB_MAX_SIDE = 65_536
+JOB_MAX_K = (2**31 - 1) // (127 * 127) // JOB_SIDE_MULTIPLE * JOB_SIDE_MULTIPLE
 
 
 # ---------------------------------------------------------------- genesis
@@ -84,6 +104,22 @@ def check_transaction_static(tx: Transaction, chain_id: int) -> None:
         raise InvalidTransaction("tx-zero-amount", "amount must be positive")
     if body.tip > body.max_fee:
         raise InvalidTransaction("tx-tip-above-max-fee", f"tip {body.tip} > max fee {body.max_fee}")
+    if isinstance(body.payload, MatMulPost):
+        check_job_shape(body.payload)
+
+
+def check_job_shape(post: MatMulPost) -> None:
+    sides = (post.n, post.k, post.m)
+    if any(s == 0 or s % JOB_SIDE_MULTIPLE for s in sides) or max(post.n, post.m) > JOB_MAX_SIDE:
+        raise InvalidTransaction(
+            "tx-job-shape",
+            f"{post.n}×{post.k}·{post.k}×{post.m}: sides must be multiples of "
+            f"{JOB_SIDE_MULTIPLE}, n and m at most {JOB_MAX_SIDE}",
+        )
+    if post.k > JOB_MAX_K:
+        raise InvalidTransaction(
+            "tx-job-overflow", f"k={post.k} > {JOB_MAX_K}: int32 sums could overflow"
+        )
 
 
 def check_transaction_signature(tx: Transaction) -> None:
@@ -155,7 +191,58 @@ def apply_transaction(
         overlay.write(("unbond", sender, release), (queued or 0) + payload.amount)  # type: ignore[operator]
     elif isinstance(payload, Burn):
         add_burned(overlay, payload.amount)
+    elif isinstance(payload, MatMulPost):
+        if payload.deadline <= height:
+            raise InvalidTransaction(
+                "tx-job-deadline", f"deadline {payload.deadline} is not after height {height}"
+            )
+        job = Job(
+            poster=sender,
+            a=payload.a,
+            b=payload.b,
+            n=payload.n,
+            k=payload.k,
+            m=payload.m,
+            amount=payload.amount,
+            deadline=payload.deadline,
+            status=JOB_PENDING,
+            solver=bytes(20),
+            product=bytes(32),
+        )
+        overlay.write(("job", tx.tx_id(), 0), job)
     return fee
+
+
+def refund_expired_jobs(overlay: Overlay, height: int) -> None:
+    """Pending jobs whose deadline passed return their escrow to the poster."""
+    for job_id in overlay.expired_jobs(height):
+        job = overlay.job(job_id)
+        assert job is not None
+        credit(overlay, job.poster, job.amount)
+        overlay.write(("job", job_id, 0), replace_job(job, status=JOB_REFUNDED))
+
+
+def pay_sealed_job(overlay: Overlay, header: Header, sealed: tuple[bytes, bytes] | None) -> None:
+    """The block's seal computed a pending job: its escrow goes to the
+    producer, and the job records C's content id."""
+    if sealed is None:
+        return
+    job_id, product = sealed
+    job = overlay.job(job_id)
+    if job is None or job.status != JOB_PENDING or job.deadline < header.height:
+        raise InvalidBlock("block-job-not-pending", f"job {job_id.hex()} is not pending")
+    producer = address(header.producer)
+    try:
+        credit(overlay, producer, job.amount)
+    except InvalidTransaction as err:
+        raise InvalidBlock(err.code, err.message) from err
+    overlay.write(
+        ("job", job_id, 0), replace_job(job, status=JOB_SEALED, solver=producer, product=product)
+    )
+
+
+def replace_job(job: Job, **changes: Any) -> Job:
+    return dataclasses.replace(job, **changes)
 
 
 # ---------------------------------------------------------------- blocks
@@ -361,7 +448,9 @@ def process_block(
     size = check_block_without_state(block, genesis, ctx, now_ms, seal)
     overlay = Overlay(state)
     release_unbonding(overlay, header.height)
+    refund_expired_jobs(overlay, header.height)
     fees = apply_transactions(overlay, block, genesis)
+    pay_sealed_job(overlay, header, sealed_job(seal, header))
     mint_reward(overlay, header.producer, genesis)
     root = overlay.compute_root()
     check_state_root(header, root)

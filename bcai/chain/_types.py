@@ -44,8 +44,26 @@ class Burn(codec.Record):
     amount: int = codec.field(codec.U64)
 
 
-Payload = Transfer | Stake | Unstake | Burn
-PAYLOAD = codec.Variant({1: Transfer, 2: Stake, 3: Unstake, 4: Burn})
+@dataclass(frozen=True, slots=True)
+class MatMulPost(codec.Record):
+    """A MatMul job: pay `amount` (held in escrow) for C = A·B, where A
+    (n×k) and B (k×m) are blobs named by their content ids, with 7-bit
+    signed entries. The block whose PoUW seal carries C's content id is paid
+    the escrow; unsealed after block `deadline`, it returns to the poster.
+    The job's id is the posting transaction's id."""
+
+    DOMAIN: ClassVar[bytes] = b"bcai/tx/matmul-post"
+    a: bytes = codec.field(codec.FixedBytes(32))
+    b: bytes = codec.field(codec.FixedBytes(32))
+    n: int = codec.field(codec.U32)
+    k: int = codec.field(codec.U32)
+    m: int = codec.field(codec.U32)
+    amount: int = codec.field(codec.U64)
+    deadline: int = codec.field(codec.U64)
+
+
+Payload = Transfer | Stake | Unstake | Burn | MatMulPost
+PAYLOAD = codec.Variant({1: Transfer, 2: Stake, 3: Unstake, 4: Burn, 5: MatMulPost})
 
 
 @dataclass(frozen=True)

@@ -126,14 +126,28 @@ def mine(
 
 
 def sealer(
-    params: PouwParams, miner: Miner | None = None, stats: MiningStats | None = None
+    params: PouwParams,
+    miner: Miner | None = None,
+    stats: MiningStats | None = None,
+    *,
+    job: Work | None = None,
+    product: bytes = bytes(32),
 ) -> Callable[[Header], bytes]:
-    """A `sealer` for `bcai.chain.assemble_block`: mines a PoUW seal over the
-    matrices derived from the header's parent (the encoded `PouwSeal`)."""
+    """A `sealer` for `bcai.chain.assemble_block`: mines a PoUW seal (the
+    encoded `PouwSeal`) over a MatMul job's matrices (`job`, with the content
+    id of its product), or over those derived from the header's parent."""
 
     def seal(header: Header) -> bytes:
-        work = derived_work(header.parent, params)
-        found = mine(header.seal_prefix(), header.target, work, params, miner=miner, stats=stats)
+        work = job if job is not None else derived_work(header.parent, params)
+        found = mine(
+            header.seal_prefix(),
+            header.target,
+            work,
+            params,
+            miner=miner,
+            stats=stats,
+            product=product,
+        )
         assert found is not None  # unbounded attempts
         return found.encode()
 

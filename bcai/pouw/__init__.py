@@ -4,6 +4,7 @@ argument are in docs/pouw.md; miners live in `bcai.mining`.
 """
 
 from bcai.pouw._errors import InvalidSeal
+from bcai.pouw._jobs import BlobJobs, content_id, matrix_blob
 from bcai.pouw._noise import Noise, attempt_seed, noisy
 from bcai.pouw._params import DEVNET, GPU_NET, MAX_ENTRY, MAX_K, PouwParams, check_shape
 from bcai.pouw._seal import (
@@ -28,6 +29,7 @@ __all__ = [
     "MAX_ENTRY",
     "MAX_K",
     "Attempt",
+    "BlobJobs",
     "InvalidSeal",
     "Noise",
     "Opening",
@@ -40,12 +42,14 @@ __all__ = [
     "challenges",
     "check_shape",
     "check_work",
+    "content_id",
     "decode_seal",
     "derived_work",
     "digest_key",
     "full_verify",
     "leaf_count",
     "make_seal",
+    "matrix_blob",
     "noisy",
     "ticket",
     "tile_digests",

@@ -17,7 +17,7 @@ from bcai.pouw._params import PouwParams
 from bcai.pouw._seal import PouwSeal, full_verify, verify
 from bcai.pouw._work import Work, derived_work
 
-JobResolver = Callable[[bytes, bytes], tuple[Work, npt.NDArray[np.int32]] | None]
+JobResolver = Callable[[bytes, bytes], tuple[Work, npt.NDArray[np.int32]]]
 
 
 def decode_seal(header: Header) -> PouwSeal:
@@ -41,10 +41,14 @@ class PouwSealVerifier:
     def work_of(self, header: Header, seal: PouwSeal) -> tuple[Work, npt.NDArray[np.int32] | None]:
         if seal.job == bytes(32):
             return derived_work(header.parent, self.params), None
-        found = None if self.jobs is None else self.jobs(seal.job, seal.product)
-        if found is None:
-            raise InvalidSeal("pouw-job-unknown", f"job {seal.job.hex()} is not pending here")
-        return found
+        if self.jobs is None:
+            raise InvalidSeal("pouw-job-unknown", f"job {seal.job.hex()}: no job resolver here")
+        return self.jobs(seal.job, seal.product)
+
+    def sealed_job(self, header: Header) -> tuple[bytes, bytes] | None:
+        """(job id, product id) the seal claims, for the state transition."""
+        seal = decode_seal(header)
+        return None if seal.job == bytes(32) else (seal.job, seal.product)
 
     def check(self, header: Header) -> None:
         """Raises InvalidSeal (with its pouw-* code)."""

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from bcai import codec
-from bcai.chain import Account, Supply
+from bcai.chain import Account, Job, Supply
 from bcai.chain._state import Key, Value
 
 FORMAT_VERSION = 1
-KINDS = ("account", "stake", "unbond", "supply")
+KINDS = ("account", "stake", "unbond", "supply", "job")
 
 
 def encode_key(key: Key) -> bytes:
@@ -32,6 +32,8 @@ def decode_value(kind: str, raw: bytes) -> Value:
         return Account.decode(raw)
     if kind == "supply":
         return Supply.decode(raw)
+    if kind == "job":
+        return Job.decode(raw)
     return codec.U64.decode(raw)
 
 

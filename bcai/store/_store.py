@@ -610,6 +610,7 @@ def _state_items(state: State) -> list[tuple[Key, Value]]:
     items += [(("account", a, 0), v) for a, v in state.accounts.items()]
     items += [(("stake", a, 0), v) for a, v in state.stakes.items()]
     items += [(("unbond", a, h), v) for h, q in state.unbonding.items() for a, v in q.items()]
+    items += [(("job", j, 0), v) for j, v in state.jobs.items()]
     return items
 
 

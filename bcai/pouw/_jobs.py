@@ -1,0 +1,68 @@
+"""MatMul jobs as a seal verifier sees them: a job's record (from the
+chain state) and its matrices and product (from the blob store), each blob
+named by its content id BLAKE3("bcai/blob" ‖ bytes).
+
+Blob layouts: A and B are n·k and k·m int8 bytes, row-major; C is n·m int32
+little-endian, row-major.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from bcai.chain import JOB_PENDING, Job
+from bcai.crypto import blake3
+from bcai.pouw._errors import InvalidSeal
+from bcai.pouw._work import Work
+
+
+def content_id(data: bytes) -> bytes:
+    return blake3(b"bcai/blob" + data)
+
+
+def matrix_blob(matrix: npt.NDArray[np.int8] | npt.NDArray[np.int32]) -> bytes:
+    """The blob of a matrix (int8, or int32 stored little-endian)."""
+    if matrix.dtype == np.int32:
+        return np.ascontiguousarray(matrix, dtype="<i4").tobytes()
+    return np.ascontiguousarray(matrix, dtype=np.int8).tobytes()
+
+
+def _read(
+    raw: bytes | None, blob: bytes, rows: int, cols: int, dtype: str
+) -> npt.NDArray[np.generic]:
+    if raw is None:
+        raise InvalidSeal("pouw-blob-missing", f"blob {blob.hex()} is not here")
+    if content_id(raw) != blob:
+        raise InvalidSeal("pouw-blob-id", f"blob {blob.hex()} does not hash to its id")
+    size = rows * cols * np.dtype(dtype).itemsize
+    if len(raw) != size:
+        raise InvalidSeal("pouw-blob-size", f"blob {blob.hex()}: {len(raw)} bytes, expected {size}")
+    return np.frombuffer(raw, dtype=dtype).reshape(rows, cols)
+
+
+class BlobJobs:
+    """A `JobResolver` for `PouwSealVerifier`: `job(id)` reads a job record,
+    `blob(id)` a blob's bytes (None when absent)."""
+
+    def __init__(
+        self, job: Callable[[bytes], Job | None], blob: Callable[[bytes], bytes | None]
+    ) -> None:
+        self.job = job
+        self.blob = blob
+
+    def __call__(self, job_id: bytes, product: bytes) -> tuple[Work, npt.NDArray[np.int32]]:
+        job = self.job(job_id)
+        if job is None:
+            raise InvalidSeal("pouw-job-unknown", f"job {job_id.hex()} is not on chain")
+        if job.status != JOB_PENDING and job.product != product:
+            raise InvalidSeal("pouw-job-closed", f"job {job_id.hex()} is no longer pending")
+        a = _read(self.blob(job.a), job.a, job.n, job.k, "i1")
+        b = _read(self.blob(job.b), job.b, job.k, job.m, "i1")
+        c = _read(self.blob(product), product, job.n, job.m, "<i4")
+        return (
+            Work(a.astype(np.int8), b.astype(np.int8), job=job_id),
+            c.astype(np.int32),
+        )
