@@ -26,6 +26,7 @@ from typing import ClassVar
 
 import bcai_native
 from bcai import codec
+from bcai.chain._types import MatMulPost
 from bcai.crypto import blake3
 
 EMPTY_ROOT = bytes(32)
@@ -56,25 +57,27 @@ JOB_PENDING, JOB_SEALED, JOB_REFUNDED = 0, 1, 2
 
 @dataclass(frozen=True, slots=True)
 class Job(codec.Record):
-    """A MatMul job's record: the post, then who sealed it and C's id."""
+    """A MatMul job's record: its post, then who sealed it and C's id."""
 
     DOMAIN: ClassVar[bytes] = b"bcai/state/job"
     poster: bytes = codec.field(codec.FixedBytes(20))
-    a: bytes = codec.field(codec.FixedBytes(32))
-    b: bytes = codec.field(codec.FixedBytes(32))
-    n: int = codec.field(codec.U32)
-    k: int = codec.field(codec.U32)
-    m: int = codec.field(codec.U32)
-    amount: int = codec.field(codec.U64)
-    deadline: int = codec.field(codec.U64)
+    post: MatMulPost = codec.field(codec.RecordCodec(MatMulPost))
     status: int = codec.field(codec.U8)  # JOB_*
     solver: bytes = codec.field(codec.FixedBytes(20))  # the sealing block's producer
     product: bytes = codec.field(codec.FixedBytes(32))  # content id of C
 
     @property
+    def amount(self) -> int:
+        return self.post.amount
+
+    @property
+    def deadline(self) -> int:
+        return self.post.deadline
+
+    @property
     def held(self) -> int:
         """What the job holds in escrow."""
-        return self.amount if self.status == JOB_PENDING else 0
+        return self.post.amount if self.status == JOB_PENDING else 0
 
 
 ZERO_ACCOUNT = Account(balance=0, nonce=0)

@@ -197,17 +197,7 @@ def apply_transaction(
                 "tx-job-deadline", f"deadline {payload.deadline} is not after height {height}"
             )
         job = Job(
-            poster=sender,
-            a=payload.a,
-            b=payload.b,
-            n=payload.n,
-            k=payload.k,
-            m=payload.m,
-            amount=payload.amount,
-            deadline=payload.deadline,
-            status=JOB_PENDING,
-            solver=bytes(20),
-            product=bytes(32),
+            poster=sender, post=payload, status=JOB_PENDING, solver=bytes(20), product=bytes(32)
         )
         overlay.write(("job", tx.tx_id(), 0), job)
     return fee

@@ -14,6 +14,7 @@ from bcai.pouw import PouwParams, Work
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._noise import Noise
 from bcai.pouw._transcript import digest_key
+from bcai.vm._cupy_machine import available
 
 try:
     import cupy
@@ -21,15 +22,6 @@ except ImportError:  # pragma: no cover - cupy is the `gpu` extra
     cupy = None
 
 I8 = npt.NDArray[np.int8]
-
-
-def available() -> bool:
-    if cupy is None:
-        return False
-    try:
-        return bool(cupy.cuda.runtime.getDeviceCount() > 0)
-    except Exception:  # no driver, no device
-        return False
 
 
 @functools.cache

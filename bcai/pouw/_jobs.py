@@ -59,9 +59,10 @@ class BlobJobs:
             raise InvalidSeal("pouw-job-unknown", f"job {job_id.hex()} is not on chain")
         if job.status != JOB_PENDING and job.product != product:
             raise InvalidSeal("pouw-job-closed", f"job {job_id.hex()} is no longer pending")
-        a = _read(self.blob(job.a), job.a, job.n, job.k, "i1")
-        b = _read(self.blob(job.b), job.b, job.k, job.m, "i1")
-        c = _read(self.blob(product), product, job.n, job.m, "<i4")
+        post = job.post
+        a = _read(self.blob(post.a), post.a, post.n, post.k, "i1")
+        b = _read(self.blob(post.b), post.b, post.k, post.m, "i1")
+        c = _read(self.blob(product), product, post.n, post.m, "<i4")
         return (
             Work(a.astype(np.int8), b.astype(np.int8), job=job_id),
             c.astype(np.int32),
