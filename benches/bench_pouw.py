@@ -47,6 +47,7 @@ def test_pouw_attempt_cpu(benchmark: Any, role: Any) -> None:
     nonce = iter(range(1, 10**9))
     benchmark(lambda: run_attempt(b"bench", next(nonce), work, CPU_PARAMS, CpuMiner()))
     ops_info(benchmark, N_CPU)
+    benchmark.extra_info["attempts_per_s"] = round(1 / benchmark.stats.stats.median, 1)
 
 
 @pytest.mark.benchmark(group="pouw-attempt-cpu")
@@ -97,6 +98,31 @@ def test_pouw_attempt_gpu(benchmark: Any, role: Any) -> None:
 
     benchmark(attempt)
     ops_info(benchmark, N_GPU)
+
+
+@needs_gpu
+@pytest.mark.benchmark(group="pouw-attempt-gpu")
+def test_pouw_mining_rate_gpu(benchmark: Any, role: Any) -> None:
+    """Mining as the miner runs it: 10 attempts in a row, the next one's
+    noise prepared on the host while the GPU runs the current one; the
+    figure is per attempt."""
+    role("bcai-mining-loop")
+    from bcai.mining import MiningStats, mine  # noqa: PLC0415
+
+    work = pouw.derived_work(b"\x05" * 32, GPU_PARAMS)
+    miner = new_miner("gpu")
+    stats = MiningStats()
+    assert mine(b"rate", 0, work, GPU_PARAMS, miner=miner, attempts=2, stats=stats) is None
+    assert stats.attempts == 2
+
+    def ten() -> None:
+        mine(b"rate", 0, work, GPU_PARAMS, miner=miner, attempts=10)
+
+    benchmark(ten)
+    per_attempt = benchmark.stats.stats.median / 10
+    benchmark.extra_info["median_s"] = per_attempt
+    benchmark.extra_info["attempts_per_s"] = round(1 / per_attempt, 1)
+    benchmark.extra_info["tera_ops_per_s"] = round(2 * N_GPU**3 / per_attempt / 1e12, 3)
 
 
 @needs_gpu

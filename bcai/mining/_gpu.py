@@ -49,18 +49,38 @@ class GpuMiner:
         """Noise factors from the XOF on the host (small: n·r entries), the
         noisy operands on the device (E = E_L·E_R through cuBLAS in float32:
         exact, every sum is at most r <= 64 in magnitude), then the kernel."""
+        return self.finish(self.launch(work, seed, params))
+
+    def launch(self, work: Work, seed: bytes, params: PouwParams) -> Any:
+        """Starts an attempt on the next of two streams and returns at once
+        (the host may prepare the next attempt while the GPU runs this one)."""
         n, k, m = work.shape
         noise = Noise.derive(seed, n, k, m, params.tile)
         a, bt = self._operands(work)
+        self._turn = 1 - getattr(self, "_turn", 0)
+        streams = getattr(self, "_streams", None)
+        if streams is None:
+            streams = self._streams = (cupy.cuda.Stream(), cupy.cuda.Stream())
+        stream = streams[self._turn]
         f32 = cupy.float32
-        e = cupy.asarray(noise.e_l, f32) @ cupy.asarray(noise.e_r, f32)
-        ft = cupy.asarray(np.ascontiguousarray(noise.f_r.T), f32) @ cupy.asarray(
-            np.ascontiguousarray(noise.f_l.T), f32
-        )
-        a2 = (a + e).astype(cupy.int8)
-        bt2 = (bt + ft).astype(cupy.int8)
-        out = self.leaves_device(a2, bt2, params.tile, digest_key(seed))
-        return bytes(out.get().astype("<u8").tobytes())
+        with stream:
+            e = cupy.asarray(noise.e_l, f32) @ cupy.asarray(noise.e_r, f32)
+            ft = cupy.asarray(np.ascontiguousarray(noise.f_r.T), f32) @ cupy.asarray(
+                np.ascontiguousarray(noise.f_l.T), f32
+            )
+            a2 = (a + e).astype(cupy.int8)
+            bt2 = (bt + ft).astype(cupy.int8)
+            out = self.leaves_device(a2, bt2, params.tile, digest_key(seed))
+            host = cupy.cuda.alloc_pinned_memory(out.nbytes)
+            leaves = np.frombuffer(host, np.uint64, out.size)
+            out.get(stream=stream, out=leaves)
+        return stream, leaves, out
+
+    def finish(self, launched: Any) -> bytes:
+        """Waits for a launched attempt; its leaves."""
+        stream, leaves, _ = launched
+        stream.synchronize()
+        return bytes(leaves.astype("<u8").tobytes())
 
     def leaves_device(self, a2: Any, bt: Any, tile: int, key: int) -> Any:
         """Leaves (uint64, on the device) of device operands A' and B'ᵀ."""

@@ -109,12 +109,24 @@ def mine(
     stats = stats if stats is not None else MiningStats()
     n, k, m = work.shape
     nonce = start
+    launch = getattr(miner, "launch", None)  # GPU: the next attempt runs while this one ends
+    pending = None if launch is None else launch(work, attempt_seed(prefix, nonce), params)
+    began = time.perf_counter()
     while attempts is None or nonce < start + attempts:
         if should_stop is not None and should_stop():
             return None
-        began = time.perf_counter()
-        found = run_attempt(prefix, nonce, work, params, miner)
-        spent = time.perf_counter() - began
+        if pending is None:
+            found = run_attempt(prefix, nonce, work, params, miner)
+        else:
+            assert launch is not None
+            current = pending
+            more = attempts is None or nonce + 1 < start + attempts
+            pending = launch(work, attempt_seed(prefix, nonce + 1), params) if more else None
+            leaves = miner.finish(current)  # type: ignore[attr-defined]
+            root = merkle_root_packed(leaves, LEAF_BYTES)
+            found = Attempt(nonce, leaves, root, ticket(prefix, nonce, root))
+        now = time.perf_counter()
+        spent, began = now - began, now
         stats.attempts += 1
         stats.seconds += spent
         stats.durations.append(spent)

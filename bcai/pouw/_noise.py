@@ -20,6 +20,11 @@ from bcai.crypto import blake3, blake3_xof, derive_key
 
 I8 = npt.NDArray[np.int8]
 TERNARY = np.array([0, 1, -1, 0], dtype=np.int8)
+# each XOF byte gives four entries, low bits first: a lookup table of the
+# four int8 entries of every byte, packed in one uint32 (a fast gather)
+BYTE_TO_4 = np.ascontiguousarray(
+    TERNARY[(np.arange(256)[:, None] >> np.array([0, 2, 4, 6])) & 3]
+).view(np.uint32)[:, 0]
 
 
 def attempt_seed(prefix: bytes, nonce: int) -> bytes:
@@ -31,8 +36,7 @@ def ternary(seed: bytes, context: str, rows: int, cols: int) -> I8:
     """A rows×cols matrix in {−1, 0, 1} from the XOF of `seed` under `context`."""
     key = derive_key(context, seed)
     raw = np.frombuffer(blake3_xof(key, (rows * cols + 3) // 4), dtype=np.uint8)
-    pairs = np.stack([raw & 3, (raw >> 2) & 3, (raw >> 4) & 3, raw >> 6], axis=1).reshape(-1)
-    return TERNARY[pairs[: rows * cols]].reshape(rows, cols)
+    return np.take(BYTE_TO_4, raw).view(np.int8)[: rows * cols].reshape(rows, cols)
 
 
 @dataclass(frozen=True)
