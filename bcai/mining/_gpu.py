@@ -37,6 +37,9 @@ class GpuMiner:
         if not available():
             raise InvalidSeal("pouw-miner-missing", "the GPU miner needs CuPy and a CUDA device")
         self._work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) on the device
+        self._streams: tuple[Any, Any] | None = None  # attempts alternate between two
+        self._buffers: list[Any] = [None, None]  # a pinned host buffer per stream
+        self._turn = 0
 
     def _operands(self, work: Work) -> tuple[Any, Any]:
         if self._work is None or self._work[0] is not work:
@@ -57,11 +60,10 @@ class GpuMiner:
         n, k, m = work.shape
         noise = Noise.derive(seed, n, k, m, params.tile)
         a, bt = self._operands(work)
-        self._turn = 1 - getattr(self, "_turn", 0)
-        streams = getattr(self, "_streams", None)
-        if streams is None:
-            streams = self._streams = (cupy.cuda.Stream(), cupy.cuda.Stream())
-        stream = streams[self._turn]
+        self._turn = 1 - self._turn
+        if self._streams is None:
+            self._streams = (cupy.cuda.Stream(), cupy.cuda.Stream())
+        stream = self._streams[self._turn]
         f32 = cupy.float32
         with stream:
             e = cupy.asarray(noise.e_l, f32) @ cupy.asarray(noise.e_r, f32)
@@ -71,10 +73,24 @@ class GpuMiner:
             a2 = (a + e).astype(cupy.int8)
             bt2 = (bt + ft).astype(cupy.int8)
             out = self.leaves_device(a2, bt2, params.tile, digest_key(seed))
-            host = cupy.cuda.alloc_pinned_memory(out.nbytes)
-            leaves = np.frombuffer(host, np.uint64, out.size)
-            out.get(stream=stream, out=leaves)
+            memory, leaves = self._pinned(self._turn, out.size)
+            cupy.cuda.runtime.memcpyAsync(
+                memory.ptr,
+                out.data.ptr,
+                out.nbytes,
+                cupy.cuda.runtime.memcpyDeviceToHost,
+                stream.ptr,
+            )
         return stream, leaves, out
+
+    def _pinned(self, turn: int, size: int) -> tuple[Any, Any]:
+        """A page-locked host buffer per stream, kept (allocating one costs
+        milliseconds)."""
+        held: tuple[Any, Any] | None = self._buffers[turn]
+        if held is None or held[1].size != size:
+            memory = cupy.cuda.alloc_pinned_memory(8 * size)
+            held = self._buffers[turn] = (memory, np.frombuffer(memory, np.uint64, size))
+        return held
 
     def finish(self, launched: Any) -> bytes:
         """Waits for a launched attempt; its leaves."""
