@@ -28,15 +28,26 @@ def decode_seal(header: Header) -> PouwSeal:
 
 
 class PouwSealVerifier:
-    """`full=True` re-verifies every seal in full (the whole transcript: as
-    costly as one mining attempt) on top of the spot checks."""
+    """Spot checks always; full re-verification (the whole transcript: as
+    costly as one mining attempt) of every seal with `full=True`, or of the
+    recent ones with `full_within=N`: headers above `tip_height − N`, where
+    the node keeps `tip_height` at its head's height (old blocks met during
+    sync are spot-checked; new tips, the ones producers build on, in full)."""
 
     def __init__(
-        self, params: PouwParams, *, jobs: JobResolver | None = None, full: bool = False
+        self,
+        params: PouwParams,
+        *,
+        jobs: JobResolver | None = None,
+        full: bool = False,
+        full_within: int = 0,
     ) -> None:
         self.params = params
         self.jobs = jobs
         self.full = full
+        self.full_within = full_within
+        self.tip_height = 0
+        self.full_checks = 0  # how many seals were re-verified in full
 
     def work_of(self, header: Header, seal: PouwSeal) -> tuple[Work, npt.NDArray[np.int32] | None]:
         if seal.job == bytes(32):
@@ -56,7 +67,9 @@ class PouwSealVerifier:
         work, product = self.work_of(header, seal)
         prefix = header.seal_prefix()
         verify(prefix, header.target, seal, work, self.params, product)
-        if self.full:
+        recent = self.full_within > 0 and header.height > self.tip_height - self.full_within
+        if self.full or recent:
+            self.full_checks += 1
             full_verify(prefix, seal, work, self.params)
 
     def verify_seal(self, header: Header) -> None:

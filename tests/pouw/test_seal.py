@@ -87,11 +87,19 @@ def test_a_pouw_chain_is_imported_by_the_store(tmp_path: Path) -> None:
         builder.tx_bytes.append(result.tx_bytes)
         builder.blocks.append(block)
     blocks = builder.blocks
-    store = ChainStore(tmp_path / "db", genesis, seal=PouwSealVerifier(SMALL, full=True))
+    full = PouwSealVerifier(SMALL, full=True)
+    store = ChainStore(tmp_path / "db", genesis, seal=full)
     for block in blocks:
         store.import_block(block, block.header.timestamp_ms)
     assert store.head_hash == blocks[-1].block_hash()
+    assert full.full_checks == len(blocks)
     store.close()
+    # the node option: only blocks within 2 of the tip are re-verified in full
+    recent = PouwSealVerifier(SMALL, full_within=2)
+    recent.tip_height = 5
+    for block in blocks:
+        recent.verify_seal(block.header)
+    assert recent.full_checks == 2  # heights 4 and 5
     # a hash seal (or any non-PoUW bytes) is not a PoUW seal
     bad = dataclasses.replace(blocks[0].header, seal=b"\x00" * 8)
     with pytest.raises(InvalidBlock) as err:
