@@ -235,7 +235,6 @@ def _fused_linear(x: Array, w: Array, b: Array | None, activation: int) -> tuple
     flat = x.reshape(-1, x.shape[-1])
     out = np.ascontiguousarray(flat @ w)
     kernels.bias_act(out, b, activation)
-    _, back_mm = matmul(flat, w)
 
     def back(g: Array) -> Grads:
         g = g.reshape(out.shape)
@@ -245,9 +244,8 @@ def _fused_linear(x: Array, w: Array, b: Array | None, activation: int) -> tuple
             g = g * (1 - out * out)
         elif activation == kernels.ACT_SIGMOID:
             g = g * out * (1 - out)
-        gx, gw = back_mm(g)
-        assert gx is not None
-        return gx.reshape(x.shape), gw, None if b is None else g.sum(axis=0)
+        gx = (g @ w.T).reshape(x.shape)
+        return gx, flat.T @ g, None if b is None else g.sum(axis=0)
 
     return out.reshape(*x.shape[:-1], w.shape[1]), back
 

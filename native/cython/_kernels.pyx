@@ -114,26 +114,49 @@ ACT_NONE, ACT_RELU, ACT_TANH, ACT_SIGMOID = 0, 1, 3, 4
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef void _bias_act(float[:, ::1] out, const float[::1] b, bint has_bias, int act) noexcept nogil:
-    cdef Py_ssize_t i, j, rows = out.shape[0], cols = out.shape[1]
+cdef inline float _act(float v, int act) noexcept nogil:
+    if act == 1:
+        return v if v > 0 else 0.0
+    if act == 3:
+        return tanhf(v)
+    if act == 4:
+        return 1.0 / (1.0 + expf(-v))
+    return v
+
+
+cdef inline void _row(float* row, const float* b, Py_ssize_t cols, int act) noexcept nogil:
+    # one loop per activation, so the compiler vectorises the common ones
+    cdef Py_ssize_t j
     cdef float v
-    for i in prange(rows, schedule="static"):
+    if act == 1:
         for j in range(cols):
-            v = out[i, j]
-            if has_bias:
-                v = v + b[j]
-            if act == 1:
-                v = v if v > 0 else 0.0
-            elif act == 3:
-                v = tanhf(v)
-            elif act == 4:
-                v = 1.0 / (1.0 + expf(-v))
-            out[i, j] = v
+            v = row[j] + b[j]
+            row[j] = v if v > 0 else 0.0
+    elif act == 0:
+        for j in range(cols):
+            row[j] = row[j] + b[j]
+    else:
+        for j in range(cols):
+            row[j] = _act(row[j] + b[j], act)
+
+
+cdef void _bias_act(float[:, ::1] out, const float[::1] b, int act, bint threads) noexcept nogil:
+    cdef Py_ssize_t i, rows = out.shape[0], cols = out.shape[1]
+    if threads:
+        for i in prange(rows, schedule="static"):
+            _row(&out[i, 0], &b[0], cols, act)
+    else:
+        for i in range(rows):
+            _row(&out[i, 0], &b[0], cols, act)
+
+
+# Below this many entries one thread is faster than waking an OpenMP team.
+PARALLEL_MIN = 1 << 18
 
 
 def bias_act(out, b, act):
     """The linear layer's epilogue, fused and in place: out ← act(out + b)
-    row by row in one pass (OpenMP over rows), for a C-contiguous float32
+    row by row in one pass (OpenMP over rows from PARALLEL_MIN entries), for a C-contiguous float32
     (n, m) product `out`, a float32 bias (m,) or None, and act one of
     ACT_NONE, ACT_RELU, ACT_TANH, ACT_SIGMOID.
 
@@ -146,20 +169,22 @@ def bias_act(out, b, act):
         raise TypeError("bias_act: out must be a writeable C-contiguous 2-D float32 array")
     if act not in (ACT_NONE, ACT_RELU, ACT_TANH, ACT_SIGMOID):
         raise ValueError(f"bias_act: unknown activation {act!r}")
-    cdef bint has_bias = b is not None
-    if has_bias:
+    if b is not None:
         if not isinstance(b, np.ndarray) or b.dtype != np.float32 or b.ndim != 1:
             raise TypeError("bias_act: b must be a 1-D float32 array or None")
         if b.shape[0] != out.shape[1]:
             raise ValueError(f"bias_act: bias of {b.shape[0]} for {out.shape[1]} columns")
         b = np.ascontiguousarray(b)
     else:
-        b = np.zeros(1, np.float32)
+        b = np.zeros(out.shape[1], np.float32)
+    if out.shape[0] == 0 or out.shape[1] == 0:
+        return out
     cdef float[:, ::1] ov = out
     cdef const float[::1] bv = b
     cdef int a = act
+    cdef bint threads = out.size >= PARALLEL_MIN
     with nogil:
-        _bias_act(ov, bv, has_bias, a)
+        _bias_act(ov, bv, a, threads)
     return out
 
 
