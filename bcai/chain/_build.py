@@ -36,6 +36,23 @@ def assemble_block(
 
     Raises InvalidBlock if a transaction does not apply (nothing is changed).
     """
+    draft = block_template(state, genesis, ctx, txs, producer.public_key, timestamp_ms)
+    return finish_block(draft, HashSeal.mine(draft.header), producer)
+
+
+def block_template(
+    state: State,
+    genesis: Genesis,
+    ctx: ParentContext,
+    txs: Sequence[Transaction],
+    producer: bytes,
+    timestamp_ms: int,
+) -> Block:
+    """A block with every header field but the seal and signature computed
+    (what a miner seals; `finish_block` completes it).
+
+    Raises InvalidBlock if a transaction does not apply (nothing is changed).
+    """
     header = Header(
         version=BLOCK_VERSION,
         chain_id=genesis.params.chain_id,
@@ -46,7 +63,7 @@ def assemble_block(
         state_root=bytes(32),
         base_fee=next_base_fee(genesis.params, ctx.parent.base_fee, ctx.parent_tx_bytes),
         target=expected_target(genesis, ctx),
-        producer=producer.public_key,
+        producer=producer,
         seal=b"",
         signature=ZERO_SIG,
     )
@@ -57,9 +74,14 @@ def assemble_block(
     apply_transactions(overlay, draft, genesis)
     mint_reward(overlay, header.producer, genesis)
     header = dataclasses.replace(header, state_root=overlay.compute_root())
-    header = dataclasses.replace(header, seal=HashSeal.mine(header))
+    return Block(header=header, txs=draft.txs)
+
+
+def finish_block(template: Block, seal: bytes, producer: PrivateKey) -> Block:
+    """The template with its seal and the producer's signature."""
+    header = dataclasses.replace(template.header, seal=seal)
     header = dataclasses.replace(header, signature=producer.sign(header.signing_message()))
-    return Block(header=header, txs=tuple(txs))
+    return Block(header=header, txs=template.txs)
 
 
 def sign_transaction(key: PrivateKey, body: UnsignedTransaction) -> Transaction:

@@ -304,6 +304,14 @@ class ChainStore:
             raw = txn.get(encode_key(("account", address, 0)), db=self.db["state"])
         return Account.decode(raw) if raw is not None else Account(balance=0, nonce=0)
 
+    def read_stake(self, address: bytes) -> int:
+        """The head's stake of `address`, read from the database."""
+        with self._read() as txn:
+            raw = txn.get(encode_key(("stake", address, 0)), db=self.db["state"])
+        value = decode_value("stake", raw) if raw is not None else 0
+        assert isinstance(value, int)
+        return value
+
     def get_account(self, address: bytes) -> tuple[Account, tuple[list[bytes], Any]]:
         """The head's account with a proof against the head's state root
         (check it with `bcai_native.smt_verify`)."""
