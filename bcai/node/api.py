@@ -174,6 +174,7 @@ class NodeApi:
                     "address": addr.hex(),
                     "balance": account.balance,
                     "nonce": account.nonce,
+                    "next_nonce": self._next_nonce(addr, account.nonce),
                     "stake": store.read_stake(addr),
                     "height": head.height,
                     "block": head.block_hash().hex(),
@@ -185,6 +186,13 @@ class NodeApi:
                 }
             await trio.sleep(0.01)
         raise ApiError(503, "api-busy", "the head kept moving; try again")
+
+    def _next_nonce(self, addr: bytes, nonce: int) -> int:
+        """The nonce after this sender's pending run in the mempool."""
+        queue = self.node.runtime.mempool.by_sender.get(addr, {})
+        while nonce in queue:
+            nonce += 1
+        return nonce
 
     # ------------------------------------------------------------ mempool
 

@@ -49,7 +49,7 @@ SCHEMAS: dict[str, Any] = {
     ),
     "Account": _obj(
         {
-            "address": HEX, "balance": INT, "nonce": INT, "stake": INT, "height": INT,
+            "address": HEX, "balance": INT, "nonce": INT, "next_nonce": INT, "stake": INT, "height": INT,
             "block": HEX, "state_root": HEX,
             "proof": _obj(
                 {

@@ -159,7 +159,7 @@ class Client:
         node's head unless given)."""
         head = self.head()
         if nonce is None:
-            nonce = self.account(key.address).nonce
+            nonce = self.account(key.address).next_nonce
         chain_id = self.info().chain_id
         tx = build_transaction(
             key, payload, chain_id=chain_id, nonce=nonce, base_fee=head.next_base_fee, tip=tip
@@ -259,7 +259,7 @@ class AsyncClient:
     ) -> Submitted:
         head = await self.head()
         if nonce is None:
-            nonce = (await self.account(key.address)).nonce
+            nonce = (await self.account(key.address)).next_nonce
         chain_id = (await self.info()).chain_id
         tx = build_transaction(
             key, payload, chain_id=chain_id, nonce=nonce, base_fee=head.next_base_fee, tip=tip

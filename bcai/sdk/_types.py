@@ -67,6 +67,7 @@ class AccountInfo:
     address: str
     balance: int
     nonce: int
+    next_nonce: int  # after this sender's pending transactions in the node's mempool
     stake: int
     height: int
     state_root: str
@@ -82,7 +83,8 @@ class AccountInfo:
             (bytes.fromhex(terminal[0]), bytes.fromhex(terminal[1])) if terminal else None,
         )
         return cls(
-            d["address"], d["balance"], d["nonce"], d["stake"], d["height"], d["state_root"],
+            d["address"], d["balance"], d["nonce"], d.get("next_nonce", d["nonce"]), d["stake"],
+            d["height"], d["state_root"],
             proof, d,
         )  # fmt: skip
 
