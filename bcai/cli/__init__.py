@@ -68,12 +68,17 @@ def _wallet_args(p: argparse.ArgumentParser) -> None:
 
 
 def _group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str) -> Any:
-    p = sub.add_parser(name, help=text, description=text, epilog=EXIT_CODES_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        name,
+        help=text,
+        description=text,
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return p.add_subparsers(dest=f"{name}_command", required=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one table of commands
     parser = argparse.ArgumentParser(
         prog="bcai",
         description=__doc__,
@@ -114,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     config = _group(sub, "config", "the node's configuration file")
     p = config.add_parser("init", help="write a commented default config.toml")
     p.add_argument("--config", help="where to write it (default: <data dir>/config.toml)")
-    p.add_argument("--devnet", action="store_true", help="mine, allow local peers, write a devnet genesis")
+    p.add_argument(
+        "--devnet", action="store_true", help="mine, allow local peers, write a devnet genesis"
+    )
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_config_init)
 
@@ -141,8 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_wallet_balance)
 
     tx = _group(sub, "tx", "sign and submit transactions (amounts in BCAI, e.g. 1.5)")
-    for name, text in [("send", "transfer to an address"), ("stake", "bond stake"),
-                       ("unstake", "start unbonding stake"), ("burn", "destroy coins")]:  # fmt: skip
+    for name, text in [
+        ("send", "transfer to an address"),
+        ("stake", "bond stake"),
+        ("unstake", "start unbonding stake"),
+        ("burn", "destroy coins"),
+    ]:
         p = tx.add_parser(name, help=text)
         _wallet_args(p)
         if name == "send":
@@ -174,9 +185,11 @@ def _json_everywhere(parser: argparse.ArgumentParser) -> None:
         for p in getattr(action, "choices", {}).values():
             if not any("--json" in a.option_strings for a in p._actions):
                 p.add_argument(
-                    "--json", action="store_true", default=argparse.SUPPRESS,
+                    "--json",
+                    action="store_true",
+                    default=argparse.SUPPRESS,
                     help="machine-readable output",
-                )  # fmt: skip
+                )
             _json_everywhere(p)
 
 

@@ -118,15 +118,17 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
                 if w not in nonces:
                     nonces[w] = client.account(key.address).nonce
                 amount = (k + 1) * COIN
-                result = client.send(key, Transfer(to=recipients[k], amount=amount), nonce=nonces[w])
+                result = client.send(
+                    key, Transfer(to=recipients[k], amount=amount), nonce=nonces[w]
+                )
                 nonces[w] += 1
                 sent.append((result.id, k, amount))
                 progress.advance(task)
             task = progress.add_task("waiting for inclusion", total=transfers)
-            included = {}
+            included: dict[str, int] = {}
             for tx_id, _, _ in sent:
                 status = clients[0].wait_for_tx(tx_id, timeout=60)
-                included[tx_id] = status.height
+                included[tx_id] = status.height or 0
                 progress.advance(task)
         height, head = devnet.wait_agreement(timeout=30, min_height=max(included.values()))
         balances_ok = all(
@@ -164,7 +166,14 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
                 "every node's head",
                 ["node", "height", "head", "peers", "mempool", "blocks mined"],
                 [
-                    [r["node"], r["height"], r["head"][:16] + "…", r["peers"], r["mempool"], r["mined"]]
+                    [
+                        r["node"],
+                        r["height"],
+                        r["head"][:16] + "…",
+                        r["peers"],
+                        r["mempool"],
+                        r["mined"],
+                    ]
                     for r in rows
                 ],
             )

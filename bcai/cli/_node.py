@@ -111,7 +111,9 @@ def run_client(args: argparse.Namespace, fn: Any) -> int:
             code: int = fn(c, out)
             return code
     except NodeUnreachable as err:
-        return out.error(err.code, f"{err.message} — is a node running? (bcai node run)", EXIT_UNREACHABLE)
+        return out.error(
+            err.code, f"{err.message} — is a node running? (bcai node run)", EXIT_UNREACHABLE
+        )
     except ApiError as err:
         return out.error(err.code, err.message, EXIT_USAGE if err.status == 400 else EXIT_FAILED)
     except BcaiError as err:

@@ -57,7 +57,9 @@ def parse_amount(text: str) -> int:
     except InvalidOperation as err:
         raise CliInputError("cli-bad-amount", f"{text!r} is not a number of BCAI") from err
     if value != value.to_integral_value() or value <= 0 or value >= 2**64:
-        raise CliInputError("cli-bad-amount", f"{text!r}: a positive amount with at most 9 decimals")
+        raise CliInputError(
+            "cli-bad-amount", f"{text!r}: a positive amount with at most 9 decimals"
+        )
     return int(value)
 
 
@@ -118,7 +120,11 @@ def cmd_wallet_balance(args: argparse.Namespace) -> int:
             "height": account.height,
             "proof_valid": account.verify(),
         }
-        human = {**doc, "balance": format_bcai(account.balance), "stake": format_bcai(account.stake)}
+        human = {
+            **doc,
+            "balance": format_bcai(account.balance),
+            "stake": format_bcai(account.stake),
+        }
         out.result(doc, kv_table(human, "account"))
         return EXIT_OK if doc["proof_valid"] else EXIT_FAILED
 
@@ -129,7 +135,11 @@ def _payload(args: argparse.Namespace) -> Payload:
     amount = parse_amount(args.amount)
     if args.tx_command == "send":
         return Transfer(to=parse_address(args.to), amount=amount)
-    return {"stake": Stake, "unstake": Unstake, "burn": Burn}[args.tx_command](amount=amount)
+    if args.tx_command == "stake":
+        return Stake(amount=amount)
+    if args.tx_command == "unstake":
+        return Unstake(amount=amount)
+    return Burn(amount=amount)
 
 
 def cmd_tx(args: argparse.Namespace) -> int:
@@ -174,5 +184,3 @@ def cmd_chain(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return run_client(args, show)
-
-

@@ -47,16 +47,67 @@ class NodeApi:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.routes = [
-            Route("GET", "/v1/node/info", self.info, "node, chain, head, peers, mining", response="NodeInfo"),
-            Route("GET", "/v1/chain/head", self.head, "the head block's header", tag="chain", response="Header"),
-            Route("GET", "/v1/chain/blocks/{id}", self.block, "a main-chain block by height or hash (?txs=full)", tag="chain", response="Block"),
-            Route("GET", "/v1/chain/txs/{id}", self.tx, "a transaction: included (with its block) or pending", tag="chain", response="TxStatus"),
-            Route("GET", "/v1/chain/accounts/{address}", self.account, "an account with its state proof", tag="chain", response="Account"),
-            Route("POST", "/v1/mempool/txs", self.submit, "submit a signed transaction", write=True, status=202, tag="mempool", response="TxSubmitted", body="TxSubmit"),
-            Route("GET", "/v1/mempool/txs", self.pending, "pending transactions (?limit=)", tag="mempool", response="Mempool"),
+            Route(
+                "GET",
+                "/v1/node/info",
+                self.info,
+                "node, chain, head, peers, mining",
+                response="NodeInfo",
+            ),
+            Route(
+                "GET",
+                "/v1/chain/head",
+                self.head,
+                "the head block's header",
+                tag="chain",
+                response="Header",
+            ),
+            Route(
+                "GET",
+                "/v1/chain/blocks/{id}",
+                self.block,
+                "a main-chain block by height or hash (?txs=full)",
+                tag="chain",
+                response="Block",
+            ),
+            Route(
+                "GET",
+                "/v1/chain/txs/{id}",
+                self.tx,
+                "a transaction: included (with its block) or pending",
+                tag="chain",
+                response="TxStatus",
+            ),
+            Route(
+                "GET",
+                "/v1/chain/accounts/{address}",
+                self.account,
+                "an account with its state proof",
+                tag="chain",
+                response="Account",
+            ),
+            Route(
+                "POST",
+                "/v1/mempool/txs",
+                self.submit,
+                "submit a signed transaction",
+                write=True,
+                status=202,
+                tag="mempool",
+                response="TxSubmitted",
+                body="TxSubmit",
+            ),
+            Route(
+                "GET",
+                "/v1/mempool/txs",
+                self.pending,
+                "pending transactions (?limit=)",
+                tag="mempool",
+                response="Mempool",
+            ),
             Route("GET", "/v1/peers", self.peers, "connected peers", tag="net", response="Peers"),
             Route("GET", "/openapi.json", self.openapi, "this document"),
-        ]  # fmt: skip
+        ]
         self.app = App(
             self.routes,
             websockets={"/v1/ws": self.websocket},
@@ -206,7 +257,9 @@ class NodeApi:
         except ValueError as err:
             raise ApiError(400, "api-bad-field", "'tx' is not hex") from err
         except codec.DecodeError as err:
-            raise ApiError(400, err.code, f"the transaction does not decode: {err.message}") from err
+            raise ApiError(
+                400, err.code, f"the transaction does not decode: {err.message}"
+            ) from err
         try:
             tx_id = tx.tx_id()
             self.node.runtime.chain.publish_tx(tx)
@@ -256,7 +309,10 @@ class NodeApi:
         await send({"type": "websocket.accept"})
         try:
             await send(
-                {"type": "websocket.send", "text": json.dumps({"type": "subscribed", "topics": sorted(topics)})}
+                {
+                    "type": "websocket.send",
+                    "text": json.dumps({"type": "subscribed", "topics": sorted(topics)}),
+                }
             )
             async with trio.open_nursery() as nursery:
 

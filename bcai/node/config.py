@@ -183,9 +183,7 @@ def _apply(config: NodeConfig, layer: Mapping[str, Mapping[str, Any]], source: s
         known = {f.name for f in dataclasses.fields(cls)}
         for key, value in values.items():
             if key not in known:
-                raise ConfigError(
-                    "config-unknown-key", f"{source}: unknown option {section}.{key}"
-                )
+                raise ConfigError("config-unknown-key", f"{source}: unknown option {section}.{key}")
             default = getattr(cls(), key)
             setattr(target, key, _check_type(value, default, f"{source}: {section}.{key}"))
 

@@ -71,15 +71,15 @@ class DataDir:
         Raises:
             DataDirError: ``datadir-foreign`` for a non-empty dir without the marker.
         """
-        if self.path.exists() and not (self.path / MARKER).exists():
-            if not self.path.is_dir() or any(
-                p.name not in OPERATOR_FILES for p in self.path.iterdir()
-            ):
-                raise DataDirError(
-                    "datadir-foreign",
-                    f"{self.path} exists and is not a bcai data dir (no {MARKER}); "
-                    "pass an empty or new directory with --data-dir",
-                )
+        unmarked = self.path.exists() and not (self.path / MARKER).exists()
+        if unmarked and (
+            not self.path.is_dir() or any(p.name not in OPERATOR_FILES for p in self.path.iterdir())
+        ):
+            raise DataDirError(
+                "datadir-foreign",
+                f"{self.path} exists and is not a bcai data dir (no {MARKER}); "
+                "pass an empty or new directory with --data-dir",
+            )
         for sub in (self.path, self.path / "keys", self.logs):
             sub.mkdir(parents=True, exist_ok=True, mode=0o700)
         marker = self.path / MARKER
@@ -126,7 +126,9 @@ class DataDir:
         try:
             return PrivateKey(bytes.fromhex(path.read_text().strip()))
         except ValueError as err:
-            raise DataDirError("datadir-bad-key", f"{path} does not hold a 32-byte hex seed") from err
+            raise DataDirError(
+                "datadir-bad-key", f"{path} does not hold a 32-byte hex seed"
+            ) from err
 
     def api_token(self) -> str:
         """The generated API token (``api.token``), created on first use."""

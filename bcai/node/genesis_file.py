@@ -59,7 +59,9 @@ def genesis_from_json(doc: dict[str, Any]) -> Genesis:
         )
         allocations = tuple(
             Allocation(
-                address=bytes.fromhex(a["address"]), balance=int(a["balance"]), stake=int(a["stake"])
+                address=bytes.fromhex(a["address"]),
+                balance=int(a["balance"]),
+                stake=int(a["stake"]),
             )
             for a in doc["allocations"]
         )

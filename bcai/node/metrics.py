@@ -67,25 +67,53 @@ def render(node: Node) -> str:
     inbound = sum(1 for c in host.conns.values() if c.info.inbound)
     out: list[str] = []
     out += _family(
-        "bcai_peers", "gauge", "connected peers",
-        [f'bcai_peers{_labels(direction="inbound")} {inbound}',
-         f'bcai_peers{_labels(direction="outbound")} {len(host.conns) - inbound}'],
-    )  # fmt: skip
-    out += _family("bcai_head_height", "gauge", "height of the head block", [f"bcai_head_height {store.head.height}"])
+        "bcai_peers",
+        "gauge",
+        "connected peers",
+        [
+            f"bcai_peers{_labels(direction='inbound')} {inbound}",
+            f"bcai_peers{_labels(direction='outbound')} {len(host.conns) - inbound}",
+        ],
+    )
     out += _family(
-        "bcai_head_timestamp_seconds", "gauge", "timestamp of the head block",
+        "bcai_head_height",
+        "gauge",
+        "height of the head block",
+        [f"bcai_head_height {store.head.height}"],
+    )
+    out += _family(
+        "bcai_head_timestamp_seconds",
+        "gauge",
+        "timestamp of the head block",
         [f"bcai_head_timestamp_seconds {store.head.timestamp_ms / 1000}"],
-    )  # fmt: skip
+    )
     out += _family(
-        "bcai_block_import_seconds", "histogram", "time to validate and store a block",
+        "bcai_block_import_seconds",
+        "histogram",
+        "time to validate and store a block",
         m.import_seconds.lines("bcai_block_import_seconds"),
-    )  # fmt: skip
+    )
     out += _family(
-        "bcai_blocks_imported_total", "counter", "blocks imported, by outcome",
-        [f"bcai_blocks_imported_total{_labels(status=s)} {n}" for s, n in sorted(m.imported.items())],
-    )  # fmt: skip
-    out += _family("bcai_mempool_txs", "gauge", "transactions in the mempool", [f"bcai_mempool_txs {len(pool)}"])
-    out += _family("bcai_mempool_bytes", "gauge", "bytes of transactions in the mempool", [f"bcai_mempool_bytes {pool.bytes}"])
+        "bcai_blocks_imported_total",
+        "counter",
+        "blocks imported, by outcome",
+        [
+            f"bcai_blocks_imported_total{_labels(status=s)} {n}"
+            for s, n in sorted(m.imported.items())
+        ],
+    )
+    out += _family(
+        "bcai_mempool_txs",
+        "gauge",
+        "transactions in the mempool",
+        [f"bcai_mempool_txs {len(pool)}"],
+    )
+    out += _family(
+        "bcai_mempool_bytes",
+        "gauge",
+        "bytes of transactions in the mempool",
+        [f"bcai_mempool_bytes {pool.bytes}"],
+    )
     gossip = {
         "duplicates": router.duplicates,
         "iwant_served": router.iwant_served,
@@ -96,37 +124,58 @@ def render(node: Node) -> str:
         "dropped_delivery": host.metrics.dropped_delivery,
     }
     out += _family(
-        "bcai_gossip_events_total", "counter", "gossip router events, by kind",
+        "bcai_gossip_events_total",
+        "counter",
+        "gossip router events, by kind",
         [f"bcai_gossip_events_total{_labels(kind=k)} {v}" for k, v in gossip.items()],
-    )  # fmt: skip
+    )
     out += _family(
-        "bcai_gossip_published_total", "counter", "events published to API subscribers, by topic",
-        [f"bcai_gossip_published_total{_labels(topic=t)} {n}" for t, n in sorted(node.events.published.items())],
-    )  # fmt: skip
+        "bcai_gossip_published_total",
+        "counter",
+        "events published to API subscribers, by topic",
+        [
+            f"bcai_gossip_published_total{_labels(topic=t)} {n}"
+            for t, n in sorted(node.events.published.items())
+        ],
+    )
     out += _family(
-        "bcai_connections_total", "counter", "connections accepted or dialled",
-        [f'bcai_connections_total{_labels(direction="inbound")} {host.metrics.connections_in}',
-         f'bcai_connections_total{_labels(direction="outbound")} {host.metrics.connections_out}'],
-    )  # fmt: skip
+        "bcai_connections_total",
+        "counter",
+        "connections accepted or dialled",
+        [
+            f"bcai_connections_total{_labels(direction='inbound')} {host.metrics.connections_in}",
+            f"bcai_connections_total{_labels(direction='outbound')} {host.metrics.connections_out}",
+        ],
+    )
     out += _family(
-        "bcai_mining_hashrate", "gauge", "seal attempts per second over the last 30 s",
+        "bcai_mining_hashrate",
+        "gauge",
+        "seal attempts per second over the last 30 s",
         [f"bcai_mining_hashrate {stats.hashrate() if stats else 0.0}"],
-    )  # fmt: skip
+    )
     out += _family(
-        "bcai_mining_hashes_total", "counter", "seal attempts",
+        "bcai_mining_hashes_total",
+        "counter",
+        "seal attempts",
         [f"bcai_mining_hashes_total {stats.hashes if stats else 0}"],
-    )  # fmt: skip
+    )
     out += _family(
-        "bcai_blocks_produced_total", "counter", "blocks this node sealed and imported",
+        "bcai_blocks_produced_total",
+        "counter",
+        "blocks this node sealed and imported",
         [f"bcai_blocks_produced_total {stats.blocks if stats else 0}"],
-    )  # fmt: skip
+    )
     out += _family(
-        "bcai_api_requests_total", "counter", "HTTP requests served by the API",
+        "bcai_api_requests_total",
+        "counter",
+        "HTTP requests served by the API",
         [f"bcai_api_requests_total {node.api.app.requests if node.api else 0}"],
-    )  # fmt: skip
+    )
     errors = node.api.app.errors if node.api else {}
     out += _family(
-        "bcai_api_errors_total", "counter", "API error responses, by code",
+        "bcai_api_errors_total",
+        "counter",
+        "API error responses, by code",
         [f"bcai_api_errors_total{_labels(code=c)} {n}" for c, n in sorted(errors.items())],
-    )  # fmt: skip
+    )
     return "\n".join(out) + "\n"

@@ -160,9 +160,7 @@ class Producer:
         parent = template.header.parent
         start = self.rng.getrandbits(62)
         while True:
-            seal = await trio.to_thread.run_sync(
-                search_seal, template.header, start, self.batch
-            )
+            seal = await trio.to_thread.run_sync(search_seal, template.header, start, self.batch)
             self.stats.count(self.batch if seal is None else int.from_bytes(seal, "big") - start)
             if seal is not None:
                 break

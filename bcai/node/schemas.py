@@ -18,26 +18,41 @@ def _obj(required: dict[str, Any], **optional: Any) -> dict[str, Any]:
 
 
 HEADER_FIELDS = {
-    "hash": HEX, "height": INT, "parent": HEX, "timestamp_ms": INT, "chain_id": INT,
-    "version": INT, "tx_root": HEX, "state_root": HEX, "base_fee": INT,
+    "hash": HEX,
+    "height": INT,
+    "parent": HEX,
+    "timestamp_ms": INT,
+    "chain_id": INT,
+    "version": INT,
+    "tx_root": HEX,
+    "state_root": HEX,
+    "base_fee": INT,
     "target": {"type": "string", "description": "256-bit target, 0x-prefixed hex"},
-    "producer": HEX, "seal": HEX, "signature": HEX,
-}  # fmt: skip
+    "producer": HEX,
+    "seal": HEX,
+    "signature": HEX,
+}
 
 TX = _obj(
     {
-        "id": HEX, "sender": HEX, "sender_key": HEX, "nonce": INT, "max_fee": INT, "tip": INT,
-        "chain_id": INT, "weight": INT, "signature": HEX, "raw": HEX,
+        "id": HEX,
+        "sender": HEX,
+        "sender_key": HEX,
+        "nonce": INT,
+        "max_fee": INT,
+        "tip": INT,
+        "chain_id": INT,
+        "weight": INT,
+        "signature": HEX,
+        "raw": HEX,
         "payload": _obj(
             {"kind": {"enum": ["transfer", "stake", "unstake", "burn"]}, "amount": INT}, to=HEX
         ),
     }
-)  # fmt: skip
+)
 
 SCHEMAS: dict[str, Any] = {
-    "Error": _obj(
-        {"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}
-    ),
+    "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}),
     "Header": _obj(HEADER_FIELDS, next_base_fee=INT),
     "Block": _obj(
         {**HEADER_FIELDS, "tx_count": INT, "txs": {"type": "array", "items": {"oneOf": [HEX, TX]}}}
@@ -45,12 +60,21 @@ SCHEMAS: dict[str, Any] = {
     "Transaction": TX,
     "TxStatus": _obj(
         {"status": {"enum": ["pending", "included"]}, "tx": TX},
-        block=HEX, height=INT, index=INT, confirmations=INT,
+        block=HEX,
+        height=INT,
+        index=INT,
+        confirmations=INT,
     ),
     "Account": _obj(
         {
-            "address": HEX, "balance": INT, "nonce": INT, "next_nonce": INT, "stake": INT, "height": INT,
-            "block": HEX, "state_root": HEX,
+            "address": HEX,
+            "balance": INT,
+            "nonce": INT,
+            "next_nonce": INT,
+            "stake": INT,
+            "height": INT,
+            "block": HEX,
+            "state_root": HEX,
             "proof": _obj(
                 {
                     "siblings": {"type": "array", "items": HEX},
@@ -58,7 +82,7 @@ SCHEMAS: dict[str, Any] = {
                 }
             ),
         }
-    ),  # fmt: skip
+    ),
     "TxSubmit": _obj({"tx": HEX}),
     "TxSubmitted": _obj({"id": HEX, "status": {"const": "pending"}}),
     "Mempool": _obj(
@@ -67,10 +91,16 @@ SCHEMAS: dict[str, Any] = {
     "Peers": _obj({"count": INT, "peers": {"type": "array", "items": {"type": "object"}}}),
     "NodeInfo": _obj(
         {
-            "version": {"type": "string"}, "chain_id": INT, "genesis": HEX, "peer_id": HEX,
-            "p2p_port": INT, "head": _obj({"height": INT, "hash": HEX}), "peers": INT,
-            "mempool": _obj({"count": INT, "bytes": INT}), "mining": {"type": "object"},
+            "version": {"type": "string"},
+            "chain_id": INT,
+            "genesis": HEX,
+            "peer_id": HEX,
+            "p2p_port": INT,
+            "head": _obj({"height": INT, "hash": HEX}),
+            "peers": INT,
+            "mempool": _obj({"count": INT, "bytes": INT}),
+            "mining": {"type": "object"},
             "uptime_s": {"type": "number"},
         }
-    ),  # fmt: skip
+    ),
 }

@@ -153,13 +153,20 @@ class Node:
                     if self.config.api.enabled:
                         self.api = NodeApi(self)
                         api_url = await nursery.start(
-                            self._service, "api", self._serve_http, self.api.app, self.config.api.listen
+                            self._service,
+                            "api",
+                            self._serve_http,
+                            self.api.app,
+                            self.config.api.listen,
                         )
                     if self.config.metrics.enabled:
                         metrics_url = await nursery.start(
-                            self._service, "metrics", self._serve_http, self._metrics_app(),
+                            self._service,
+                            "metrics",
+                            self._serve_http,
+                            self._metrics_app(),
                             self.config.metrics.listen,
-                        )  # fmt: skip
+                        )
                     nursery.start_soon(self._service, "events", self._watch)
                     nursery.start_soon(self._service, "gossip-txs", self._watch_gossip_txs)
                     if self.producer is not None:
@@ -224,7 +231,10 @@ class Node:
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(
                 lambda task_status: hypercorn_serve(
-                    app, cfg, shutdown_trigger=self._stopping.wait, task_status=task_status
+                    app,  # type: ignore[arg-type]  # a plain ASGI callable; its types are stricter
+                    cfg,
+                    shutdown_trigger=self._stopping.wait,
+                    task_status=task_status,
                 )
             )
             task_status.started(binds[0])
@@ -264,7 +274,11 @@ class Node:
     def _on_produced(self, block: Block) -> None:
         log.info(
             "produced block",
-            extra={"height": block.header.height, "hash": block.block_hash().hex(), "txs": len(block.txs)},
+            extra={
+                "height": block.header.height,
+                "hash": block.block_hash().hex(),
+                "txs": len(block.txs),
+            },
         )
 
     def announce_tx(self, tx: Transaction) -> None:
@@ -310,7 +324,9 @@ class Node:
                 )
             now = set(host.conns)
             for pid in now - peers:
-                self.events.publish("peers", {"type": "peer", "event": "connected", "peer": pid.hex()})
+                self.events.publish(
+                    "peers", {"type": "peer", "event": "connected", "peer": pid.hex()}
+                )
             for pid in peers - now:
                 self.events.publish(
                     "peers", {"type": "peer", "event": "disconnected", "peer": pid.hex()}

@@ -97,8 +97,8 @@ def _mempool(doc: dict[str, Any]) -> MempoolInfo:
 class Client:
     """The node's API, blocking (scripts, notebooks)::
 
-        client = Client("http://127.0.0.1:9380")
-        client.head().height
+    client = Client("http://127.0.0.1:9380")
+    client.head().height
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, token: str | None = None, timeout: float = 10.0):
@@ -154,7 +154,9 @@ class Client:
         doc: dict[str, Any] = self._call("GET", "/openapi.json")
         return doc
 
-    def send(self, key: PrivateKey, payload: Payload, *, tip: int = 1, nonce: int | None = None) -> Submitted:
+    def send(
+        self, key: PrivateKey, payload: Payload, *, tip: int = 1, nonce: int | None = None
+    ) -> Submitted:
         """Builds, signs and submits a transaction from `key` (nonce from the
         node's head unless given)."""
         head = self.head()
@@ -167,9 +169,13 @@ class Client:
         return self.submit(tx)
 
     def wait_for_tx(
-        self, tx_id: str, *, timeout: float = 30.0, poll: float = 0.1,
+        self,
+        tx_id: str,
+        *,
+        timeout: float = 30.0,
+        poll: float = 0.1,
         progress: Callable[[TxStatus | None], None] | None = None,
-    ) -> TxStatus:  # fmt: skip
+    ) -> TxStatus:
         """Polls until the transaction is included.
 
         Raises:
@@ -196,10 +202,10 @@ class Client:
 class AsyncClient:
     """The same API for async code, on asyncio (notebooks) or trio::
 
-        async with AsyncClient(url) as client:
-            head = await client.head()
-            async for event in client.subscribe(["heads"]):
-                ...
+    async with AsyncClient(url) as client:
+        head = await client.head()
+        async for event in client.subscribe(["heads"]):
+            ...
     """
 
     def __init__(self, url: str = DEFAULT_URL, *, token: str | None = None, timeout: float = 10.0):

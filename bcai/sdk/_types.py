@@ -24,9 +24,16 @@ class Head:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Head:
         return cls(
-            d["height"], d["hash"], d["parent"], d["timestamp_ms"], d["base_fee"],
-            d.get("next_base_fee", d["base_fee"]), d["state_root"], d["producer"], d,
-        )  # fmt: skip
+            d["height"],
+            d["hash"],
+            d["parent"],
+            d["timestamp_ms"],
+            d["base_fee"],
+            d.get("next_base_fee", d["base_fee"]),
+            d["state_root"],
+            d["producer"],
+            d,
+        )
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,9 @@ class BlockInfo:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> BlockInfo:
-        return cls(d["height"], d["hash"], d["parent"], d["timestamp_ms"], d["tx_count"], d["txs"], d)
+        return cls(
+            d["height"], d["hash"], d["parent"], d["timestamp_ms"], d["tx_count"], d["txs"], d
+        )
 
 
 @dataclass(frozen=True)
@@ -57,9 +66,14 @@ class TxStatus:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> TxStatus:
         return cls(
-            d["status"], d["tx"]["id"], d.get("block"), d.get("height"),
-            d.get("confirmations", 0), d["tx"], d,
-        )  # fmt: skip
+            d["status"],
+            d["tx"]["id"],
+            d.get("block"),
+            d.get("height"),
+            d.get("confirmations", 0),
+            d["tx"],
+            d,
+        )
 
 
 @dataclass(frozen=True)
@@ -83,10 +97,16 @@ class AccountInfo:
             (bytes.fromhex(terminal[0]), bytes.fromhex(terminal[1])) if terminal else None,
         )
         return cls(
-            d["address"], d["balance"], d["nonce"], d.get("next_nonce", d["nonce"]), d["stake"],
-            d["height"], d["state_root"],
-            proof, d,
-        )  # fmt: skip
+            d["address"],
+            d["balance"],
+            d["nonce"],
+            d.get("next_nonce", d["nonce"]),
+            d["stake"],
+            d["height"],
+            d["state_root"],
+            proof,
+            d,
+        )
 
     def verify(self) -> bool:
         """Whether the proof binds this balance and nonce to `state_root`
@@ -137,7 +157,15 @@ class NodeInfo:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> NodeInfo:
         return cls(
-            d["version"], d["chain_id"], d["genesis"], d["peer_id"], d["p2p_port"],
-            d["head"]["height"], d["head"]["hash"], d["peers"], d["mempool"]["count"],
-            d["mining"], d,
-        )  # fmt: skip
+            d["version"],
+            d["chain_id"],
+            d["genesis"],
+            d["peer_id"],
+            d["p2p_port"],
+            d["head"]["height"],
+            d["head"]["hash"],
+            d["peers"],
+            d["mempool"]["count"],
+            d["mining"],
+            d,
+        )

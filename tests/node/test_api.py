@@ -24,10 +24,15 @@ from bcai.sdk import ApiError, AsyncClient, build_transaction
 def node_config(tmp_path: Path, *extra: str) -> NodeConfig:
     save_genesis(tmp_path / "genesis.json", devnet_genesis(2, timestamp_ms=1_700_000_000_000))
     sets = [
-        "net.listen=127.0.0.1:0", "api.listen=127.0.0.1:0", "metrics.listen=127.0.0.1:0",
-        "net.port_mapping=false", "mining.enabled=true", "mining.period_s=0.2",
-        "api.max_body_bytes=4096", *extra,
-    ]  # fmt: skip
+        "net.listen=127.0.0.1:0",
+        "api.listen=127.0.0.1:0",
+        "metrics.listen=127.0.0.1:0",
+        "net.port_mapping=false",
+        "mining.enabled=true",
+        "mining.period_s=0.2",
+        "api.max_body_bytes=4096",
+        *extra,
+    ]
     return load_config(tmp_path, environ={}, flags=flag_layer(sets))
 
 
@@ -66,7 +71,9 @@ async def test_malformed_requests_get_json_errors(node: Node) -> None:
         for request, expected in cases:
             got = await error_of(await request)
             assert got[0] == expected[0], (expected, got)
-            assert got[1] == expected[1] or expected[1] == "codec-truncated" and got[1].startswith("codec-")
+            assert got[1] == expected[1] or (
+                expected[1] == "codec-truncated" and got[1].startswith("codec-")
+            )
 
 
 async def test_rejected_transaction_has_its_reason(node: Node) -> None:
@@ -74,9 +81,14 @@ async def test_rejected_transaction_has_its_reason(node: Node) -> None:
     async with AsyncClient(node.info["api"]) as client:
         head = await client.head()
         stale = build_transaction(
-            key, Transfer(to=bytes(20), amount=1), chain_id=1337, nonce=0,
-            base_fee=head.next_base_fee, tip=0, max_fee=0,
-        )  # fmt: skip
+            key,
+            Transfer(to=bytes(20), amount=1),
+            chain_id=1337,
+            nonce=0,
+            base_fee=head.next_base_fee,
+            tip=0,
+            max_fee=0,
+        )
         with pytest.raises(ApiError) as info:
             await client.submit(stale)
         assert (info.value.status, info.value.code) == (422, "mempool-fee-too-low")
@@ -144,8 +156,14 @@ async def test_metrics_endpoint(node: Node) -> None:
             await trio.sleep(0.05)
     async with httpx.AsyncClient() as http:
         text = (await http.get(node.info["metrics"])).text
-    for name in ("bcai_peers", "bcai_head_height", "bcai_block_import_seconds_count",
-                 "bcai_mempool_txs", "bcai_gossip_events_total", "bcai_mining_hashrate"):  # fmt: skip
+    for name in (
+        "bcai_peers",
+        "bcai_head_height",
+        "bcai_block_import_seconds_count",
+        "bcai_mempool_txs",
+        "bcai_gossip_events_total",
+        "bcai_mining_hashrate",
+    ):
         assert f"\n{name}" in "\n" + text, name
     height = next(line for line in text.splitlines() if line.startswith("bcai_head_height "))
     assert int(height.split()[1]) >= 1

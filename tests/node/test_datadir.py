@@ -33,7 +33,8 @@ def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
     d.lock()
     try:
         code = (
-            "import sys; from pathlib import Path; from bcai.node.datadir import DataDir, DataDirError\n"
+            "import sys; from pathlib import Path\n"
+            "from bcai.node.datadir import DataDir, DataDirError\n"
             "try:\n    DataDir(Path(sys.argv[1])).lock()\n"
             "except DataDirError as e:\n    print(e.code, e.message); sys.exit(3)\n"
         )

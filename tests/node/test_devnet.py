@@ -40,8 +40,11 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
 def cli(devnet: Devnet, *args: str, node: int = 0) -> Any:
     result = subprocess.run(
         [sys.executable, "-m", "bcai", "--json", "--api", devnet.nodes[node].api, *args],
-        capture_output=True, text=True, timeout=120, env={**ENV, "BCAI_PASSWORD": DEV_PASSWORD},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**ENV, "BCAI_PASSWORD": DEV_PASSWORD},
+    )
     return result.returncode, json.loads(result.stdout) if result.stdout.strip() else None
 
 
@@ -72,10 +75,16 @@ def test_cli_json_output(devnet: Devnet, tmp_path: Path) -> None:
     assert code == 0 and status["chain_id"] == 1337 and status["peers"] >= 1
     to = PrivateKey.generate().address.hex()
     wallet = str(devnet.wallet_path(1))
-    code, sent = cli(devnet, "tx", "send", "--wallet", wallet, "--to", to, "--amount", "2.5", "--wait")
+    code, sent = cli(
+        devnet, "tx", "send", "--wallet", wallet, "--to", to, "--amount", "2.5", "--wait"
+    )
     assert code == 0 and sent["status"] == "included", sent
     code, tx = cli(devnet, "chain", "tx", sent["id"], node=2)
-    assert code == 0 and tx["tx"]["payload"] == {"kind": "transfer", "amount": 2_500_000_000, "to": to}
+    assert code == 0 and tx["tx"]["payload"] == {
+        "kind": "transfer",
+        "amount": 2_500_000_000,
+        "to": to,
+    }
     code, balance = cli(devnet, "wallet", "balance", to, node=1)
     assert code == 0 and balance["balance"] == 2_500_000_000 and balance["proof_valid"] is True
     code, err = cli(devnet, "tx", "send", "--wallet", wallet, "--to", "nothex", "--amount", "1")
@@ -84,8 +93,11 @@ def test_cli_json_output(devnet: Devnet, tmp_path: Path) -> None:
     assert code == 1 and err["error"]["code"] == "store-not-found"
     result = subprocess.run(
         [sys.executable, "-m", "bcai", "--json", "--api", "http://127.0.0.1:9", "chain", "head"],
-        capture_output=True, text=True, timeout=60, env=ENV,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
     assert result.returncode == 3
     assert json.loads(result.stdout)["error"]["code"] == "sdk-unreachable"
 
