@@ -77,12 +77,10 @@ def cmd_node_run(args: argparse.Namespace) -> int:
         failed = service_failure(group)
         if failed is None:
             raise
-        cause = failed.__cause__
         return out.error(
             failed.code,
-            f"{failed.message}\nthe node stopped: every service was shut down and the store "
-            f"closed cleanly. Cause: {type(cause).__name__}: {cause}. "
-            f"Log: {config.data_dir / 'logs' / 'node.log'}",
+            f"{failed.message}; the node stopped: every service was shut down and the store "
+            f"closed cleanly. Log: {config.data_dir / 'logs' / 'node.log'}",
             EXIT_CRASHED,
         )
     return EXIT_OK

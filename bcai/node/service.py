@@ -54,8 +54,13 @@ class ServiceFailed(BcaiError):
     """A node service crashed; `service` names it, `__cause__` is the error."""
 
     def __init__(self, service: str, err: BaseException) -> None:
-        super().__init__("node-service-failed", f"the {service} service failed: {err!r}")
+        while isinstance(err, BaseExceptionGroup) and len(err.exceptions) == 1:
+            err = err.exceptions[0]  # nurseries nest the real error in groups
+        super().__init__(
+            "node-service-failed", f"the {service} service failed: {type(err).__name__}: {err}"
+        )
         self.service = service
+        self.cause = err
 
 
 def runtime_config(config: NodeConfig, datadir: DataDir) -> RuntimeConfig:

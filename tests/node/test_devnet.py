@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -125,3 +126,69 @@ def test_sigterm_stops_a_node_cleanly(devnet: Devnet) -> None:
     assert "shutting down" in events and events[-1] == "node stopped; store closed"
     devnet.restart(2)
     devnet.wait_agreement(timeout=40)
+
+
+def test_a_crashed_service_stops_the_node_with_a_report(tmp_path: Path) -> None:
+    """The API's port is taken: the api service fails, the node stops (exit 4)
+    and says which service failed and why; the data dir is released."""
+    init = subprocess.run(
+        [sys.executable, "-m", "bcai", "--data-dir", str(tmp_path), "config", "init", "--devnet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert init.returncode == 0, init.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bcai",
+                "--json",
+                "--data-dir",
+                str(tmp_path),
+                "node",
+                "run",
+                "--api-listen",
+                f"127.0.0.1:{port}",
+                "--listen",
+                "127.0.0.1:0",
+                "--set",
+                "metrics.listen=127.0.0.1:0",
+                "--set",
+                "net.port_mapping=false",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=ENV,
+        )
+    assert result.returncode == 4, result.stderr[-2000:]
+    error = json.loads(result.stdout.strip().splitlines()[-1])["error"]
+    assert error["code"] == "node-service-failed"
+    assert "the api service failed: OSError" in error["message"]
+    assert not (tmp_path / "node.json").exists()
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bcai",
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+            "node",
+            "run",
+            "--set",
+            "config.bad=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert again.returncode == 2
+    assert json.loads(again.stdout)["error"]["code"] == "config-bad-value"
