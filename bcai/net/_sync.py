@@ -30,7 +30,7 @@ from typing import ClassVar, TypeVar
 import trio
 
 from bcai import chain, codec
-from bcai.chain import Block, Header, InvalidBlock, ParentContext, Tip, is_better
+from bcai.chain import Block, Header, InvalidBlock, ParentContext
 from bcai.net._host import Host
 from bcai.net._peer import RequestFailed
 from bcai.store import ChainStore, StoreError
@@ -42,7 +42,6 @@ MAX_HEADERS = 2000
 MAX_BLOCKS = 128
 MAX_BLOCKS_BYTES = 8 << 20
 BAN_S = 3600.0
-MAX_SYNC_ROUNDS = 256  # one sync call gives up after this many rounds; the next retries
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,15 +240,10 @@ class Syncer:
         """Syncs until no connected peer has more work; returns a report."""
         while True:
             self.report.rounds += 1
-            head_hash = self.store.head_hash
-            ours = Tip(head_hash, self.store.head.height, self.store.get_block_info(head_hash).work)
+            our_work = self.store.get_block_info(self.store.head_hash).work
             statuses = await self._statuses()
-            # the fork-choice rule, ties included: two halves of a network that
-            # grow at the same rate must still converge on one chain
-            ahead = {
-                p: s for p, s in statuses.items() if is_better(Tip(s.head, s.height, s.work), ours)
-            }
-            if not ahead or self.report.rounds > MAX_SYNC_ROUNDS:
+            ahead = {p: s for p, s in statuses.items() if s.work > our_work}
+            if not ahead:
                 break
             best = max(ahead, key=lambda p: ahead[p].work)
             headers = await self._headers_from(best)
