@@ -124,35 +124,35 @@ class Producer:
             if self.store.head_hash != head.block_hash():
                 jitter = self.rng.uniform(0, 0.25)
 
+    def _build(self, txs: list[chain.Transaction]) -> Block:
+        """A template on the head, built under the store's lock so that no
+        import (gossip, sync) moves the state while it is read."""
+        store = self.store
+        with store.lock:
+            ctx = store.context_for(store.head_hash)
+            stamp = max(self.now_ms(), max(ctx.recent_timestamps_ms) + 1)
+            return chain.block_template(
+                store.state, store.genesis, ctx, txs, self.key.public_key, stamp
+            )
+
     async def _template(self) -> Block:
         """A template on the head; invalid transactions are dropped from the
         mempool and the template rebuilt without them."""
         store, pool = self.store, self.mempool
         while True:
-            async with self.relay._write_lock:  # the state must not move under us
-                base_fee = self.relay.base_fee()
-                pool.on_new_head(store.read_account, base_fee)
-                p = store.genesis.params
-                txs = pool.select(store.read_account, base_fee, p.max_block_bytes, p.max_block_txs)
-                ctx = store.context_for(store.head_hash)
-                stamp = max(self.now_ms(), max(ctx.recent_timestamps_ms) + 1)
-                try:
-                    return await trio.to_thread.run_sync(
-                        chain.block_template,
-                        store.state,
-                        store.genesis,
-                        ctx,
-                        txs,
-                        self.key.public_key,
-                        stamp,
-                    )
-                except InvalidBlock as err:
-                    match = TX_INDEX.match(err.message)
-                    if match is None or int(match.group(1)) >= len(txs):
-                        raise
-                    bad = txs[int(match.group(1))]
-                    log.warning("dropping transaction %s: %s", bad.tx_id().hex(), err.code)
-                    pool.remove(bad.tx_id())
+            base_fee = self.relay.base_fee()
+            pool.on_new_head(store.read_account, base_fee)
+            p = store.genesis.params
+            txs = pool.select(store.read_account, base_fee, p.max_block_bytes, p.max_block_txs)
+            try:
+                return await trio.to_thread.run_sync(self._build, txs)
+            except InvalidBlock as err:
+                match = TX_INDEX.match(err.message)
+                if match is None or int(match.group(1)) >= len(txs):
+                    raise
+                bad = txs[int(match.group(1))]
+                log.warning("dropping transaction %s: %s", bad.tx_id().hex(), err.code)
+                pool.remove(bad.tx_id())
 
     async def produce_once(self) -> Block | None:
         """Seals one block on the head; None if the head moved first."""
