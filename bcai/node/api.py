@@ -214,29 +214,45 @@ class NodeApi:
     async def account(self, req: Request) -> dict[str, Any]:
         store = self.node.runtime.store
         addr = _hex(req.params["address"], 20, "an address")
-        key = tree_key(("account", addr, 0))
-        for _ in range(5):  # an import may land between the reads: retry until they agree
-            head = store.head
-            account = store.read_account(addr)
-            siblings, terminal = store.state.tree.prove(head.state_root, key)
-            proof = StateProof(tuple(siblings), terminal)
-            if store.head is head and verify_account(head.state_root, addr, account, proof):
-                return {
-                    "address": addr.hex(),
-                    "balance": account.balance,
-                    "nonce": account.nonce,
-                    "next_nonce": self._next_nonce(addr, account.nonce),
-                    "stake": store.read_stake(addr),
-                    "height": head.height,
-                    "block": head.block_hash().hex(),
-                    "state_root": head.state_root.hex(),
-                    "proof": {
-                        "siblings": [s.hex() for s in siblings],
-                        "terminal": [t.hex() for t in terminal] if terminal else None,
-                    },
-                }
-            await trio.sleep(0.01)
-        raise ApiError(503, "api-busy", "the head kept moving; try again")
+        # the state tree is shared with imports on worker threads: read it
+        # under the store's lock, inline when free, else from a thread
+        if store.lock.acquire(blocking=False):
+            try:
+                doc = self._read_account(addr)
+            finally:
+                store.lock.release()
+        else:
+            doc = await trio.to_thread.run_sync(self._read_account_locked, addr)
+        if doc is None:
+            raise ApiError(503, "api-busy", "the account's proof did not verify; try again")
+        return doc
+
+    def _read_account_locked(self, addr: bytes) -> dict[str, Any] | None:
+        with self.node.runtime.store.lock:
+            return self._read_account(addr)
+
+    def _read_account(self, addr: bytes) -> dict[str, Any] | None:
+        store = self.node.runtime.store
+        head = store.head
+        account = store.read_account(addr)
+        siblings, terminal = store.state.tree.prove(head.state_root, tree_key(("account", addr, 0)))
+        proof = StateProof(tuple(siblings), terminal)
+        if not verify_account(head.state_root, addr, account, proof):
+            return None
+        return {
+            "address": addr.hex(),
+            "balance": account.balance,
+            "nonce": account.nonce,
+            "next_nonce": self._next_nonce(addr, account.nonce),
+            "stake": store.read_stake(addr),
+            "height": head.height,
+            "block": head.block_hash().hex(),
+            "state_root": head.state_root.hex(),
+            "proof": {
+                "siblings": [s.hex() for s in siblings],
+                "terminal": [t.hex() for t in terminal] if terminal else None,
+            },
+        }
 
     def _next_nonce(self, addr: bytes, nonce: int) -> int:
         """The nonce after this sender's pending run in the mempool."""
