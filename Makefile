@@ -39,8 +39,10 @@ $(VENV)/.kernels: $(VENV)/.native $(CYTHON_SRC)
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
+# A 4-node devnet on loopback: transfers submitted through the SDK, blocks
+# mined, every node agreeing on the head, a summary; then every node stops.
 demo: all
-	$(VENV)/bin/bcai demo
+	$(VENV)/bin/bcai devnet up --nodes 4 --demo
 
 # The VM's end-to-end check: a CNN trained on all of MNIST by VM programs,
 # printing the loss curve and the test accuracy after each epoch.

@@ -6,7 +6,7 @@ ASERT difficulty, the base fee, seal verification and fork choice. The rules a
 second implementation needs are written in docs/consensus.md.
 """
 
-from bcai.chain._build import assemble_block, sign_transaction
+from bcai.chain._build import assemble_block, block_template, finish_block, sign_transaction
 from bcai.chain._difficulty import asert_target, work_of
 from bcai.chain._errors import InvalidBlock, InvalidTransaction
 from bcai.chain._fees import effective_tip, next_base_fee
@@ -87,12 +87,14 @@ __all__ = [
     "asert_target",
     "assemble_block",
     "best_tip",
+    "block_template",
     "check_block_without_state",
     "check_header",
     "check_tx_root",
     "devnet_params",
     "effective_tip",
     "expected_target",
+    "finish_block",
     "genesis_header",
     "genesis_state",
     "is_better",

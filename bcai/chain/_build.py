@@ -37,7 +37,27 @@ def assemble_block(
     job: tuple[bytes, bytes] | None = None,
 ) -> Block:
     """A block with every header field computed and its seal mined by
-    `sealer` (a hash seal unless given; PoUW: `bcai.mining.sealer`).
+    `sealer` (a hash seal unless given; PoUW: `bcai.mining.sealer`). `job`:
+    (job id, product id) of the MatMul job the seal computes.
+
+    Raises InvalidBlock if a transaction does not apply (nothing is changed).
+    """
+    draft = block_template(state, genesis, ctx, txs, producer.public_key, timestamp_ms, job)
+    return finish_block(draft, sealer(draft.header), producer)
+
+
+def block_template(
+    state: State,
+    genesis: Genesis,
+    ctx: ParentContext,
+    txs: Sequence[Transaction],
+    producer: bytes,
+    timestamp_ms: int,
+    job: tuple[bytes, bytes] | None = None,
+) -> Block:
+    """A block with every header field but the seal and signature computed
+    (what a miner seals; `finish_block` completes it). `job`: (job id,
+    product id) of the MatMul job the seal will compute (paid its escrow).
 
     Raises InvalidBlock if a transaction does not apply (nothing is changed).
     """
@@ -51,7 +71,7 @@ def assemble_block(
         state_root=bytes(32),
         base_fee=next_base_fee(genesis.params, ctx.parent.base_fee, ctx.parent_tx_bytes),
         target=expected_target(genesis, ctx),
-        producer=producer.public_key,
+        producer=producer,
         seal=b"",
         signature=ZERO_SIG,
     )
@@ -64,9 +84,14 @@ def assemble_block(
     pay_sealed_job(overlay, header, job)
     mint_reward(overlay, header.producer, genesis)
     header = dataclasses.replace(header, state_root=overlay.compute_root())
-    header = dataclasses.replace(header, seal=sealer(header))
+    return Block(header=header, txs=draft.txs)
+
+
+def finish_block(template: Block, seal: bytes, producer: PrivateKey) -> Block:
+    """The template with its seal and the producer's signature."""
+    header = dataclasses.replace(template.header, seal=seal)
     header = dataclasses.replace(header, signature=producer.sign(header.signing_message()))
-    return Block(header=header, txs=tuple(txs))
+    return Block(header=header, txs=template.txs)
 
 
 def sign_transaction(key: PrivateKey, body: UnsignedTransaction) -> Transaction:

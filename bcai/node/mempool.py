@@ -207,6 +207,24 @@ class Mempool:
             cursors[best.sender] += 1
         return chosen
 
+    def remove(self, tx_id: bytes) -> bool:
+        """Drops one transaction (one a block could not apply); True if it was here."""
+        entry = self.by_id.get(tx_id)
+        if entry is None:
+            return False
+        self._remove(entry)
+        return True
+
+    def pending(self, limit: int) -> list[Entry]:
+        """Up to `limit` entries, by sender and nonce (for the API)."""
+        out: list[Entry] = []
+        for queue in self.by_sender.values():
+            for nonce in sorted(queue):
+                if len(out) >= limit:
+                    return out
+                out.append(queue[nonce])
+        return out
+
     def on_new_head(self, account: AccountView, base_fee: int) -> int:
         """Drops what the new head made invalid (mined or stale nonces, or
         no longer affordable); returns how many were dropped."""

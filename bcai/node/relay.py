@@ -49,6 +49,8 @@ class ChainRelay:
         self.need_sync = trio.Event()
         self.imported: list[ImportResult] = []
         self._write_lock = trio.Lock()
+        # told of every import (result, seconds), for metrics and events
+        self.on_import: Callable[[ImportResult, float], None] = lambda result, seconds: None
         self.blocks = host.subscribe(BLOCKS, self.validate_block)
         self.txs = host.subscribe(TXS, self.validate_tx)
 
@@ -65,10 +67,12 @@ class ChainRelay:
         if self.store.has_block(block.block_hash()):
             return Validation.IGNORE
         async with self._write_lock:
+            started = time.perf_counter()
             try:
                 result = await trio.to_thread.run_sync(
                     self.store.import_block, block, self.now_ms()
                 )
+                self.on_import(result, time.perf_counter() - started)
             except InvalidBlock as err:
                 if err.code == "block-unknown-parent":
                     self.need_sync.set()
@@ -95,7 +99,9 @@ class ChainRelay:
     async def publish_block(self, block: Block) -> bytes:
         """Imports our own block, then publishes it."""
         async with self._write_lock:
-            await trio.to_thread.run_sync(self.store.import_block, block, self.now_ms())
+            started = time.perf_counter()
+            result = await trio.to_thread.run_sync(self.store.import_block, block, self.now_ms())
+            self.on_import(result, time.perf_counter() - started)
         return self.host.publish(BLOCKS, block.encode())
 
     def publish_tx(self, tx: Transaction) -> bytes:

@@ -97,7 +97,12 @@ class NodeRuntime:
 
     # ------------------------------------------------------------ running
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(
+        self, *, task_status: Any = trio.TASK_STATUS_IGNORED, close_store: bool = True
+    ) -> None:
+        """Runs the services until cancelled; closes the store at the end
+        unless `close_store` is False (the operator's node closes it once
+        every other service is done with it)."""
         try:
             async with trio.open_nursery() as nursery:
                 port = await nursery.start(self.host.run)
@@ -110,7 +115,8 @@ class NodeRuntime:
                 self.on_event("started", port=port, peer_id=self.host.peer_id.hex())
                 task_status.started(port)
         finally:
-            self.store.close()
+            if close_store:
+                self.store.close()
 
     async def _watch_blocks(self) -> None:
         async for _ in self.chain.blocks:

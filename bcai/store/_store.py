@@ -10,6 +10,7 @@ Blocking by design (py-lmdb); the trio node calls it through
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,6 +109,10 @@ class ChainStore:
         self.genesis_id = genesis.object_id()
         self.seal = seal or HashSeal()
         self.reorg_limit = reorg_limit
+        # held by every import and by whoever reads the in-memory state to
+        # build on it: imports come from several threads (gossip, sync, the
+        # producer) and each mutates `state` in place
+        self.lock = threading.RLock()
         self._check_existing()
         self.path.mkdir(parents=True, exist_ok=True)
         self.env = lmdb.open(
@@ -304,6 +309,14 @@ class ChainStore:
             raw = txn.get(encode_key(("account", address, 0)), db=self.db["state"])
         return Account.decode(raw) if raw is not None else Account(balance=0, nonce=0)
 
+    def read_stake(self, address: bytes) -> int:
+        """The head's stake of `address`, read from the database."""
+        with self._read() as txn:
+            raw = txn.get(encode_key(("stake", address, 0)), db=self.db["state"])
+        value = decode_value("stake", raw) if raw is not None else 0
+        assert isinstance(value, int)
+        return value
+
     def get_account(self, address: bytes) -> tuple[Account, tuple[list[bytes], Any]]:
         """The head's account with a proof against the head's state root
         (check it with `bcai_native.smt_verify`)."""
@@ -376,6 +389,10 @@ class ChainStore:
     def import_block(self, block: Block, now_ms: int) -> ImportResult:
         """Validates and stores `block`, moving the head if its branch has
         more work. Raises InvalidBlock (nothing written) if it is invalid."""
+        with self.lock:
+            return self._import_block(block, now_ms)
+
+    def _import_block(self, block: Block, now_ms: int) -> ImportResult:
         bh = block.block_hash()
         with self._read() as txn:
             if txn.get(bh, db=self.db["info"]) is not None:

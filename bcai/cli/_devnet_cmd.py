@@ -1,0 +1,188 @@
+"""`bcai devnet up [--nodes N] [--demo]`: start a local devnet, show where
+everything is, and stop every node cleanly on Ctrl-C; with `--demo`, run a
+short scripted demonstration (transfers submitted through the SDK, blocks
+mined, every node agreeing on the head, a summary) and stop."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bcai.chain import COIN, Transfer
+from bcai.cli._devnet import Devnet, describe, print_json
+from bcai.cli._output import EXIT_FAILED, EXIT_OK, Out, rows_table
+from bcai.crypto import PrivateKey
+from bcai.sdk import Client
+
+COLUMNS = (
+    TextColumn("{task.description}"),
+    BarColumn(),
+    MofNCompleteColumn(),
+    TimeElapsedColumn(),
+)
+
+
+def cmd_devnet_up(args: argparse.Namespace) -> int:
+    out = Out(args.json)
+    root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bcai-devnet-"))
+    devnet = Devnet(root, args.nodes, period_s=args.period)
+    devnet.setup()
+    try:
+        with Progress(*COLUMNS, disable=args.json, transient=True) as progress:
+            task = progress.add_task("starting nodes", total=args.nodes)
+            devnet.start(progress=lambda: progress.advance(task))
+        doc = describe(devnet)
+        if not args.json:
+            _print_devnet(out, doc)
+        if args.demo:
+            report = run_demo(devnet, out, transfers=args.transfers)
+            if args.json:
+                print_json({**doc, "demo": report})
+            return EXIT_OK if report["ok"] else EXIT_FAILED
+        if args.json:
+            print_json(doc)
+        else:
+            out.console.print("\n[bold]devnet running[/] — Ctrl-C stops every node")
+        _wait_until_interrupted(devnet, out)
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        codes = devnet.stop_all()
+        if not args.json:
+            out.err.print(f"stopped {len(codes)} nodes (exit codes {codes})")
+        if not args.dir and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_until_interrupted(devnet: Devnet, out: Out) -> None:
+    while True:
+        time.sleep(0.5)
+        for node in devnet.nodes:
+            if node.proc is not None and node.proc.poll() is not None:
+                out.error(
+                    "devnet-node-exited",
+                    f"node{node.index} exited with {node.proc.returncode}; see "
+                    f"{node.data_dir / 'stderr.log'}",
+                    EXIT_FAILED,
+                )
+                node.proc = None
+
+
+def _print_devnet(out: Out, doc: dict[str, Any]) -> None:
+    out.console.print(f"devnet in [bold]{doc['dir']}[/] — genesis {doc['genesis'][:16]}…")
+    out.console.print(
+        rows_table(
+            "nodes",
+            ["node", "API", "metrics", "p2p", "pid"],
+            [[n["node"], n["api"], n["metrics"], n["p2p_port"], n["pid"]] for n in doc["nodes"]],
+        )
+    )
+    out.console.print(
+        rows_table(
+            f"dev wallets (password '{doc['wallets'][0]['password']}')",
+            ["name", "address", "keystore"],
+            [[w["name"], w["address"], w["keystore"]] for w in doc["wallets"]],
+        )
+    )
+    first = doc["nodes"][0]
+    out.console.print(
+        f"try: [cyan]bcai --api {first['api']} chain head[/]  or  "
+        f"[cyan]BCAI_PASSWORD=devnet bcai --api {first['api']} tx send "
+        f"--wallet {doc['wallets'][0]['keystore']} --to <address> --amount 1 --wait[/]"
+    )
+
+
+def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]:
+    """Transfers from the dev wallets through different nodes, waits for
+    every one to be included and for all heads to agree; returns a report."""
+    started = time.monotonic()
+    start_height = min(h for h, _ in devnet.heads())
+    clients = [Client(n.api) for n in devnet.nodes]
+    recipients = [PrivateKey.generate().address for _ in range(transfers)]
+    nonces: dict[int, int] = {}
+    sent: list[tuple[str, int, int]] = []  # (tx id, recipient index, amount)
+    try:
+        with Progress(*COLUMNS, disable=out.as_json, transient=True) as progress:
+            task = progress.add_task("submitting transfers", total=transfers)
+            for k in range(transfers):
+                w = k % devnet.wallet_count
+                client = clients[k % len(clients)]
+                key = devnet.wallet_key(w)
+                if w not in nonces:
+                    nonces[w] = client.account(key.address).nonce
+                amount = (k + 1) * COIN
+                result = client.send(
+                    key, Transfer(to=recipients[k], amount=amount), nonce=nonces[w]
+                )
+                nonces[w] += 1
+                sent.append((result.id, k, amount))
+                progress.advance(task)
+            task = progress.add_task("waiting for inclusion", total=transfers)
+            included: dict[str, int] = {}
+            for tx_id, _, _ in sent:
+                status = clients[0].wait_for_tx(tx_id, timeout=60)
+                included[tx_id] = status.height or 0
+                progress.advance(task)
+        height, head = devnet.wait_agreement(timeout=30, min_height=max(included.values()))
+        balances_ok = all(
+            clients[-1].account(recipients[k]).balance == amount for _, k, amount in sent
+        )
+        rows = []
+        for node, client in zip(devnet.nodes, clients, strict=True):
+            info = client.info()
+            rows.append(
+                {
+                    "node": node.index,
+                    "height": info.head_height,
+                    "head": info.head_hash,
+                    "peers": info.peers,
+                    "mempool": info.mempool_count,
+                    "mined": info.mining.get("blocks", 0),
+                }
+            )
+    finally:
+        for c in clients:
+            c.close()
+    report = {
+        "ok": balances_ok and all(r["head"] == head for r in rows),
+        "transfers": transfers,
+        "included": len(included),
+        "blocks": height - start_height,
+        "head": {"height": height, "hash": head},
+        "balances_ok": balances_ok,
+        "seconds": round(time.monotonic() - started, 2),
+        "nodes": rows,
+    }
+    if not out.as_json:
+        out.console.print(
+            rows_table(
+                "every node's head",
+                ["node", "height", "head", "peers", "mempool", "blocks mined"],
+                [
+                    [
+                        r["node"],
+                        r["height"],
+                        r["head"][:16] + "…",
+                        r["peers"],
+                        r["mempool"],
+                        r["mined"],
+                    ]
+                    for r in rows
+                ],
+            )
+        )
+        verdict = "[bold green]all nodes agree[/]" if report["ok"] else "[bold red]FAILED[/]"
+        out.console.print(
+            f"{verdict}: {report['included']}/{transfers} transfers included, "
+            f"{report['blocks']} blocks mined, head {height} {head[:16]}…, "
+            f"recipients' balances {'correct' if balances_ok else 'WRONG'}, "
+            f"{report['seconds']} s"
+        )
+    return report

@@ -1,0 +1,360 @@
+"""The node's HTTP/JSON + WebSocket API (docs/api.md): chain (head, block,
+transaction, account with proof), mempool (submit, list), peers, node info,
+subscriptions, and the OpenAPI document at /openapi.json.
+
+Reads are served from LMDB on the event loop (microseconds each); the one
+write, submitting a transaction, goes through the mempool and gossip.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from bcai import __version__, codec
+from bcai.chain import Account, StateProof, Transaction, tree_key, verify_account
+from bcai.node.asgi import ApiError, App, Receive, Request, Route, Scope, Send, openapi_document
+from bcai.node.events import TOPICS
+from bcai.node.mempool import MempoolReject
+from bcai.node.schemas import SCHEMAS
+from bcai.node.views import block_view, header_view, tx_view
+from bcai.store import StoreError
+
+if TYPE_CHECKING:
+    from bcai.node.service import Node
+
+MAX_LIST = 1000
+
+
+def _hex(text: str, size: int, what: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != size:
+        raise ApiError(400, "api-bad-param", f"{what} must be {2 * size} hex digits")
+    return raw
+
+
+def _not_found(err: StoreError) -> ApiError:
+    return ApiError(404, err.code, err.message)
+
+
+class NodeApi:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.routes = [
+            Route(
+                "GET",
+                "/v1/node/info",
+                self.info,
+                "node, chain, head, peers, mining",
+                response="NodeInfo",
+            ),
+            Route(
+                "GET",
+                "/v1/chain/head",
+                self.head,
+                "the head block's header",
+                tag="chain",
+                response="Header",
+            ),
+            Route(
+                "GET",
+                "/v1/chain/blocks/{id}",
+                self.block,
+                "a main-chain block by height or hash (?txs=full)",
+                tag="chain",
+                response="Block",
+            ),
+            Route(
+                "GET",
+                "/v1/chain/txs/{id}",
+                self.tx,
+                "a transaction: included (with its block) or pending",
+                tag="chain",
+                response="TxStatus",
+            ),
+            Route(
+                "GET",
+                "/v1/chain/accounts/{address}",
+                self.account,
+                "an account with its state proof",
+                tag="chain",
+                response="Account",
+            ),
+            Route(
+                "POST",
+                "/v1/mempool/txs",
+                self.submit,
+                "submit a signed transaction",
+                write=True,
+                status=202,
+                tag="mempool",
+                response="TxSubmitted",
+                body="TxSubmit",
+            ),
+            Route(
+                "GET",
+                "/v1/mempool/txs",
+                self.pending,
+                "pending transactions (?limit=)",
+                tag="mempool",
+                response="Mempool",
+            ),
+            Route("GET", "/v1/peers", self.peers, "connected peers", tag="net", response="Peers"),
+            Route("GET", "/openapi.json", self.openapi, "this document"),
+        ]
+        self.app = App(
+            self.routes,
+            websockets={"/v1/ws": self.websocket},
+            token=node.api_token,
+            max_body_bytes=node.config.api.max_body_bytes,
+        )
+        self._openapi = openapi_document(
+            self.routes,
+            SCHEMAS,
+            {"title": "bcai node API", "version": __version__, "description": "docs/api.md"},
+        )
+
+    # ------------------------------------------------------------ node
+
+    async def info(self, _req: Request) -> dict[str, Any]:
+        n = self.node
+        rt = n.runtime
+        head = rt.store.head
+        producer = n.producer
+        return {
+            "version": __version__,
+            "chain_id": rt.store.genesis.params.chain_id,
+            "genesis": rt.store.genesis_id.hex(),
+            "peer_id": rt.host.peer_id.hex(),
+            "p2p_port": rt.host.listen_port,
+            "advertise": list(rt.host.advertise),
+            "head": {"height": head.height, "hash": head.block_hash().hex()},
+            "peers": len(rt.host.conns),
+            "mempool": {"count": len(rt.mempool), "bytes": rt.mempool.bytes},
+            "mining": {
+                "enabled": producer is not None,
+                "producer": n.producer_key.address.hex(),
+                "blocks": producer.stats.blocks if producer else 0,
+                "hashrate": round(producer.stats.hashrate(), 1) if producer else 0.0,
+            },
+            "uptime_s": round(time.monotonic() - n.started_at, 3),
+        }
+
+    async def peers(self, _req: Request) -> dict[str, Any]:
+        now = time.time()
+        out = []
+        for pid, conn in self.node.runtime.host.conns.items():
+            info = conn.info
+            out.append(
+                {
+                    "peer": pid.hex(),
+                    "ip": info.ip,
+                    "address": f"{conn.address[0]}:{conn.address[1]}" if conn.address else None,
+                    "inbound": info.inbound,
+                    "relayed": conn.relayed_via is not None,
+                    "connected_s": round(now - info.connected_at, 3),
+                    "ping_ms": None if info.ping_s == float("inf") else round(info.ping_s * 1e3, 3),
+                }
+            )
+        return {"count": len(out), "peers": out}
+
+    async def openapi(self, _req: Request) -> dict[str, Any]:
+        return self._openapi
+
+    # ------------------------------------------------------------ chain
+
+    async def head(self, _req: Request) -> dict[str, Any]:
+        rt = self.node.runtime
+        view = header_view(rt.store.head)
+        view["next_base_fee"] = rt.chain.base_fee()
+        return view
+
+    async def block(self, req: Request) -> dict[str, Any]:
+        store = self.node.runtime.store
+        ident = req.params["id"]
+        full = req.query.get("txs", "ids") == "full"
+        try:
+            if ident.isdigit() and len(ident) < 20:
+                block = store.get_block_by_height(int(ident))
+            else:
+                block_hash = _hex(ident, 32, "a block id (height or hash)")
+                if not store.has_block(block_hash):
+                    raise ApiError(404, "store-not-found", f"no block {ident}")
+                block = store.get_block(block_hash)
+        except StoreError as err:
+            raise _not_found(err) from err
+        return block_view(block, full_txs=full)
+
+    async def tx(self, req: Request) -> dict[str, Any]:
+        rt = self.node.runtime
+        tx_id = _hex(req.params["id"], 32, "a transaction id")
+        entry = rt.mempool.by_id.get(tx_id)
+        if entry is not None:
+            return {"status": "pending", "tx": tx_view(entry.tx)}
+        try:
+            tx, block_hash, index = rt.store.get_transaction(tx_id)
+        except StoreError as err:
+            raise _not_found(err) from err
+        height = rt.store.get_header(block_hash).height
+        return {
+            "status": "included",
+            "block": block_hash.hex(),
+            "height": height,
+            "index": index,
+            "confirmations": rt.store.head.height - height + 1,
+            "tx": tx_view(tx),
+        }
+
+    async def account(self, req: Request) -> dict[str, Any]:
+        store = self.node.runtime.store
+        addr = _hex(req.params["address"], 20, "an address")
+        # the state tree is shared with imports on worker threads: read it
+        # under the store's lock, inline when free, else from a thread
+        if store.lock.acquire(blocking=False):
+            try:
+                doc = self._read_account(addr)
+            finally:
+                store.lock.release()
+        else:
+            doc = await trio.to_thread.run_sync(self._read_account_locked, addr)
+        if doc is None:
+            raise ApiError(503, "api-busy", "the account's proof did not verify; try again")
+        return doc
+
+    def _read_account_locked(self, addr: bytes) -> dict[str, Any] | None:
+        with self.node.runtime.store.lock:
+            return self._read_account(addr)
+
+    def _read_account(self, addr: bytes) -> dict[str, Any] | None:
+        store = self.node.runtime.store
+        head = store.head
+        account = store.read_account(addr)
+        siblings, terminal = store.state.tree.prove(head.state_root, tree_key(("account", addr, 0)))
+        proof = StateProof(tuple(siblings), terminal)
+        if not verify_account(head.state_root, addr, account, proof):
+            return None
+        return {
+            "address": addr.hex(),
+            "balance": account.balance,
+            "nonce": account.nonce,
+            "next_nonce": self._next_nonce(addr, account.nonce),
+            "stake": store.read_stake(addr),
+            "height": head.height,
+            "block": head.block_hash().hex(),
+            "state_root": head.state_root.hex(),
+            "proof": {
+                "siblings": [s.hex() for s in siblings],
+                "terminal": [t.hex() for t in terminal] if terminal else None,
+            },
+        }
+
+    def _next_nonce(self, addr: bytes, nonce: int) -> int:
+        """The nonce after this sender's pending run in the mempool."""
+        queue = self.node.runtime.mempool.by_sender.get(addr, {})
+        while nonce in queue:
+            nonce += 1
+        return nonce
+
+    # ------------------------------------------------------------ mempool
+
+    async def submit(self, req: Request) -> dict[str, Any]:
+        doc = req.json()
+        raw = doc.get("tx")
+        if not isinstance(raw, str):
+            raise ApiError(400, "api-bad-field", "'tx' must be the signed transaction as hex")
+        try:
+            tx = Transaction.decode(bytes.fromhex(raw))
+        except ValueError as err:
+            raise ApiError(400, "api-bad-field", "'tx' is not hex") from err
+        except codec.DecodeError as err:
+            raise ApiError(
+                400, err.code, f"the transaction does not decode: {err.message}"
+            ) from err
+        try:
+            tx_id = tx.tx_id()
+            self.node.runtime.chain.publish_tx(tx)
+        except MempoolReject as err:
+            raise ApiError(422, err.code, err.message) from err
+        self.node.announce_tx(tx)
+        return {"id": tx_id.hex(), "status": "pending"}
+
+    async def pending(self, req: Request) -> dict[str, Any]:
+        pool = self.node.runtime.mempool
+        limit = req.query_int("limit", 100, 1, MAX_LIST)
+        return {
+            "count": len(pool),
+            "bytes": pool.bytes,
+            "txs": [
+                {
+                    "id": e.tx_id.hex(),
+                    "sender": e.sender.hex(),
+                    "nonce": e.nonce,
+                    "max_fee": e.tx.body.max_fee,
+                    "tip": e.tx.body.tip,
+                    "weight": e.weight,
+                }
+                for e in pool.pending(limit)
+            ],
+        }
+
+    # ------------------------------------------------------------ websocket
+
+    async def websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """``/v1/ws?topics=heads,txs,peers``: JSON events until either side closes."""
+        first = await receive()
+        if first["type"] != "websocket.connect":
+            return
+        query = dict(
+            p.split("=", 1) for p in scope.get("query_string", b"").decode().split("&") if "=" in p
+        )
+        topics = frozenset(t for t in query.get("topics", ",".join(TOPICS)).split(",") if t)
+        unknown = topics - set(TOPICS)
+        if unknown or not topics:
+            await send({"type": "websocket.close", "code": 4400})
+            return
+        sub = self.node.events.subscribe(topics)
+        if sub is None:
+            await send({"type": "websocket.close", "code": 1013})
+            return
+        await send({"type": "websocket.accept"})
+        try:
+            await send(
+                {
+                    "type": "websocket.send",
+                    "text": json.dumps({"type": "subscribed", "topics": sorted(topics)}),
+                }
+            )
+            async with trio.open_nursery() as nursery:
+
+                async def until_closed() -> None:
+                    while (await receive())["type"] != "websocket.disconnect":
+                        pass
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(until_closed)
+                async for event in sub.receive:
+                    await send({"type": "websocket.send", "text": json.dumps(event)})
+                code = 1013 if sub.overflowed else 1001
+                await send({"type": "websocket.close", "code": code})
+                nursery.cancel_scope.cancel()
+        finally:
+            self.node.events.unsubscribe(sub)
+
+
+def account_from_view(view: dict[str, Any]) -> tuple[Account, StateProof]:
+    """The account and proof of an account response (for clients)."""
+    proof = view["proof"]
+    terminal = proof["terminal"]
+    return (
+        Account(balance=view["balance"], nonce=view["nonce"]),
+        StateProof(
+            tuple(bytes.fromhex(s) for s in proof["siblings"]),
+            (bytes.fromhex(terminal[0]), bytes.fromhex(terminal[1])) if terminal else None,
+        ),
+    )

@@ -1,0 +1,183 @@
+"""The block producer: builds a block on the head from the mempool, seals
+it on worker threads in batches (checking for a new head between batches,
+so a block found elsewhere stops the search at once), imports and publishes
+it.
+
+Sealing is behind `search_seal`: the hash seal today; the PoUW miner (CPU
+threads or a GPU) replaces it when the PoUW seal lands. `period_s` paces a
+devnet: a miner waits that long after its head before sealing, so local
+chains advance at a steady rate without burning every core.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from bcai import chain
+from bcai.chain import Block, InvalidBlock
+from bcai.crypto import PrivateKey, blake3
+from bcai.errors import BcaiError
+from bcai.node.mempool import Mempool
+from bcai.node.relay import ChainRelay
+from bcai.store import ChainStore
+
+log = logging.getLogger("bcai.node.producer")
+HEAD_POLL_S = 0.05
+TX_INDEX = re.compile(r"transaction (\d+):")
+
+
+class ProducerError(BcaiError):
+    """Codes: ``mining-backend-unavailable``."""
+
+
+def search_seal(header: chain.Header, start: int, count: int) -> bytes | None:
+    """A hash-seal nonce in [start, start + count) under the header's target."""
+    prefix = header.seal_prefix()
+    target = header.target
+    for nonce in range(start, start + count):
+        seal = nonce.to_bytes(8, "big")
+        if int.from_bytes(blake3(prefix + seal), "big") <= target:
+            return seal
+    return None
+
+
+@dataclass
+class MiningStats:
+    hashes: int = 0
+    blocks: int = 0
+    abandoned: int = 0  # templates dropped for a new head
+    recent: list[tuple[float, int]] = field(default_factory=list)  # (monotonic s, hashes)
+
+    def hashrate(self) -> float:
+        if len(self.recent) < 2:
+            return 0.0
+        (t0, h0), (t1, h1) = self.recent[0], self.recent[-1]
+        return (h1 - h0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def count(self, hashes: int) -> None:
+        self.hashes += hashes
+        now = time.monotonic()
+        self.recent.append((now, self.hashes))
+        while len(self.recent) > 2 and now - self.recent[0][0] > 30:
+            self.recent.pop(0)
+
+
+class Producer:
+    def __init__(
+        self,
+        store: ChainStore,
+        relay: ChainRelay,
+        mempool: Mempool,
+        key: PrivateKey,
+        *,
+        backend: str = "cpu",
+        period_s: float = 0.0,
+        batch: int = 20_000,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        on_block: Callable[[Block], None] = lambda b: None,
+    ) -> None:
+        if backend != "cpu":
+            raise ProducerError(
+                "mining-backend-unavailable",
+                f"mining backend {backend!r} needs the PoUW seal, which this build does not "
+                "have yet; use mining.backend = 'cpu'",
+            )
+        self.store = store
+        self.relay = relay
+        self.mempool = mempool
+        self.key = key
+        self.period_s = period_s
+        self.batch = batch
+        self.now_ms = now_ms
+        self.on_block = on_block
+        self.stats = MiningStats()
+        self.rng = random.Random()
+
+    async def run(self) -> None:
+        while True:
+            await self._wait_for_turn()
+            block = await self.produce_once()
+            if block is not None:
+                self.on_block(block)
+
+    async def _wait_for_turn(self) -> None:
+        """Waits `period_s` (plus a little jitter, so devnet miners rarely
+        tie) after the head's timestamp; starts over if the head moves."""
+        if self.period_s <= 0:
+            return
+        jitter = self.rng.uniform(0, 0.25)
+        while True:
+            head = self.store.head
+            due_ms = head.timestamp_ms + self.period_s * (1 + jitter) * 1000
+            wait = (due_ms - self.now_ms()) / 1000
+            if wait <= 0:
+                return
+            with trio.move_on_after(min(wait, HEAD_POLL_S)):
+                await trio.sleep_forever()
+            if self.store.head_hash != head.block_hash():
+                jitter = self.rng.uniform(0, 0.25)
+
+    def _build(self, txs: list[chain.Transaction]) -> Block:
+        """A template on the head, built under the store's lock so that no
+        import (gossip, sync) moves the state while it is read."""
+        store = self.store
+        with store.lock:
+            ctx = store.context_for(store.head_hash)
+            stamp = max(self.now_ms(), max(ctx.recent_timestamps_ms) + 1)
+            return chain.block_template(
+                store.state, store.genesis, ctx, txs, self.key.public_key, stamp
+            )
+
+    async def _template(self) -> Block:
+        """A template on the head; invalid transactions are dropped from the
+        mempool and the template rebuilt without them."""
+        store, pool = self.store, self.mempool
+        while True:
+            base_fee = self.relay.base_fee()
+            pool.on_new_head(store.read_account, base_fee)
+            p = store.genesis.params
+            txs = pool.select(store.read_account, base_fee, p.max_block_bytes, p.max_block_txs)
+            try:
+                return await trio.to_thread.run_sync(self._build, txs)
+            except InvalidBlock as err:
+                match = TX_INDEX.match(err.message)
+                if match is None or int(match.group(1)) >= len(txs):
+                    raise
+                bad = txs[int(match.group(1))]
+                log.warning("dropping transaction %s: %s", bad.tx_id().hex(), err.code)
+                pool.remove(bad.tx_id())
+
+    async def produce_once(self) -> Block | None:
+        """Seals one block on the head; None if the head moved first."""
+        template = await self._template()
+        parent = template.header.parent
+        start = self.rng.getrandbits(62)
+        while True:
+            seal = await trio.to_thread.run_sync(search_seal, template.header, start, self.batch)
+            self.stats.count(self.batch if seal is None else int.from_bytes(seal, "big") - start)
+            if seal is not None:
+                break
+            start += self.batch
+            if self.store.head_hash != parent:
+                self.stats.abandoned += 1
+                return None
+            await trio.lowlevel.checkpoint()
+        block = chain.finish_block(template, seal, self.key)
+        if self.store.head_hash != parent:
+            self.stats.abandoned += 1
+            return None
+        try:
+            await self.relay.publish_block(block)
+        except InvalidBlock as err:  # a race with an import: try again on the new head
+            log.warning("own block %d not imported: %s", block.header.height, err)
+            return None
+        self.stats.blocks += 1
+        self.mempool.on_new_head(self.store.read_account, self.relay.base_fee())
+        return block

@@ -1,0 +1,301 @@
+"""`Client` (blocking) and `AsyncClient` (asyncio or trio) over the node's
+API, with the same typed methods; plus signing helpers that build, sign and
+submit transfers, stakes, unstakes and burns."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+import wsproto
+import wsproto.events
+
+from bcai.chain import Burn, Stake, Transaction, Transfer, UnsignedTransaction, Unstake
+from bcai.chain import sign_transaction as _sign
+from bcai.crypto import PrivateKey
+from bcai.errors import BcaiError
+from bcai.sdk._types import (
+    AccountInfo,
+    BlockInfo,
+    Head,
+    MempoolInfo,
+    NodeInfo,
+    PeerInfo,
+    Submitted,
+    TxStatus,
+)
+
+T = TypeVar("T")
+Payload = Transfer | Stake | Unstake | Burn
+DEFAULT_URL = "http://127.0.0.1:9380"
+
+
+class ApiError(BcaiError):
+    """The node answered with an error: HTTP `status` and its `code`."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.status = status
+
+
+class NodeUnreachable(BcaiError):
+    """No node answered at the URL (code ``sdk-unreachable``)."""
+
+
+def _decode(response: httpx.Response) -> Any:
+    try:
+        doc = response.json()
+    except json.JSONDecodeError as err:
+        raise ApiError(response.status_code, "sdk-bad-response", response.text[:200]) from err
+    if response.status_code >= 400:
+        error = doc.get("error", {}) if isinstance(doc, dict) else {}
+        raise ApiError(
+            response.status_code, error.get("code", "api-error"), error.get("message", "")
+        )
+    return doc
+
+
+def build_transaction(
+    key: PrivateKey,
+    payload: Payload,
+    *,
+    chain_id: int,
+    nonce: int,
+    base_fee: int,
+    tip: int = 1,
+    max_fee: int | None = None,
+) -> Transaction:
+    """A signed transaction; `max_fee` defaults to twice the base fee plus the tip."""
+    body = UnsignedTransaction(
+        chain_id=chain_id,
+        sender=key.public_key,
+        nonce=nonce,
+        max_fee=max_fee if max_fee is not None else 2 * base_fee + tip,
+        tip=tip,
+        payload=payload,
+    )
+    return _sign(key, body)
+
+
+def _block_path(block: int | str) -> str:
+    return f"/v1/chain/blocks/{block}"
+
+
+def _peers(doc: dict[str, Any]) -> list[PeerInfo]:
+    return [PeerInfo(p["peer"], p["address"], p["inbound"], p["ping_ms"]) for p in doc["peers"]]
+
+
+def _mempool(doc: dict[str, Any]) -> MempoolInfo:
+    return MempoolInfo(doc["count"], doc["bytes"], doc["txs"])
+
+
+class Client:
+    """The node's API, blocking (scripts, notebooks)::
+
+    client = Client("http://127.0.0.1:9380")
+    client.head().height
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, *, token: str | None = None, timeout: float = 10.0):
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, body: Any = None, params: Any = None) -> Any:
+        try:
+            response = self._http.request(method, path, json=body, params=params)
+        except httpx.TransportError as err:
+            raise NodeUnreachable("sdk-unreachable", f"{self.url}: {err}") from err
+        return _decode(response)
+
+    def info(self) -> NodeInfo:
+        return NodeInfo.from_json(self._call("GET", "/v1/node/info"))
+
+    def head(self) -> Head:
+        return Head.from_json(self._call("GET", "/v1/chain/head"))
+
+    def block(self, block: int | str, *, full_txs: bool = False) -> BlockInfo:
+        """A main-chain block by height or hash."""
+        params = {"txs": "full"} if full_txs else None
+        return BlockInfo.from_json(self._call("GET", _block_path(block), params=params))
+
+    def tx(self, tx_id: str) -> TxStatus:
+        return TxStatus.from_json(self._call("GET", f"/v1/chain/txs/{tx_id}"))
+
+    def account(self, address: str | bytes) -> AccountInfo:
+        addr = address.hex() if isinstance(address, bytes) else address
+        return AccountInfo.from_json(self._call("GET", f"/v1/chain/accounts/{addr}"))
+
+    def submit(self, tx: Transaction) -> Submitted:
+        doc = self._call("POST", "/v1/mempool/txs", {"tx": tx.encode().hex()})
+        return Submitted(doc["id"], doc["status"])
+
+    def mempool(self, limit: int = 100) -> MempoolInfo:
+        return _mempool(self._call("GET", "/v1/mempool/txs", params={"limit": limit}))
+
+    def peers(self) -> list[PeerInfo]:
+        return _peers(self._call("GET", "/v1/peers"))
+
+    def openapi(self) -> dict[str, Any]:
+        doc: dict[str, Any] = self._call("GET", "/openapi.json")
+        return doc
+
+    def send(
+        self, key: PrivateKey, payload: Payload, *, tip: int = 1, nonce: int | None = None
+    ) -> Submitted:
+        """Builds, signs and submits a transaction from `key` (nonce from the
+        node's head unless given)."""
+        head = self.head()
+        if nonce is None:
+            nonce = self.account(key.address).next_nonce
+        chain_id = self.info().chain_id
+        tx = build_transaction(
+            key, payload, chain_id=chain_id, nonce=nonce, base_fee=head.next_base_fee, tip=tip
+        )
+        return self.submit(tx)
+
+    def wait_for_tx(
+        self,
+        tx_id: str,
+        *,
+        timeout: float = 30.0,
+        poll: float = 0.1,
+        progress: Callable[[TxStatus | None], None] | None = None,
+    ) -> TxStatus:
+        """Polls until the transaction is included.
+
+        Raises:
+            TimeoutError: if it is not included within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            status: TxStatus | None
+            try:
+                status = self.tx(tx_id)
+            except ApiError as err:
+                if err.status != 404:
+                    raise
+                status = None
+            if progress is not None:
+                progress(status)
+            if status is not None and status.status == "included":
+                return status
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transaction {tx_id} not included after {timeout} s")
+            time.sleep(poll)
+
+
+class AsyncClient:
+    """The same API for async code, on asyncio (notebooks) or trio::
+
+    async with AsyncClient(url) as client:
+        head = await client.head()
+        async for event in client.subscribe(["heads"]):
+            ...
+    """
+
+    def __init__(self, url: str = DEFAULT_URL, *, token: str | None = None, timeout: float = 10.0):
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.url = url.rstrip("/")
+        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _call(self, method: str, path: str, body: Any = None, params: Any = None) -> Any:
+        try:
+            response = await self._http.request(method, path, json=body, params=params)
+        except httpx.TransportError as err:
+            raise NodeUnreachable("sdk-unreachable", f"{self.url}: {err}") from err
+        return _decode(response)
+
+    async def info(self) -> NodeInfo:
+        return NodeInfo.from_json(await self._call("GET", "/v1/node/info"))
+
+    async def head(self) -> Head:
+        return Head.from_json(await self._call("GET", "/v1/chain/head"))
+
+    async def block(self, block: int | str, *, full_txs: bool = False) -> BlockInfo:
+        params = {"txs": "full"} if full_txs else None
+        return BlockInfo.from_json(await self._call("GET", _block_path(block), params=params))
+
+    async def tx(self, tx_id: str) -> TxStatus:
+        return TxStatus.from_json(await self._call("GET", f"/v1/chain/txs/{tx_id}"))
+
+    async def account(self, address: str | bytes) -> AccountInfo:
+        addr = address.hex() if isinstance(address, bytes) else address
+        return AccountInfo.from_json(await self._call("GET", f"/v1/chain/accounts/{addr}"))
+
+    async def submit(self, tx: Transaction) -> Submitted:
+        doc = await self._call("POST", "/v1/mempool/txs", {"tx": tx.encode().hex()})
+        return Submitted(doc["id"], doc["status"])
+
+    async def mempool(self, limit: int = 100) -> MempoolInfo:
+        return _mempool(await self._call("GET", "/v1/mempool/txs", params={"limit": limit}))
+
+    async def peers(self) -> list[PeerInfo]:
+        return _peers(await self._call("GET", "/v1/peers"))
+
+    async def openapi(self) -> dict[str, Any]:
+        doc: dict[str, Any] = await self._call("GET", "/openapi.json")
+        return doc
+
+    async def send(
+        self, key: PrivateKey, payload: Payload, *, tip: int = 1, nonce: int | None = None
+    ) -> Submitted:
+        head = await self.head()
+        if nonce is None:
+            nonce = (await self.account(key.address)).next_nonce
+        chain_id = (await self.info()).chain_id
+        tx = build_transaction(
+            key, payload, chain_id=chain_id, nonce=nonce, base_fee=head.next_base_fee, tip=tip
+        )
+        return await self.submit(tx)
+
+    async def subscribe(self, topics: list[str]) -> AsyncIterator[dict[str, Any]]:
+        """Events from ``/v1/ws`` (heads, txs, peers) until the node closes
+        the socket; the first is ``{"type": "subscribed", ...}``."""
+        parts = urlsplit(self.url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        stream = await anyio.connect_tcp(host, port)
+        ws = wsproto.WSConnection(wsproto.ConnectionType.CLIENT)
+        target = f"/v1/ws?topics={','.join(topics)}"
+        async with stream:
+            await stream.send(ws.send(wsproto.events.Request(host=f"{host}:{port}", target=target)))
+            text = ""
+            while True:
+                try:
+                    data = await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return
+                ws.receive_data(data)
+                for event in ws.events():
+                    if isinstance(event, wsproto.events.RejectConnection):
+                        raise ApiError(event.status_code, "api-ws-rejected", "subscription refused")
+                    if isinstance(event, wsproto.events.CloseConnection):
+                        return
+                    if isinstance(event, wsproto.events.TextMessage):
+                        text += event.data
+                        if event.message_finished:
+                            yield json.loads(text)
+                            text = ""

@@ -1,0 +1,194 @@
+"""Four nodes as real processes on loopback (`bcai node run`, started by
+the devnet launcher): transactions submitted through the SDK are included
+and every head agrees; the CLI's `--json` output parses; a node killed with
+SIGKILL restarts on its store and catches up; SIGTERM stops a node cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bcai
+from bcai.chain import COIN, Transfer
+from bcai.cli._devnet import DEV_PASSWORD, Devnet
+from bcai.crypto import PrivateKey
+
+ENV = dict(os.environ, PYTHONPATH=str(Path(bcai.__file__).resolve().parents[1]))
+
+
+@pytest.fixture(scope="module")
+def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
+    net = Devnet(tmp_path_factory.mktemp("devnet"), 4, period_s=0.5, spacing_ms=500)
+    net.setup()
+    try:
+        net.start()
+        yield net
+    finally:
+        codes = net.stop_all()
+        assert all(c in (0, None) for c in codes), codes
+
+
+def cli(devnet: Devnet, *args: str, node: int = 0) -> Any:
+    result = subprocess.run(
+        [sys.executable, "-m", "bcai", "--json", "--api", devnet.nodes[node].api, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**ENV, "BCAI_PASSWORD": DEV_PASSWORD},
+    )
+    return result.returncode, json.loads(result.stdout) if result.stdout.strip() else None
+
+
+def test_sdk_transfers_are_included_and_heads_agree(devnet: Devnet) -> None:
+    recipients = [PrivateKey.generate().address for _ in range(8)]
+    ids = []
+    for k, to in enumerate(recipients):
+        with devnet.nodes[k % 4].client() as client:
+            key = devnet.wallet_key(k % 4)
+            ids.append(client.send(key, Transfer(to=to, amount=(k + 1) * COIN)).id)
+    with devnet.nodes[3].client() as client:
+        heights = [client.wait_for_tx(i, timeout=40).height for i in ids]
+    height, _ = devnet.wait_agreement(timeout=30, min_height=max(h or 0 for h in heights))
+    for node in devnet.nodes:
+        with node.client() as client:
+            for k, to in enumerate(recipients):
+                assert client.account(to).balance == (k + 1) * COIN
+            assert client.info().peers >= 1
+    assert height >= 1
+
+
+def test_cli_json_output(devnet: Devnet, tmp_path: Path) -> None:
+    code, head = cli(devnet, "chain", "head")
+    assert code == 0 and len(head["hash"]) == 64 and head["height"] >= 0
+    code, block = cli(devnet, "chain", "block", "0")
+    assert code == 0 and block["height"] == 0
+    code, status = cli(devnet, "node", "status")
+    assert code == 0 and status["chain_id"] == 1337 and status["peers"] >= 1
+    to = PrivateKey.generate().address.hex()
+    wallet = str(devnet.wallet_path(1))
+    code, sent = cli(
+        devnet, "tx", "send", "--wallet", wallet, "--to", to, "--amount", "2.5", "--wait"
+    )
+    assert code == 0 and sent["status"] == "included", sent
+    code, tx = cli(devnet, "chain", "tx", sent["id"], node=2)
+    assert code == 0 and tx["tx"]["payload"] == {
+        "kind": "transfer",
+        "amount": 2_500_000_000,
+        "to": to,
+    }
+    code, balance = cli(devnet, "wallet", "balance", to, node=1)
+    assert code == 0 and balance["balance"] == 2_500_000_000 and balance["proof_valid"] is True
+    code, err = cli(devnet, "tx", "send", "--wallet", wallet, "--to", "nothex", "--amount", "1")
+    assert code == 2 and err["error"]["code"] == "cli-bad-address"
+    code, err = cli(devnet, "chain", "block", "123456")
+    assert code == 1 and err["error"]["code"] == "store-not-found"
+    result = subprocess.run(
+        [sys.executable, "-m", "bcai", "--json", "--api", "http://127.0.0.1:9", "chain", "head"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert result.returncode == 3
+    assert json.loads(result.stdout)["error"]["code"] == "sdk-unreachable"
+
+
+def test_killed_node_restarts_and_catches_up(devnet: Devnet) -> None:
+    before = devnet.nodes[3].info["peer_id"]
+    assert devnet.stop(3, signal.SIGKILL) == -signal.SIGKILL
+    with devnet.nodes[0].client() as client:
+        start = client.head().height
+        deadline = time.monotonic() + 30
+        while client.head().height < start + 3:  # the others go on without it
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    info = devnet.restart(3)
+    assert info["peer_id"] == before  # same identity from keys/node.key
+    height, _ = devnet.wait_agreement(timeout=40, min_height=start + 3)
+    assert height >= start + 3
+
+
+def test_sigterm_stops_a_node_cleanly(devnet: Devnet) -> None:
+    assert devnet.stop(2, signal.SIGTERM) == 0
+    assert not (devnet.nodes[2].data_dir / "node.json").exists()
+    log = (devnet.nodes[2].data_dir / "logs" / "node.log").read_text().splitlines()
+    events = [json.loads(line)["event"] for line in log]
+    assert "shutting down" in events and events[-1] == "node stopped; store closed"
+    devnet.restart(2)
+    devnet.wait_agreement(timeout=40)
+
+
+def test_a_crashed_service_stops_the_node_with_a_report(tmp_path: Path) -> None:
+    """The API's port is taken: the api service fails, the node stops (exit 4)
+    and says which service failed and why; the data dir is released."""
+    init = subprocess.run(
+        [sys.executable, "-m", "bcai", "--data-dir", str(tmp_path), "config", "init", "--devnet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert init.returncode == 0, init.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bcai",
+                "--json",
+                "--data-dir",
+                str(tmp_path),
+                "node",
+                "run",
+                "--api-listen",
+                f"127.0.0.1:{port}",
+                "--listen",
+                "127.0.0.1:0",
+                "--set",
+                "metrics.listen=127.0.0.1:0",
+                "--set",
+                "net.port_mapping=false",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=ENV,
+        )
+    assert result.returncode == 4, result.stderr[-2000:]
+    error = json.loads(result.stdout.strip().splitlines()[-1])["error"]
+    assert error["code"] == "node-service-failed"
+    assert "the api service failed: OSError" in error["message"]
+    assert not (tmp_path / "node.json").exists()
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bcai",
+            "--json",
+            "--data-dir",
+            str(tmp_path),
+            "node",
+            "run",
+            "--set",
+            "config.bad=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENV,
+    )
+    assert again.returncode == 2
+    assert json.loads(again.stdout)["error"]["code"] == "config-bad-value"
