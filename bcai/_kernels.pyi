@@ -34,3 +34,5 @@ def bias_act(
     out: npt.NDArray[np.float32], b: npt.NDArray[np.float32] | None, act: int
 ) -> npt.NDArray[np.float32]:
     """out ← act(out + b) in place, one threaded pass (the linear epilogue)."""
+
+PARALLEL_MIN: int

@@ -40,6 +40,7 @@ __all__ = [
     "merkle_root",
     "merkle_root_packed",
     "merkle_verify",
+    "pouw_transcript",
     "sha256",
 ]
 
