@@ -154,13 +154,16 @@ class Devnet:
         self.spawn(i)
         return self.wait_ready(i)
 
-    def stop(self, i: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
-        """Stops node `i` with `sig` (SIGKILL: a crash); returns its exit code."""
+    def stop(self, i: int, sig: int | None = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        """Stops node `i` with `sig` (SIGKILL: a crash; None: it was signalled
+        already, wait for it); returns its exit code. A node still running
+        after `timeout` is killed."""
         proc = self.nodes[i].proc
         if proc is None:
             return None
         if proc.poll() is None:
-            proc.send_signal(sig)
+            if sig is not None:
+                proc.send_signal(sig)
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -174,7 +177,9 @@ class Devnet:
         for node in self.nodes:  # signal all first: they shut down in parallel
             if node.proc is not None and node.proc.poll() is None:
                 node.proc.send_signal(signal.SIGTERM)
-        return [self.stop(i) for i in range(len(self.nodes))]
+        # a second SIGTERM would find a node mid-shutdown with the default
+        # handler back (exit −15): wait instead
+        return [self.stop(i, sig=None) for i in range(len(self.nodes))]
 
     def __enter__(self) -> Devnet:
         return self
