@@ -50,6 +50,7 @@ class Devnet:
         period_s: float = 1.0,
         spacing_ms: int = 1_000,
         mining: bool = True,
+        seal: str = "pouw",
     ) -> None:
         self.root = root
         self.wallet_count = wallets
@@ -58,7 +59,7 @@ class Devnet:
         self.mining = mining
         self.nodes = [DevNode(i, root / f"node{i}") for i in range(nodes)]
         self.genesis = devnet_genesis(
-            wallets, spacing_ms=spacing_ms, timestamp_ms=int(time.time() * 1000)
+            wallets, spacing_ms=spacing_ms, timestamp_ms=int(time.time() * 1000), seal=seal
         )
 
     # ------------------------------------------------------------ setup

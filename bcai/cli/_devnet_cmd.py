@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bcai import pouw
 from bcai.chain import COIN, Transfer
 from bcai.cli._devnet import Devnet, describe, print_json
 from bcai.cli._output import EXIT_FAILED, EXIT_OK, Out, rows_table
@@ -31,7 +32,7 @@ COLUMNS = (
 def cmd_devnet_up(args: argparse.Namespace) -> int:
     out = Out(args.json)
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bcai-devnet-"))
-    devnet = Devnet(root, args.nodes, period_s=args.period)
+    devnet = Devnet(root, args.nodes, period_s=args.period, seal=args.seal)
     devnet.setup()
     try:
         with Progress(*COLUMNS, disable=args.json, transient=True) as progress:
@@ -158,6 +159,7 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
         "head": {"height": height, "hash": head},
         "balances_ok": balances_ok,
         "seconds": round(time.monotonic() - started, 2),
+        "seal": _seal_name(devnet),
         "nodes": rows,
     }
     if not out.as_json:
@@ -183,6 +185,13 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
             f"{verdict}: {report['included']}/{transfers} transfers included, "
             f"{report['blocks']} blocks mined, head {height} {head[:16]}…, "
             f"recipients' balances {'correct' if balances_ok else 'WRONG'}, "
-            f"{report['seconds']} s"
+            f"{report['seconds']} s; blocks sealed by {report['seal']}"
         )
     return report
+
+
+def _seal_name(devnet: Devnet) -> str:
+    params = pouw.params_from_extra(devnet.genesis.extra)
+    if params is None:
+        return "the hash seal"
+    return f"proof of useful work ({params.n}×{params.k}·{params.k}×{params.m}, b = {params.tile})"

@@ -147,7 +147,7 @@ def cmd_config_init(args: argparse.Namespace) -> int:
         overrides = {"mining": {"enabled": True, "period_s": 1.0}, "net": {"allow_local": True}}
         genesis_path = data_dir / "genesis.json"
         if not genesis_path.exists():
-            save_genesis(genesis_path, devnet_genesis())
+            save_genesis(genesis_path, devnet_genesis(seal=args.seal))
             written["genesis"] = str(genesis_path)
     path.write_text(default_toml(overrides))
     out.result(written, f"wrote {', '.join(written.values())}")

@@ -21,7 +21,7 @@ from bcai.node.events import TOPICS
 from bcai.node.mempool import MempoolReject
 from bcai.node.schemas import SCHEMAS
 from bcai.node.views import block_view, header_view, tx_view
-from bcai.store import StoreError
+from bcai.store import StoreError, get_blob, put_blob
 
 if TYPE_CHECKING:
     from bcai.node.service import Node
@@ -105,6 +105,25 @@ class NodeApi:
                 tag="mempool",
                 response="Mempool",
             ),
+            Route(
+                "POST",
+                "/v1/blobs",
+                self.put_blob,
+                "store a blob (raw bytes: a MatMul job's matrix); returns its content id",
+                write=True,
+                status=201,
+                tag="blobs",
+                response="BlobStored",
+                max_body=node.config.api.max_blob_bytes,
+            ),
+            Route(
+                "GET",
+                "/v1/blobs/{id}",
+                self.get_blob,
+                "a blob's raw bytes by content id",
+                tag="blobs",
+                content_type="application/octet-stream",
+            ),
             Route("GET", "/v1/peers", self.peers, "connected peers", tag="net", response="Peers"),
             Route("GET", "/openapi.json", self.openapi, "this document"),
         ]
@@ -119,6 +138,22 @@ class NodeApi:
             SCHEMAS,
             {"title": "bcai node API", "version": __version__, "description": "docs/api.md"},
         )
+
+    # ------------------------------------------------------------ blobs
+
+    async def put_blob(self, req: Request) -> dict[str, Any]:
+        store = self.node.runtime.store
+        cid = await trio.to_thread.run_sync(put_blob, store, req.body)
+        return {"id": cid.hex(), "size": len(req.body)}
+
+    async def get_blob(self, req: Request) -> bytes:
+        raw = req.params["id"]
+        if len(raw) != 64 or any(c not in "0123456789abcdef" for c in raw):
+            raise ApiError(400, "api-bad-param", "a blob id is 64 lowercase hex digits")
+        data = await trio.to_thread.run_sync(get_blob, self.node.runtime.store, bytes.fromhex(raw))
+        if data is None:
+            raise ApiError(404, "blob-unknown", f"no blob {raw}")
+        return data
 
     # ------------------------------------------------------------ node
 

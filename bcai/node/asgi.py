@@ -79,6 +79,7 @@ class Route:
     response: str = "object"  # a name in the OpenAPI components, or "object"
     body: str | None = None  # request body schema name
     content_type: str = "application/json"
+    max_body: int | None = None  # this route's body limit (None: the app's)
     pattern: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -159,12 +160,13 @@ class App:
             )
         raise ApiError(404, "api-not-found", f"no route for {method} {path}")
 
-    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
+    async def _read_body(
+        self, receive: Receive, headers: dict[str, str], limit: int | None = None
+    ) -> bytes:
+        limit = self.max_body_bytes if limit is None else limit
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise ApiError(
-                413, "api-body-too-large", f"{declared} bytes > limit {self.max_body_bytes}"
-            )
+        if declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, "api-body-too-large", f"{declared} bytes > limit {limit}")
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -172,10 +174,8 @@ class App:
                 raise ApiError(400, "api-disconnected", "the client went away")
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                raise ApiError(
-                    413, "api-body-too-large", f"more than the limit of {self.max_body_bytes} bytes"
-                )
+            if size > limit:
+                raise ApiError(413, "api-body-too-large", f"more than the limit of {limit} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -199,7 +199,11 @@ class App:
             route, params = self._match(scope["method"], scope["path"])
             if route.write:
                 self._authorize(headers)
-            body = await self._read_body(receive, headers) if scope["method"] == "POST" else b""
+            body = (
+                await self._read_body(receive, headers, route.max_body)
+                if scope["method"] == "POST"
+                else b""
+            )
             query = _parse_query(scope.get("query_string", b""))
             request = Request(scope["method"], scope["path"], params, query, headers, body)
             result = await route.handler(request)

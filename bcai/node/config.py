@@ -69,6 +69,9 @@ class ApiSection:
     listen: str = _opt("127.0.0.1:9380", "host:port of the API (port 0: any free port)")
     token: str = _opt("", "bearer token for write endpoints (generated when bound beyond loopback)")
     max_body_bytes: int = _opt(262_144, "largest request body accepted")
+    max_blob_bytes: int = _opt(
+        268_435_456, "largest blob (a MatMul job's matrix or product) accepted by POST /v1/blobs"
+    )
     max_ws_clients: int = _opt(64, "concurrent WebSocket subscribers")
 
 

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bcai import codec
+from bcai import codec, pouw
 from bcai.chain import Allocation, ChainParams, Genesis, devnet_params
 from bcai.crypto import PrivateKey, blake3
 from bcai.errors import BcaiError
@@ -26,7 +26,7 @@ HEX_INT_FIELDS = {"genesis_target", "max_target"}
 
 
 class GenesisFileError(BcaiError):
-    """Codes: ``genesis-not-found``, ``genesis-bad-file``."""
+    """Codes: ``genesis-not-found``, ``genesis-bad-file``, ``genesis-bad-seal``."""
 
 
 def genesis_to_json(genesis: Genesis) -> dict[str, Any]:
@@ -110,14 +110,25 @@ def dev_wallet_key(index: int) -> PrivateKey:
     return PrivateKey(blake3(b"bcai devnet wallet" + index.to_bytes(4, "big")))
 
 
+# The devnet's PoUW: 128³ products in 32-wide tiles, a fraction of a
+# millisecond per attempt on one core, so a 2-core machine runs four nodes.
+DEVNET_POUW = pouw.PouwParams(tile=32, checks=8, rounds=2, n=128, k=128, m=128)
+
+
 def devnet_genesis(
     wallets: int = 4,
     *,
     spacing_ms: int = 1_000,
     timestamp_ms: int = 1_700_000_000_000,
     chain_id: int = 1337,
+    seal: str = "pouw",
 ) -> Genesis:
-    """A local chain: easy targets, `wallets` prefunded dev wallets."""
+    """A local chain: easy targets, `wallets` prefunded dev wallets, sealed
+    by proof of useful work (`seal="pouw"`, docs/pouw.md) or by the hash
+    seal (`"hash"`)."""
+    if seal not in ("pouw", "hash"):
+        raise GenesisFileError("genesis-bad-seal", f"seal {seal!r}: pouw or hash")
+    extra = pouw.genesis_extra(DEVNET_POUW, b"bcai devnet") if seal == "pouw" else b"bcai devnet"
     return Genesis(
         params=devnet_params(chain_id, target_spacing_ms=spacing_ms),
         timestamp_ms=timestamp_ms,
@@ -125,5 +136,5 @@ def devnet_genesis(
             Allocation(address=dev_wallet_key(i).address, balance=DEV_WALLET_BALANCE, stake=0)
             for i in range(wallets)
         ),
-        extra=b"bcai devnet",
+        extra=extra,
     )

@@ -3,10 +3,12 @@ it on worker threads in batches (checking for a new head between batches,
 so a block found elsewhere stops the search at once), imports and publishes
 it.
 
-Sealing is behind `search_seal`: the hash seal today; the PoUW miner (CPU
-threads or a GPU) replaces it when the PoUW seal lands. `period_s` paces a
-devnet: a miner waits that long after its head before sealing, so local
-chains advance at a steady rate without burning every core.
+Sealing follows the chain's genesis: the hash seal (`search_seal`), or the
+proof of useful work (`PouwSearch`: `bcai.mining` on CPU threads or a GPU,
+over a pending MatMul job whose matrices this node holds, else over the
+matrices derived from the parent). `period_s` paces a devnet: a miner waits
+that long after its head before sealing, so local chains advance at a steady
+rate without burning every core.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import trio
 
-from bcai import chain
+from bcai import chain, pouw
 from bcai.chain import Block, InvalidBlock
 from bcai.crypto import PrivateKey, blake3
 from bcai.errors import BcaiError
+from bcai.mining import mine, new_miner
 from bcai.node.mempool import Mempool
 from bcai.node.relay import ChainRelay
-from bcai.store import ChainStore
+from bcai.store import ChainStore, get_blob, put_blob
 
 log = logging.getLogger("bcai.node.producer")
 HEAD_POLL_S = 0.05
@@ -46,6 +50,60 @@ def search_seal(header: chain.Header, start: int, count: int) -> bytes | None:
         if int.from_bytes(blake3(prefix + seal), "big") <= target:
             return seal
     return None
+
+
+class PouwSearch:
+    """PoUW sealing for the producer: `attempts` per batch."""
+
+    def __init__(self, store: ChainStore, params: pouw.PouwParams, backend: str) -> None:
+        self.store = store
+        self.params = params
+        try:
+            self.miner = new_miner(backend)
+        except pouw.InvalidSeal as err:
+            raise ProducerError("mining-backend-unavailable", err.message) from err
+        self.attempts = 4
+
+    def pick_job(self, next_height: int) -> tuple[pouw.Work, bytes] | None:
+        """The best-paid pending job whose A and B are in the blob store,
+        with C computed and stored; None to mine derived matrices."""
+        jobs = self.store.state.jobs
+        pending = [
+            (job.amount, job_id)
+            for job_id, job in jobs.items()
+            if job.status == chain.JOB_PENDING and job.deadline >= next_height
+        ]
+        for _, job_id in sorted(pending, reverse=True):
+            post = jobs[job_id].post
+            a_raw, b_raw = get_blob(self.store, post.a), get_blob(self.store, post.b)
+            if a_raw is None or b_raw is None:
+                continue
+            a = np.frombuffer(a_raw, np.int8).reshape(post.n, post.k)
+            b = np.frombuffer(b_raw, np.int8).reshape(post.k, post.m)
+            work = pouw.Work(a.copy(), b.copy(), job=job_id)
+            try:
+                pouw.check_work(work, self.params)
+            except pouw.InvalidSeal:
+                continue  # a job nobody can seal (bad entries): it will refund
+            cid = put_blob(self.store, pouw.matrix_blob(pouw.work_product(work)))
+            return work, cid
+        return None
+
+    def search(
+        self, header: chain.Header, job: tuple[pouw.Work, bytes] | None, start: int
+    ) -> bytes | None:
+        work = job[0] if job is not None else pouw.derived_work(header.parent, self.params)
+        found = mine(
+            header.seal_prefix(),
+            header.target,
+            work,
+            self.params,
+            miner=self.miner,
+            start=start,
+            attempts=self.attempts,
+            product=job[1] if job is not None else bytes(32),
+        )
+        return None if found is None else found.encode()
 
 
 @dataclass
@@ -83,11 +141,13 @@ class Producer:
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         on_block: Callable[[Block], None] = lambda b: None,
     ) -> None:
-        if backend != "cpu":
+        params = pouw.params_from_extra(store.genesis.extra)
+        self.pouw = None if params is None else PouwSearch(store, params, backend)
+        if self.pouw is None and backend != "cpu":
             raise ProducerError(
                 "mining-backend-unavailable",
-                f"mining backend {backend!r} needs the PoUW seal, which this build does not "
-                "have yet; use mining.backend = 'cpu'",
+                f"mining backend {backend!r} needs a PoUW chain (this genesis uses the hash "
+                "seal); use mining.backend = 'cpu'",
             )
         self.store = store
         self.relay = relay
@@ -124,18 +184,22 @@ class Producer:
             if self.store.head_hash != head.block_hash():
                 jitter = self.rng.uniform(0, 0.25)
 
-    def _build(self, txs: list[chain.Transaction]) -> Block:
-        """A template on the head, built under the store's lock so that no
-        import (gossip, sync) moves the state while it is read."""
+    def _build(self, txs: list[chain.Transaction]) -> tuple[Block, tuple[pouw.Work, bytes] | None]:
+        """A template on the head (and the MatMul job it will seal, if any),
+        built under the store's lock so that no import (gossip, sync) moves
+        the state while it is read."""
         store = self.store
         with store.lock:
             ctx = store.context_for(store.head_hash)
             stamp = max(self.now_ms(), max(ctx.recent_timestamps_ms) + 1)
-            return chain.block_template(
-                store.state, store.genesis, ctx, txs, self.key.public_key, stamp
+            job = None if self.pouw is None else self.pouw.pick_job(ctx.parent.height + 1)
+            claim = None if job is None else (job[0].job, job[1])
+            template = chain.block_template(
+                store.state, store.genesis, ctx, txs, self.key.public_key, stamp, claim
             )
+            return template, job
 
-    async def _template(self) -> Block:
+    async def _template(self) -> tuple[Block, tuple[pouw.Work, bytes] | None]:
         """A template on the head; invalid transactions are dropped from the
         mempool and the template rebuilt without them."""
         store, pool = self.store, self.mempool
@@ -156,15 +220,21 @@ class Producer:
 
     async def produce_once(self) -> Block | None:
         """Seals one block on the head; None if the head moved first."""
-        template = await self._template()
+        template, job = await self._template()
         parent = template.header.parent
         start = self.rng.getrandbits(62)
         while True:
-            seal = await trio.to_thread.run_sync(search_seal, template.header, start, self.batch)
-            self.stats.count(self.batch if seal is None else int.from_bytes(seal, "big") - start)
+            if self.pouw is not None:
+                step = self.pouw.attempts
+                seal = await trio.to_thread.run_sync(self.pouw.search, template.header, job, start)
+                self.stats.count(step)
+            else:
+                step = self.batch
+                seal = await trio.to_thread.run_sync(search_seal, template.header, start, step)
+                self.stats.count(step if seal is None else int.from_bytes(seal, "big") - start)
             if seal is not None:
                 break
-            start += self.batch
+            start += step
             if self.store.head_hash != parent:
                 self.stats.abandoned += 1
                 return None

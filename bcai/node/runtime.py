@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from bcai import chain
+from bcai import chain, pouw
 from bcai.chain import Block, Genesis
 from bcai.crypto import PrivateKey
 from bcai.net import Host, HostConfig, NetError, NodeKeys, RequestFailed, Syncer, serve_sync
@@ -31,9 +31,11 @@ from bcai.net._holepunch import HolePuncher
 from bcai.net._kademlia import Contact
 from bcai.net._natpmp import Mapping, map_port
 from bcai.net._relay import Relay, RelayLimits
+from bcai.node.blobs import serve_blobs
 from bcai.node.mempool import Mempool
 from bcai.node.relay import ChainRelay
-from bcai.store import ChainStore, load_addrbook, load_bans, save_addrbook, save_ban
+from bcai.pouw import BlobJobs, PouwSealVerifier
+from bcai.store import ChainStore, get_blob, load_addrbook, load_bans, save_addrbook, save_ban
 
 log = logging.getLogger("bcai.node")
 
@@ -51,6 +53,7 @@ class RuntimeConfig:
     port_mapping: bool = True  # try NAT-PMP on the default gateway
     discovery: DiscoveryConfig = DiscoveryConfig()
     dht_server: bool | None = None  # None: serve the DHT once found publicly reachable
+    pouw_full_within: int = 6  # PoUW chains: re-verify seals this close to the head in full
 
 
 def _now_ms() -> int:
@@ -72,7 +75,16 @@ class NodeRuntime:
         self.keys = keys
         self.config = config
         self.on_event = on_event or (lambda name, **fields: None)
-        self.store = ChainStore(config.data_dir / "chain", config.genesis)
+        # the genesis decides the seal rule: PoUW (docs/pouw.md) or the hash seal
+        self.pouw = pouw.params_from_extra(config.genesis.extra)
+        self.seal: PouwSealVerifier | None = None
+        if self.pouw is not None:
+            self.seal = PouwSealVerifier(
+                self.pouw, full_within=config.pouw_full_within, tip=lambda: self.store.head.height
+            )
+        self.store = ChainStore(config.data_dir / "chain", config.genesis, seal=self.seal)
+        if self.seal is not None:
+            self.seal.jobs = BlobJobs(self._job, functools.partial(get_blob, self.store))
         self.host = Host(
             keys,
             self.store.genesis_id,
@@ -83,6 +95,7 @@ class NodeRuntime:
         self.mempool = Mempool(config.genesis.params.chain_id)
         self.chain = ChainRelay(self.host, self.store, self.mempool, now_ms=_now_ms)
         serve_sync(self.host, self.store)
+        serve_blobs(self.host, self.store)
         self.autonat = AutoNat(self.host)
         self.nat = NatState()
         self.relay = Relay(self.host, config.relay)
@@ -94,6 +107,9 @@ class NodeRuntime:
             load=functools.partial(load_addrbook, self.store),
             save=functools.partial(save_addrbook, self.store),
         )
+
+    def _job(self, job_id: bytes) -> chain.Job | None:
+        return self.store.state.jobs.get(job_id)
 
     # ------------------------------------------------------------ running
 

@@ -46,12 +46,23 @@ TX = _obj(
         "signature": HEX,
         "raw": HEX,
         "payload": _obj(
-            {"kind": {"enum": ["transfer", "stake", "unstake", "burn"]}, "amount": INT}, to=HEX
+            {
+                "kind": {"enum": ["transfer", "stake", "unstake", "burn", "matmul_post"]},
+                "amount": INT,
+            },
+            to=HEX,
+            a=HEX,
+            b=HEX,
+            n=INT,
+            k=INT,
+            m=INT,
+            deadline=INT,
         ),
     }
 )
 
 SCHEMAS: dict[str, Any] = {
+    "BlobStored": _obj({"id": HEX, "size": INT}),
     "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}),
     "Header": _obj(HEADER_FIELDS, next_base_fee=INT),
     "Block": _obj(

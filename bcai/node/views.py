@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from bcai.chain import Block, Burn, Header, Stake, Transaction, Transfer, Unstake
+from bcai.chain import Block, Burn, Header, MatMulPost, Stake, Transaction, Transfer, Unstake
 
 PAYLOAD_KINDS: dict[type, str] = {
     Transfer: "transfer",
     Stake: "stake",
     Unstake: "unstake",
     Burn: "burn",
+    MatMulPost: "matmul_post",
 }
 
 
@@ -40,6 +41,10 @@ def tx_view(tx: Transaction) -> dict[str, Any]:
     payload["amount"] = body.payload.amount
     if isinstance(body.payload, Transfer):
         payload["to"] = body.payload.to.hex()
+    elif isinstance(body.payload, MatMulPost):
+        post = body.payload
+        payload.update(a=post.a.hex(), b=post.b.hex(), n=post.n, k=post.k, m=post.m)
+        payload["deadline"] = post.deadline
     return {
         "id": tx.tx_id().hex(),
         "sender": tx.sender_address.hex(),

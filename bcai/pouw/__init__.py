@@ -6,7 +6,16 @@ argument are in docs/pouw.md; miners live in `bcai.mining`.
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._jobs import BlobJobs, content_id, matrix_blob
 from bcai.pouw._noise import Noise, attempt_seed, noisy
-from bcai.pouw._params import DEVNET, GPU_NET, MAX_ENTRY, MAX_K, PouwParams, check_shape
+from bcai.pouw._params import (
+    DEVNET,
+    GPU_NET,
+    MAX_ENTRY,
+    MAX_K,
+    PouwParams,
+    check_shape,
+    genesis_extra,
+    params_from_extra,
+)
 from bcai.pouw._seal import (
     Attempt,
     Opening,
@@ -47,10 +56,12 @@ __all__ = [
     "derived_work",
     "digest_key",
     "full_verify",
+    "genesis_extra",
     "leaf_count",
     "make_seal",
     "matrix_blob",
     "noisy",
+    "params_from_extra",
     "ticket",
     "tile_digests",
     "transcript",

@@ -47,3 +47,31 @@ class PouwParams:
 
 DEVNET = PouwParams(tile=32, checks=8, rounds=2, n=256, k=256, m=256)
 GPU_NET = PouwParams(tile=64, checks=8, rounds=2, n=4096, k=4096, m=4096)
+
+
+GENESIS_TAG = b"bcai-seal=pouw;"
+
+
+def genesis_extra(params: PouwParams, note: bytes = b"") -> bytes:
+    """The genesis `extra` of a chain sealed by PoUW with these parameters
+    (every node reads the seal rule from its genesis)."""
+    fields = ";".join(
+        f"{name}={getattr(params, name)}" for name in ("tile", "checks", "rounds", "n", "k", "m")
+    )
+    return GENESIS_TAG + fields.encode() + (b";" + note if note else b"")
+
+
+def params_from_extra(extra: bytes) -> PouwParams | None:
+    """The PoUW parameters a genesis names, or None (a hash-sealed chain).
+    Raises ``pouw-genesis`` when the tag is there but the fields are bad."""
+    if not extra.startswith(GENESIS_TAG):
+        return None
+    values: dict[str, int] = {}
+    try:
+        for part in extra[len(GENESIS_TAG) :].decode().split(";"):
+            name, _, value = part.partition("=")
+            if name in ("tile", "checks", "rounds", "n", "k", "m"):
+                values[name] = int(value)
+        return PouwParams(**values)
+    except (UnicodeDecodeError, ValueError, TypeError) as err:
+        raise InvalidSeal("pouw-genesis", f"bad PoUW parameters in the genesis: {err}") from err

@@ -30,9 +30,9 @@ def decode_seal(header: Header) -> PouwSeal:
 class PouwSealVerifier:
     """Spot checks always; full re-verification (the whole transcript: as
     costly as one mining attempt) of every seal with `full=True`, or of the
-    recent ones with `full_within=N`: headers above `tip_height − N`, where
-    the node keeps `tip_height` at its head's height (old blocks met during
-    sync are spot-checked; new tips, the ones producers build on, in full)."""
+    recent ones with `full_within=N`: headers above `tip() − N`, where the
+    node's `tip` gives its head's height (old blocks met during sync are
+    spot-checked; new tips, the ones producers build on, in full)."""
 
     def __init__(
         self,
@@ -41,12 +41,14 @@ class PouwSealVerifier:
         jobs: JobResolver | None = None,
         full: bool = False,
         full_within: int = 0,
+        tip: Callable[[], int] | None = None,
     ) -> None:
         self.params = params
         self.jobs = jobs
         self.full = full
         self.full_within = full_within
-        self.tip_height = 0
+        self.tip_height = 0  # used when no `tip` is given
+        self.tip = tip
         self.full_checks = 0  # how many seals were re-verified in full
 
     def work_of(self, header: Header, seal: PouwSeal) -> tuple[Work, npt.NDArray[np.int32] | None]:
@@ -67,7 +69,8 @@ class PouwSealVerifier:
         work, product = self.work_of(header, seal)
         prefix = header.seal_prefix()
         verify(prefix, header.target, seal, work, self.params, product)
-        recent = self.full_within > 0 and header.height > self.tip_height - self.full_within
+        tip = self.tip() if self.tip is not None else self.tip_height
+        recent = self.full_within > 0 and header.height > tip - self.full_within
         if self.full or recent:
             self.full_checks += 1
             full_verify(prefix, seal, work, self.params)

@@ -19,6 +19,7 @@ from bcai.chain import Burn, Stake, Transaction, Transfer, UnsignedTransaction, 
 from bcai.chain import sign_transaction as _sign
 from bcai.crypto import PrivateKey
 from bcai.errors import BcaiError
+from bcai.pouw import content_id
 from bcai.sdk._types import (
     AccountInfo,
     BlockInfo,
@@ -45,6 +46,15 @@ class ApiError(BcaiError):
 
 class NodeUnreachable(BcaiError):
     """No node answered at the URL (code ``sdk-unreachable``)."""
+
+
+def _blob(response: httpx.Response, blob_id: str) -> bytes:
+    if response.status_code >= 400:
+        _decode(response)  # raises the node's error
+    data = response.content
+    if content_id(data).hex() != blob_id:
+        raise ApiError(response.status_code, "sdk-blob-mismatch", "the bytes are not that blob")
+    return data
 
 
 def _decode(response: httpx.Response) -> Any:
@@ -146,6 +156,24 @@ class Client:
 
     def mempool(self, limit: int = 100) -> MempoolInfo:
         return _mempool(self._call("GET", "/v1/mempool/txs", params={"limit": limit}))
+
+    def put_blob(self, data: bytes) -> str:
+        """Stores a blob (a MatMul job's matrix) on the node; its content id."""
+        try:
+            response = self._http.post(
+                "/v1/blobs", content=data, headers={"content-type": "application/octet-stream"}
+            )
+        except httpx.TransportError as err:
+            raise NodeUnreachable("sdk-unreachable", f"{self.url}: {err}") from err
+        return str(_decode(response)["id"])
+
+    def get_blob(self, blob_id: str) -> bytes:
+        """A blob's bytes, checked against its content id."""
+        try:
+            response = self._http.get(f"/v1/blobs/{blob_id}")
+        except httpx.TransportError as err:
+            raise NodeUnreachable("sdk-unreachable", f"{self.url}: {err}") from err
+        return _blob(response, blob_id)
 
     def peers(self) -> list[PeerInfo]:
         return _peers(self._call("GET", "/v1/peers"))
@@ -252,6 +280,22 @@ class AsyncClient:
 
     async def mempool(self, limit: int = 100) -> MempoolInfo:
         return _mempool(await self._call("GET", "/v1/mempool/txs", params={"limit": limit}))
+
+    async def put_blob(self, data: bytes) -> str:
+        try:
+            response = await self._http.post(
+                "/v1/blobs", content=data, headers={"content-type": "application/octet-stream"}
+            )
+        except httpx.TransportError as err:
+            raise NodeUnreachable("sdk-unreachable", f"{self.url}: {err}") from err
+        return str(_decode(response)["id"])
+
+    async def get_blob(self, blob_id: str) -> bytes:
+        try:
+            response = await self._http.get(f"/v1/blobs/{blob_id}")
+        except httpx.TransportError as err:
+            raise NodeUnreachable("sdk-unreachable", f"{self.url}: {err}") from err
+        return _blob(response, blob_id)
 
     async def peers(self) -> list[PeerInfo]:
         return _peers(await self._call("GET", "/v1/peers"))

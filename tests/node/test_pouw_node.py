@@ -1,0 +1,69 @@
+"""A node on a PoUW genesis (the devnet's default): its producer seals
+blocks with proofs of useful work, and, when a MatMul job is pending and its
+matrices are in the node's blob store, seals the job — the job is paid and
+its product recorded and stored."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trio
+
+from bcai import pouw
+from bcai.chain import JOB_SEALED, MatMulPost
+from bcai.node.genesis_file import DEVNET_POUW, dev_wallet_key
+from bcai.node.service import Node
+from bcai.sdk import ApiError, AsyncClient
+from tests.node.test_api import node_config
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    async with trio.open_nursery() as nursery:
+        n = Node(node_config(tmp_path))
+        await nursery.start(n.run)
+        yield n
+        await n.shutdown()
+
+
+async def test_blocks_carry_pouw_seals_and_a_job_is_sealed_and_paid(node: Node) -> None:
+    store = node.runtime.store
+    assert pouw.params_from_extra(store.genesis.extra) == DEVNET_POUW
+    with trio.fail_after(30):
+        while store.head.height < 1:
+            await trio.sleep(0.05)
+    seal = pouw.PouwSeal.decode(store.get_block_by_height(1).header.seal)
+    assert seal.job == bytes(32) and len(seal.openings) == 2 * DEVNET_POUW.checks
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(-63, 64, (64, 128)).astype(np.int8)
+    b = rng.integers(-63, 64, (128, 64)).astype(np.int8)
+    key = dev_wallet_key(0)
+    async with AsyncClient(node.info["api"]) as client:
+        # the matrices go up as blobs, by content id
+        a_id = bytes.fromhex(await client.put_blob(pouw.matrix_blob(a)))
+        b_id = bytes.fromhex(await client.put_blob(pouw.matrix_blob(b)))
+        assert a_id == pouw.content_id(pouw.matrix_blob(a))
+        assert await client.get_blob(b_id.hex()) == pouw.matrix_blob(b)
+        with pytest.raises(ApiError) as err:
+            await client.get_blob("00" * 32)
+        assert (err.value.status, err.value.code) == (404, "blob-unknown")
+        with pytest.raises(ApiError) as err:
+            await client.get_blob("zz")
+        assert err.value.code == "api-bad-param"
+        before = (await client.account(node.producer_key.address)).balance
+        post = MatMulPost(a=a_id, b=b_id, n=64, k=128, m=64, amount=777, deadline=10_000)
+        sent = await client.send(key, post)
+        job_id = bytes.fromhex(sent.id)
+        with trio.fail_after(60):
+            while (job := store.state.jobs.get(job_id)) is None or job.status != JOB_SEALED:
+                await trio.sleep(0.05)
+        product = await client.get_blob(job.product.hex())
+        c = np.frombuffer(product, "<i4").reshape(64, 64)
+        assert np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
+        assert job.solver == node.producer_key.address
+        after = (await client.account(node.producer_key.address)).balance
+        assert after >= before + 777
