@@ -22,6 +22,7 @@ import trio
 from bcai import chain, pouw
 from bcai.chain import Block, Genesis
 from bcai.crypto import PrivateKey
+from bcai.errors import BcaiError
 from bcai.net import Host, HostConfig, NetError, NodeKeys, RequestFailed, Syncer, serve_sync
 from bcai.net import _upnp as upnp
 from bcai.net._autonat import AutoNat, Reach, split_address
@@ -31,13 +32,14 @@ from bcai.net._holepunch import HolePuncher
 from bcai.net._kademlia import Contact
 from bcai.net._natpmp import Mapping, map_port
 from bcai.net._relay import Relay, RelayLimits
-from bcai.node.blobs import serve_blobs
+from bcai.node.blobs import fetch_and_store, serve_blobs
 from bcai.node.mempool import Mempool
 from bcai.node.relay import ChainRelay
 from bcai.pouw import BlobJobs, PouwSealVerifier
 from bcai.store import ChainStore, get_blob, load_addrbook, load_bans, save_addrbook, save_ban
 
 log = logging.getLogger("bcai.node")
+BLOB_FETCH_TIMEOUT_S = 60.0
 
 Event = Callable[..., None]
 
@@ -84,7 +86,7 @@ class NodeRuntime:
             )
         self.store = ChainStore(config.data_dir / "chain", config.genesis, seal=self.seal)
         if self.seal is not None:
-            self.seal.jobs = BlobJobs(self._job, functools.partial(get_blob, self.store))
+            self.seal.jobs = BlobJobs(self._job, self._blob)
         self.host = Host(
             keys,
             self.store.genesis_id,
@@ -110,6 +112,27 @@ class NodeRuntime:
 
     def _job(self, job_id: bytes) -> chain.Job | None:
         return self.store.state.jobs.get(job_id)
+
+    def _blob(self, cid: bytes, size: int) -> bytes | None:
+        """A job's blob for the seal verifier: from the store, or, when an
+        import (a worker thread of this trio run) lacks it, fetched from the
+        connected peers — the block's sender validated it, so it has it."""
+        data = get_blob(self.store, cid)
+        if data is not None:
+            return data
+        try:
+            return trio.from_thread.run(self._fetch_blob, cid, size)
+        except RuntimeError:  # not called from one of our worker threads
+            return None
+
+    async def _fetch_blob(self, cid: bytes, size: int) -> bytes | None:
+        for peer in self.host.connected():
+            with trio.move_on_after(BLOB_FETCH_TIMEOUT_S):
+                try:
+                    return await fetch_and_store(self.host, self.store, peer, cid, max_size=size)
+                except (NetError, BcaiError) as err:
+                    log.info("blob %s not from %s: %s", cid.hex()[:16], peer.hex()[:16], err)
+        return None
 
     # ------------------------------------------------------------ running
 

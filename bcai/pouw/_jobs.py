@@ -45,10 +45,11 @@ def _read(
 
 class BlobJobs:
     """A `JobResolver` for `PouwSealVerifier`: `job(id)` reads a job record,
-    `blob(id)` a blob's bytes (None when absent)."""
+    `blob(id, size)` a blob's bytes (None when absent; `size` is what the
+    job's shape says it must be, so a node may fetch it from peers)."""
 
     def __init__(
-        self, job: Callable[[bytes], Job | None], blob: Callable[[bytes], bytes | None]
+        self, job: Callable[[bytes], Job | None], blob: Callable[[bytes, int], bytes | None]
     ) -> None:
         self.job = job
         self.blob = blob
@@ -60,9 +61,9 @@ class BlobJobs:
         if job.status != JOB_PENDING and job.product != product:
             raise InvalidSeal("pouw-job-closed", f"job {job_id.hex()} is no longer pending")
         post = job.post
-        a = _read(self.blob(post.a), post.a, post.n, post.k, "i1")
-        b = _read(self.blob(post.b), post.b, post.k, post.m, "i1")
-        c = _read(self.blob(product), product, post.n, post.m, "<i4")
+        a = _read(self.blob(post.a, post.n * post.k), post.a, post.n, post.k, "i1")
+        b = _read(self.blob(post.b, post.k * post.m), post.b, post.k, post.m, "i1")
+        c = _read(self.blob(product, 4 * post.n * post.m), product, post.n, post.m, "<i4")
         return (
             Work(a.astype(np.int8), b.astype(np.int8), job=job_id),
             c.astype(np.int32),

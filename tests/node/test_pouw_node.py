@@ -67,3 +67,36 @@ async def test_blocks_carry_pouw_seals_and_a_job_is_sealed_and_paid(node: Node) 
         assert job.solver == node.producer_key.address
         after = (await client.account(node.producer_key.address)).balance
         assert after >= before + 777
+
+
+async def test_a_job_block_brings_its_blobs_to_another_node(tmp_path: Path) -> None:
+    """Node b holds none of the job's blobs: importing the block that seals
+    the job, it fetches A, B and C from its peer by content id (blob/get),
+    verifies the seal, and serves the product itself."""
+    rng = np.random.default_rng(9)
+    a = rng.integers(-63, 64, (64, 64)).astype(np.int8)
+    b = rng.integers(-63, 64, (64, 128)).astype(np.int8)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    async with trio.open_nursery() as nursery:
+        miner = Node(node_config(tmp_path / "a"))
+        other = Node(node_config(tmp_path / "b", "mining.enabled=false"))
+        await nursery.start(miner.run)
+        await nursery.start(other.run)
+        await other.runtime.host.dial("127.0.0.1", miner.info["p2p_port"])
+        async with AsyncClient(miner.info["api"]) as client:
+            a_id = bytes.fromhex(await client.put_blob(pouw.matrix_blob(a)))
+            b_id = bytes.fromhex(await client.put_blob(pouw.matrix_blob(b)))
+            post = MatMulPost(a=a_id, b=b_id, n=64, k=64, m=128, amount=55, deadline=10_000)
+            sent = await client.send(dev_wallet_key(1), post)
+        job_id = bytes.fromhex(sent.id)
+        jobs = other.runtime.store.state.jobs
+        with trio.fail_after(60):
+            while (job := jobs.get(job_id)) is None or job.status != JOB_SEALED:
+                await trio.sleep(0.05)
+        async with AsyncClient(other.info["api"]) as client:
+            c = np.frombuffer(await client.get_blob(job.product.hex()), "<i4").reshape(64, 128)
+            assert np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
+            assert await client.get_blob(a_id.hex()) == pouw.matrix_blob(a)
+        await miner.shutdown()
+        await other.shutdown()

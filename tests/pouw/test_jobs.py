@@ -38,7 +38,7 @@ class Setup:
         self.blobs: dict[bytes, bytes] = {}
         self.verifier = PouwSealVerifier(
             PARAMS,
-            jobs=BlobJobs(self.job, self.blobs.get),
+            jobs=BlobJobs(self.job, lambda cid, _size: self.blobs.get(cid)),
         )
 
     def job(self, job_id: bytes) -> chain.Job | None:
