@@ -78,6 +78,15 @@ def _group(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
     return p.add_subparsers(dest=f"{name}_command", required=True)
 
 
+def _seal_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--seal",
+        choices=("pouw", "hash"),
+        default="pouw",
+        help="how the devnet's blocks are sealed: proof of useful work (default) or hash",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one table of commands
     parser = argparse.ArgumentParser(
         prog="bcai",
@@ -122,12 +131,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one table of c
     p.add_argument(
         "--devnet", action="store_true", help="mine, allow local peers, write a devnet genesis"
     )
-    p.add_argument(
-        "--seal",
-        choices=("pouw", "hash"),
-        default="pouw",
-        help="the devnet genesis's seal: proof of useful work (default) or the hash seal",
-    )
+    _seal_arg(p)
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=cmd_config_init)
 
@@ -137,12 +141,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one table of c
     p.add_argument("--dir", help="keep the devnet here (default: a temporary dir)")
     p.add_argument("--keep", action="store_true", help="keep the temporary dir at exit")
     p.add_argument("--period", type=float, default=1.0, help="seconds between blocks (default 1)")
-    p.add_argument(
-        "--seal",
-        choices=("pouw", "hash"),
-        default="pouw",
-        help="how blocks are sealed: proof of useful work (default) or the hash seal",
-    )
+    _seal_arg(p)
     p.add_argument("--demo", action="store_true", help="run the scripted demonstration, then stop")
     p.add_argument("--transfers", type=int, default=12, help="transfers in the demo")
     p.set_defaults(func=cmd_devnet_up)

@@ -5,7 +5,6 @@ mined; account proofs verify; WebSocket subscribers hear new heads."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,35 +13,11 @@ import pytest
 import trio
 
 from bcai.chain import COIN, Transfer
-from bcai.node.config import NodeConfig, flag_layer, load_config
 from bcai.node.datadir import DataDirError
-from bcai.node.genesis_file import dev_wallet_key, devnet_genesis, save_genesis
+from bcai.node.genesis_file import dev_wallet_key
 from bcai.node.service import Node
 from bcai.sdk import ApiError, AsyncClient, build_transaction
-
-
-def node_config(tmp_path: Path, *extra: str) -> NodeConfig:
-    save_genesis(tmp_path / "genesis.json", devnet_genesis(2, timestamp_ms=1_700_000_000_000))
-    sets = [
-        "net.listen=127.0.0.1:0",
-        "api.listen=127.0.0.1:0",
-        "metrics.listen=127.0.0.1:0",
-        "net.port_mapping=false",
-        "mining.enabled=true",
-        "mining.period_s=0.2",
-        "api.max_body_bytes=4096",
-        *extra,
-    ]
-    return load_config(tmp_path, environ={}, flags=flag_layer(sets))
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    async with trio.open_nursery() as nursery:
-        n = Node(node_config(tmp_path))
-        await nursery.start(n.run)
-        yield n
-        await n.shutdown()
+from tests.node.conftest import node_config
 
 
 async def error_of(response: httpx.Response) -> tuple[int, str]:

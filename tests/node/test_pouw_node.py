@@ -5,7 +5,6 @@ its product recorded and stored."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +16,7 @@ from bcai.chain import JOB_SEALED, MatMulPost
 from bcai.node.genesis_file import DEVNET_POUW, dev_wallet_key
 from bcai.node.service import Node
 from bcai.sdk import ApiError, AsyncClient
-from tests.node.test_api import node_config
-
-
-@pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    async with trio.open_nursery() as nursery:
-        n = Node(node_config(tmp_path))
-        await nursery.start(n.run)
-        yield n
-        await n.shutdown()
+from tests.node.conftest import node_config
 
 
 async def test_blocks_carry_pouw_seals_and_a_job_is_sealed_and_paid(node: Node) -> None:

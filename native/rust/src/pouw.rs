@@ -94,21 +94,6 @@ unsafe fn tile_leaves_avx2(
     tile_body(a, bt, k, tile, steps, i0, j0, key)
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tile_leaves_avx2(
-    a: &[i8],
-    bt: &[i8],
-    k: usize,
-    tile: usize,
-    steps: usize,
-    i0: usize,
-    j0: usize,
-    key: u32,
-) -> Vec<u64> {
-    tile_body(a, bt, k, tile, steps, i0, j0, key)
-}
-
 fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -135,17 +120,18 @@ pub fn transcript(
     let a = a.as_standard_layout();
     let bt = bt.as_standard_layout();
     let (a, bt) = (a.as_slice().unwrap(), bt.as_slice().unwrap());
+    #[allow(unused_variables)] // read only on x86-64
     let avx2 = avx2();
     let per_tile: Vec<Vec<u64>> = (0..tiles)
         .into_par_iter()
         .map(|t| {
             let (i0, j0) = ((t / tj) * tile, (t % tj) * tile);
+            #[cfg(target_arch = "x86_64")]
             if avx2 {
                 // SAFETY: the CPU has AVX2 (checked at run time)
-                unsafe { tile_leaves_avx2(a, bt, k, tile, steps, i0, j0, key) }
-            } else {
-                tile_leaves(a, bt, k, tile, steps, i0, j0, key)
+                return unsafe { tile_leaves_avx2(a, bt, k, tile, steps, i0, j0, key) };
             }
+            tile_leaves(a, bt, k, tile, steps, i0, j0, key)
         })
         .collect();
     let mut leaves = vec![0u8; steps * tiles * 8];
