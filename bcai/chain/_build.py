@@ -16,9 +16,10 @@ from bcai.chain._transition import (
     ParentContext,
     apply_transactions,
     check_no_duplicates,
+    claim_job,
     expected_target,
     mint_reward,
-    pay_sealed_job,
+    pay_job,
     refund_expired_jobs,
     release_unbonding,
 )
@@ -80,8 +81,9 @@ def block_template(
     overlay = Overlay(state)
     release_unbonding(overlay, header.height)
     refund_expired_jobs(overlay, header.height)
+    claimed = claim_job(overlay, header, job)
     apply_transactions(overlay, draft, genesis)
-    pay_sealed_job(overlay, header, job)
+    pay_job(overlay, header, job, claimed)
     mint_reward(overlay, header.producer, genesis)
     header = dataclasses.replace(header, state_root=overlay.compute_root())
     return Block(header=header, txs=draft.txs)

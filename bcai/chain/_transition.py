@@ -51,7 +51,8 @@ ZERO_SIG = bytes(64)
 # 65,536 (n, m), and k small enough that no int32 partial sum of A'·B' overflows.
 JOB_SIDE_MULTIPLE = 64
 JOB_MAX_SIDE = 65_536
-JOB_MAX_K = (2**31 - 1) // (127 * 127) // JOB_SIDE_MULTIPLE * JOB_SIDE_MULTIPLE
+JOB_MAX_K = (2**31 - 1) // (128 * 128) // JOB_SIDE_MULTIPLE * JOB_SIDE_MULTIPLE
+JOB_MAX_BLOB = 1 << 30  # A, B (int8) and C (int32) must each fit a blob
 
 
 # ---------------------------------------------------------------- genesis
@@ -119,6 +120,10 @@ def check_job_shape(post: MatMulPost) -> None:
     if post.k > JOB_MAX_K:
         raise InvalidTransaction(
             "tx-job-overflow", f"k={post.k} > {JOB_MAX_K}: int32 sums could overflow"
+        )
+    if max(post.n * post.k, post.k * post.m, 4 * post.n * post.m) > JOB_MAX_BLOB:
+        raise InvalidTransaction(
+            "tx-job-shape", f"a matrix of this job would pass the {JOB_MAX_BLOB}-byte blob limit"
         )
 
 
@@ -212,15 +217,25 @@ def refund_expired_jobs(overlay: Overlay, height: int) -> None:
         overlay.write(("job", job_id, 0), replace_job(job, status=JOB_REFUNDED))
 
 
-def pay_sealed_job(overlay: Overlay, header: Header, sealed: tuple[bytes, bytes] | None) -> None:
-    """The block's seal computed a pending job: its escrow goes to the
-    producer, and the job records C's content id."""
+def claim_job(overlay: Overlay, header: Header, sealed: tuple[bytes, bytes] | None) -> Job | None:
+    """The pending job a block's seal names, read before the block's own
+    transactions (a job must be posted in an earlier block) and after this
+    height's refunds; ``block-job-not-pending`` otherwise."""
     if sealed is None:
+        return None
+    job = overlay.job(sealed[0])
+    if job is None or job.status != JOB_PENDING or job.deadline < header.height:
+        raise InvalidBlock("block-job-not-pending", f"job {sealed[0].hex()} is not pending")
+    return job
+
+
+def pay_job(
+    overlay: Overlay, header: Header, sealed: tuple[bytes, bytes] | None, job: Job | None
+) -> None:
+    """The sealed job's escrow goes to the producer; the job records C's id."""
+    if sealed is None or job is None:
         return
     job_id, product = sealed
-    job = overlay.job(job_id)
-    if job is None or job.status != JOB_PENDING or job.deadline < header.height:
-        raise InvalidBlock("block-job-not-pending", f"job {job_id.hex()} is not pending")
     producer = address(header.producer)
     try:
         credit(overlay, producer, job.amount)
@@ -229,6 +244,14 @@ def pay_sealed_job(overlay: Overlay, header: Header, sealed: tuple[bytes, bytes]
     overlay.write(
         ("job", job_id, 0), replace_job(job, status=JOB_SEALED, solver=producer, product=product)
     )
+
+
+def verify_job_seal(seal: SealVerifier, header: Header, job: Job | None) -> None:
+    """The seal checks that need the job's record (its matrices and the
+    posted product), when the verifier has them (`verify_job`)."""
+    method = getattr(seal, "verify_job", None)
+    if job is not None and method is not None:
+        method(header, job)
 
 
 def replace_job(job: Job, **changes: Any) -> Job:
@@ -416,8 +439,8 @@ def check_block_without_state(
     check_timestamp(header, genesis, ctx, now_ms)
     check_target(header, genesis, ctx)
     check_base_fee(header, genesis, ctx)
+    check_producer_signature(header)  # the cheap check before the seal's work
     seal.verify_seal(header)
-    check_producer_signature(header)
     check_tx_root(block)
     check_no_duplicates(block)
     check_tx_signatures(block)
@@ -439,8 +462,11 @@ def process_block(
     overlay = Overlay(state)
     release_unbonding(overlay, header.height)
     refund_expired_jobs(overlay, header.height)
+    sealed = sealed_job(seal, header)
+    job = claim_job(overlay, header, sealed)
     fees = apply_transactions(overlay, block, genesis)
-    pay_sealed_job(overlay, header, sealed_job(seal, header))
+    verify_job_seal(seal, header, job)
+    pay_job(overlay, header, sealed, job)
     mint_reward(overlay, header.producer, genesis)
     root = overlay.compute_root()
     check_state_root(header, root)

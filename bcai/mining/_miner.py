@@ -83,10 +83,17 @@ class MiningStats:
         return self.attempts / self.seconds if self.seconds else 0.0
 
 
-def run_attempt(prefix: bytes, nonce: int, work: Work, params: PouwParams, miner: Miner) -> Attempt:
+def run_attempt(
+    prefix: bytes,
+    nonce: int,
+    work: Work,
+    params: PouwParams,
+    miner: Miner,
+    product: bytes = bytes(32),
+) -> Attempt:
     leaves = miner.attempt_leaves(work, attempt_seed(prefix, nonce), params)
     root = merkle_root_packed(leaves, LEAF_BYTES)
-    return Attempt(nonce, leaves, root, ticket(prefix, nonce, root))
+    return Attempt(nonce, leaves, root, ticket(prefix, nonce, root, product))
 
 
 def mine(
@@ -116,7 +123,7 @@ def mine(
         if should_stop is not None and should_stop():
             return None
         if pending is None:
-            found = run_attempt(prefix, nonce, work, params, miner)
+            found = run_attempt(prefix, nonce, work, params, miner, product)
         else:
             assert launch is not None
             current = pending
@@ -124,7 +131,7 @@ def mine(
             pending = launch(work, attempt_seed(prefix, nonce + 1), params) if more else None
             leaves = miner.finish(current)  # type: ignore[attr-defined]
             root = merkle_root_packed(leaves, LEAF_BYTES)
-            found = Attempt(nonce, leaves, root, ticket(prefix, nonce, root))
+            found = Attempt(nonce, leaves, root, ticket(prefix, nonce, root, product))
         now = time.perf_counter()
         spent, began = now - began, now
         stats.attempts += 1

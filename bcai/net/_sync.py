@@ -36,6 +36,8 @@ from bcai.net._peer import RequestFailed
 from bcai.store import ChainStore, StoreError
 
 log = logging.getLogger("bcai.sync")
+# Import failures that are not a verdict on the block (data still to come).
+RETRYABLE_BLOCK_CODES = {"block-data-missing"}
 
 MAX_LOCATOR = 64
 MAX_HEADERS = 2000
@@ -388,6 +390,9 @@ class Syncer:
         err = await trio.to_thread.run_sync(run)
         if self.progress is not None:
             self.progress(self.store.head.height, self.report.imported)
+        if err is not None and err.code in RETRYABLE_BLOCK_CODES:
+            log.info("sync: paused on a block whose data is not here yet: %s", err)
+            return True  # not the peer's fault: the next round tries again
         if err is not None:
             log.warning("sync: invalid block behind valid headers: %s", err)
             return False

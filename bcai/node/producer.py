@@ -63,6 +63,8 @@ class PouwSearch:
         except pouw.InvalidSeal as err:
             raise ProducerError("mining-backend-unavailable", err.message) from err
         self.attempts = 4
+        self.products: dict[bytes, bytes] = {}  # job id -> product id (computed once)
+        self.skipped: set[bytes] = set()  # jobs found unsealable
 
     def pick_job(self, next_height: int) -> tuple[pouw.Work, bytes] | None:
         """The best-paid pending job whose A and B are in the blob store,
@@ -74,20 +76,35 @@ class PouwSearch:
             if job.status == chain.JOB_PENDING and job.deadline >= next_height
         ]
         for _, job_id in sorted(pending, reverse=True):
-            post = jobs[job_id].post
-            a_raw, b_raw = get_blob(self.store, post.a), get_blob(self.store, post.b)
-            if a_raw is None or b_raw is None:
+            if job_id in self.skipped:
                 continue
-            a = np.frombuffer(a_raw, np.int8).reshape(post.n, post.k)
-            b = np.frombuffer(b_raw, np.int8).reshape(post.k, post.m)
-            work = pouw.Work(a.copy(), b.copy(), job=job_id)
             try:
-                pouw.check_work(work, self.params)
-            except pouw.InvalidSeal:
-                continue  # a job nobody can seal (bad entries): it will refund
-            cid = put_blob(self.store, pouw.matrix_blob(pouw.work_product(work)))
-            return work, cid
+                found = self._prepare(job_id, jobs[job_id].post)
+            except (BcaiError, ValueError, MemoryError) as err:
+                log.warning("skipping job %s: %s", job_id.hex()[:16], err)
+                self.skipped.add(job_id)
+                continue
+            if found is not None:
+                return found
         return None
+
+    def _prepare(self, job_id: bytes, post: chain.MatMulPost) -> tuple[pouw.Work, bytes] | None:
+        """The job's Work and the id of its stored product; None while its
+        matrices are not here. Raises for a job nobody can seal."""
+        cached = self.products.get(job_id)
+        a_raw, b_raw = get_blob(self.store, post.a), get_blob(self.store, post.b)
+        if a_raw is None or b_raw is None:
+            return None
+        if len(a_raw) != post.n * post.k or len(b_raw) != post.k * post.m:
+            raise ValueError("a blob's size does not match the job's shape")
+        a = np.frombuffer(a_raw, np.int8).reshape(post.n, post.k)
+        b = np.frombuffer(b_raw, np.int8).reshape(post.k, post.m)
+        work = pouw.Work(a.copy(), b.copy(), job=job_id)
+        pouw.check_work(work, self.params)  # a job nobody can seal (bad entries)
+        if cached is None:
+            cached = put_blob(self.store, pouw.matrix_blob(pouw.work_product(work)))
+            self.products[job_id] = cached
+        return work, cached
 
     def search(
         self, header: chain.Header, job: tuple[pouw.Work, bytes] | None, start: int

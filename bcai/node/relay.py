@@ -27,7 +27,8 @@ from bcai.store import ChainStore, ImportResult
 BLOCKS = "blocks"
 TXS = "txs"
 # Codes for blocks that may be fine later or elsewhere: not the sender's fault.
-IGNORED_BLOCK_CODES = {"block-unknown-parent", "block-time-too-new"}
+# (block-data-missing: a MatMul job's blob no peer gave us yet.)
+IGNORED_BLOCK_CODES = {"block-unknown-parent", "block-time-too-new", "block-data-missing"}
 # Transaction rejections no state can cure (the sender relayed garbage);
 # the rest (nonce, funds, fee, pool policy) are ignored, not punished.
 REJECTED_TX_CODES = {"tx-bad-signature", "tx-wrong-chain", "tx-tip-above-max-fee", "tx-zero-amount"}

@@ -55,7 +55,10 @@ class RuntimeConfig:
     port_mapping: bool = True  # try NAT-PMP on the default gateway
     discovery: DiscoveryConfig = DiscoveryConfig()
     dht_server: bool | None = None  # None: serve the DHT once found publicly reachable
-    pouw_full_within: int = 6  # PoUW chains: re-verify seals this close to the head in full
+    # PoUW chains: seals of headers within 2 × this many block intervals of
+    # the clock (at least 30 s) are re-verified in full; older ones (sync)
+    # get the spot checks
+    pouw_full_within: int = 6
 
 
 def _now_ms() -> int:
@@ -81,12 +84,14 @@ class NodeRuntime:
         self.pouw = pouw.params_from_extra(config.genesis.extra)
         self.seal: PouwSealVerifier | None = None
         if self.pouw is not None:
+            spacing = config.genesis.params.target_spacing_ms
+            window_ms = max(30_000, 2 * config.pouw_full_within * spacing)
             self.seal = PouwSealVerifier(
-                self.pouw, full_within=config.pouw_full_within, tip=lambda: self.store.head.height
+                self.pouw, recent=lambda h: _now_ms() - h.timestamp_ms <= window_ms
             )
         self.store = ChainStore(config.data_dir / "chain", config.genesis, seal=self.seal)
         if self.seal is not None:
-            self.seal.jobs = BlobJobs(self._job, self._blob)
+            self.seal.jobs = BlobJobs(self._blob)
         self.host = Host(
             keys,
             self.store.genesis_id,
@@ -109,9 +114,6 @@ class NodeRuntime:
             load=functools.partial(load_addrbook, self.store),
             save=functools.partial(save_addrbook, self.store),
         )
-
-    def _job(self, job_id: bytes) -> chain.Job | None:
-        return self.store.state.jobs.get(job_id)
 
     def _blob(self, cid: bytes, size: int) -> bytes | None:
         """A job's blob for the seal verifier: from the store, or, when an

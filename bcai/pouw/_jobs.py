@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from bcai.chain import JOB_PENDING, Job
+from bcai.chain import Job
 from bcai.crypto import blake3
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._work import Work
@@ -44,22 +44,16 @@ def _read(
 
 
 class BlobJobs:
-    """A `JobResolver` for `PouwSealVerifier`: `job(id)` reads a job record,
-    `blob(id, size)` a blob's bytes (None when absent; `size` is what the
-    job's shape says it must be, so a node may fetch it from peers)."""
+    """A `JobResolver` for `PouwSealVerifier`: `blob(id, size)` gives a
+    blob's bytes (None when absent; `size` is what the job's shape says it
+    must be, so a node may fetch it from peers)."""
 
-    def __init__(
-        self, job: Callable[[bytes], Job | None], blob: Callable[[bytes, int], bytes | None]
-    ) -> None:
-        self.job = job
+    def __init__(self, blob: Callable[[bytes, int], bytes | None]) -> None:
         self.blob = blob
 
-    def __call__(self, job_id: bytes, product: bytes) -> tuple[Work, npt.NDArray[np.int32]]:
-        job = self.job(job_id)
-        if job is None:
-            raise InvalidSeal("pouw-job-unknown", f"job {job_id.hex()} is not on chain")
-        if job.status != JOB_PENDING and job.product != product:
-            raise InvalidSeal("pouw-job-closed", f"job {job_id.hex()} is no longer pending")
+    def __call__(
+        self, job_id: bytes, job: Job, product: bytes
+    ) -> tuple[Work, npt.NDArray[np.int32]]:
         post = job.post
         a = _read(self.blob(post.a, post.n * post.k), post.a, post.n, post.k, "i1")
         b = _read(self.blob(post.b, post.k * post.m), post.b, post.k, post.m, "i1")

@@ -9,7 +9,12 @@ from bcai.pouw._errors import InvalidSeal
 
 MAX_ENTRY = 63  # job matrices: 7-bit signed entries, |x| <= 63
 MAX_NOISE_RANK = 64  # |E|, |F| <= r <= 64, so |A + E| <= 127 fits int8
-MAX_K = (2**31 - 1) // (127 * 127)  # every int32 partial sum of A'B' is exact
+# every int32 partial sum of A'B' is exact; the int8 kernels (`kernels.matmul_i8`,
+# the Rust transcript) bound |entries| by 128, so the limit is theirs
+MAX_K = (2**31 - 1) // (128 * 128)
+MAX_CHECKS = 64
+MAX_ROUNDS = 128
+TILES = (1, 2, 4, 8, 16, 32, 64)  # powers of two (the GPU kernel needs 4..64)
 
 
 def check_shape(params: PouwParams, n: int, k: int, m: int) -> None:
@@ -38,10 +43,10 @@ class PouwParams:
     m: int = 4096
 
     def __post_init__(self) -> None:
-        if not 1 <= self.tile <= MAX_NOISE_RANK:
-            raise ValueError(f"tile {self.tile} outside 1..{MAX_NOISE_RANK}")
-        if self.checks < 1 or self.rounds < 1:
-            raise ValueError("checks and rounds must be >= 1")
+        if self.tile not in TILES:
+            raise ValueError(f"tile {self.tile} is not one of {TILES}")
+        if not 1 <= self.checks <= MAX_CHECKS or not 1 <= self.rounds <= MAX_ROUNDS:
+            raise ValueError(f"checks must be 1..{MAX_CHECKS} and rounds 1..{MAX_ROUNDS}")
         check_shape(self, self.n, self.k, self.m)
 
 
@@ -55,23 +60,30 @@ GENESIS_TAG = b"bcai-seal=pouw;"
 def genesis_extra(params: PouwParams, note: bytes = b"") -> bytes:
     """The genesis `extra` of a chain sealed by PoUW with these parameters
     (every node reads the seal rule from its genesis)."""
-    fields = ";".join(
-        f"{name}={getattr(params, name)}" for name in ("tile", "checks", "rounds", "n", "k", "m")
-    )
+    fields = ";".join(f"{name}={getattr(params, name)}" for name in FIELDS)
     return GENESIS_TAG + fields.encode() + (b";" + note if note else b"")
 
 
+FIELDS = ("tile", "checks", "rounds", "n", "k", "m")
+
+
 def params_from_extra(extra: bytes) -> PouwParams | None:
-    """The PoUW parameters a genesis names, or None (a hash-sealed chain).
-    Raises ``pouw-genesis`` when the tag is there but the fields are bad."""
+    """The PoUW parameters a genesis names, or None (a hash-sealed chain):
+    the six fields in order right after the tag; anything after them is a
+    note. Raises ``pouw-genesis`` when the tag is there but the fields are
+    not."""
     if not extra.startswith(GENESIS_TAG):
         return None
-    values: dict[str, int] = {}
     try:
-        for part in extra[len(GENESIS_TAG) :].decode().split(";"):
-            name, _, value = part.partition("=")
-            if name in ("tile", "checks", "rounds", "n", "k", "m"):
-                values[name] = int(value)
+        parts = extra[len(GENESIS_TAG) :].decode().split(";")
+        values: dict[str, int] = {}
+        for name, part in zip(FIELDS, parts, strict=False):
+            key, sep, value = part.partition("=")
+            if key != name or not sep or not value.isdigit():
+                raise ValueError(f"expected {name}=<integer>, got {part!r}")
+            values[name] = int(value)
+        if len(values) != len(FIELDS):
+            raise ValueError(f"expected the fields {', '.join(FIELDS)}")
         return PouwParams(**values)
     except (UnicodeDecodeError, ValueError, TypeError) as err:
         raise InvalidSeal("pouw-genesis", f"bad PoUW parameters in the genesis: {err}") from err

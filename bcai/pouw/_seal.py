@@ -1,8 +1,10 @@
 """The PoUW seal: its encoding, the ticket, the positions it opens, and its
 verification (docs/pouw.md is the specification).
 
-Ticket = BLAKE3("bcai/pouw/ticket" ‖ seal prefix ‖ nonce ‖ root), read as a
-big-endian integer, must be at most the header's target. The ticket's XOF
+Ticket = BLAKE3("bcai/pouw/ticket" ‖ seal prefix ‖ nonce ‖ root ‖ product id),
+read as a big-endian integer, must be at most the header's target (the
+product is fixed before the ticket, hence before the Freivalds vectors and
+the opened tiles the ticket picks). The ticket's XOF
 picks `checks` intermediate leaves (slices 0 … K−2) and `checks` final
 leaves (slice K−1), with replacement; the seal carries their leaves and
 Merkle paths, in that order.
@@ -62,8 +64,8 @@ class PouwSeal(codec.Record):
     )
 
 
-def ticket(prefix: bytes, nonce: int, root: bytes) -> bytes:
-    return blake3(b"bcai/pouw/ticket" + prefix + nonce.to_bytes(8, "big") + root)
+def ticket(prefix: bytes, nonce: int, root: bytes, product: bytes = bytes(32)) -> bytes:
+    return blake3(b"bcai/pouw/ticket" + prefix + nonce.to_bytes(8, "big") + root + product)
 
 
 def challenges(ticket_: bytes, n: int, k: int, m: int, params: PouwParams) -> list[int]:
@@ -88,14 +90,16 @@ class Attempt:
     ticket: bytes
 
 
-def attempt(prefix: bytes, nonce: int, work: Work, params: PouwParams) -> Attempt:
+def attempt(
+    prefix: bytes, nonce: int, work: Work, params: PouwParams, product: bytes = bytes(32)
+) -> Attempt:
     """One attempt with the reference transcript (NumPy)."""
     n, k, m = work.shape
     seed = attempt_seed(prefix, nonce)
     a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, params.tile))
     leaves = transcript(a2, b2, params.tile, digest_key(seed))
     root = merkle_root_packed(leaves, LEAF_BYTES)
-    return Attempt(nonce, leaves, root, ticket(prefix, nonce, root))
+    return Attempt(nonce, leaves, root, ticket(prefix, nonce, root, product))
 
 
 def make_seal(
@@ -126,7 +130,9 @@ def verify(
     b = params.tile
     if seal.job != work.job:
         raise InvalidSeal("pouw-job", "the seal names another job")
-    t = ticket(prefix, seal.nonce, seal.root)
+    if (seal.product == bytes(32)) != (work.job == bytes(32)):
+        raise InvalidSeal("pouw-product", "a job's seal names its product, a derived one none")
+    t = ticket(prefix, seal.nonce, seal.root, seal.product)
     if int.from_bytes(t, "big") > target:
         raise InvalidSeal("pouw-ticket", "the ticket is above the target")
     indices = challenges(t, n, k, m, params)
@@ -184,10 +190,16 @@ def _final_from_product(
 
 
 def full_verify(prefix: bytes, seal: PouwSeal, work: Work, params: PouwParams) -> None:
-    """Re-verification in full: recomputes the whole transcript and its root
-    (as costly as one attempt). Raises ``pouw-full-mismatch``."""
-    found = attempt(prefix, seal.nonce, work, params)
-    if found.root != seal.root:
+    """Re-verification in full: recomputes the whole transcript (with the
+    Rust transcript, byte-identical to the reference) and its root — as
+    costly as one CPU attempt. Raises ``pouw-full-mismatch``."""
+    n, k, m = work.shape
+    seed = attempt_seed(prefix, seal.nonce)
+    a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, params.tile))
+    leaves = bcai_native.pouw_transcript(
+        a2, np.ascontiguousarray(b2.T), tile=params.tile, key=digest_key(seed)
+    )
+    if merkle_root_packed(leaves, LEAF_BYTES) != seal.root:
         raise InvalidSeal("pouw-full-mismatch", "the transcript's root differs")
 
 

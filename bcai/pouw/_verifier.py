@@ -1,7 +1,16 @@
 """The PoUW seal behind the chain's `SealVerifier` interface: a header's
-`seal` field holds a `PouwSeal`; matrices derive from the parent hash, or
-come from a MatMul job through `jobs` (the node's resolver: job id → the
-job's Work and its posted product)."""
+`seal` field holds a `PouwSeal`.
+
+- `verify_seal(header)` needs no state, so headers-first sync and side
+  chains can run it: a seal over matrices derived from the parent is checked
+  in full (spot checks, and re-verification when recent); a MatMul job's
+  seal only as far as its ticket.
+- `verify_job(header, job)`: the state transition calls it with the job's
+  record from the parent state (so a fork sees its own jobs); the matrices
+  and the posted product come through `jobs` (the node's blob store), then
+  the full checks run. A blob nobody here has gives ``block-data-missing``
+  (retry later, not the sender's fault); anything else ``block-bad-seal``.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +19,16 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from bcai.chain import Header, InvalidBlock
+from bcai.chain import Header, InvalidBlock, Job
 from bcai.codec import DecodeError
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._params import PouwParams
-from bcai.pouw._seal import PouwSeal, full_verify, verify
+from bcai.pouw._seal import PouwSeal, full_verify, ticket, verify
 from bcai.pouw._work import Work, derived_work
 
-JobResolver = Callable[[bytes, bytes], tuple[Work, npt.NDArray[np.int32]]]
+# (job id, the job's record, product id) -> the job's Work and its product C
+JobResolver = Callable[[bytes, Job, bytes], tuple[Work, npt.NDArray[np.int32]]]
+RETRYABLE = {"pouw-blob-missing"}
 
 
 def decode_seal(header: Header) -> PouwSeal:
@@ -27,12 +38,18 @@ def decode_seal(header: Header) -> PouwSeal:
         raise InvalidSeal("pouw-encoding", f"the seal does not decode: {e}") from e
 
 
+def _as_block_error(e: InvalidSeal) -> InvalidBlock:
+    code = "block-data-missing" if e.code in RETRYABLE else "block-bad-seal"
+    return InvalidBlock(code, f"{e.code}: {e.message}")
+
+
 class PouwSealVerifier:
     """Spot checks always; full re-verification (the whole transcript: as
-    costly as one mining attempt) of every seal with `full=True`, or of the
-    recent ones with `full_within=N`: headers above `tip() − N`, where the
-    node's `tip` gives its head's height (old blocks met during sync are
-    spot-checked; new tips, the ones producers build on, in full)."""
+    costly as one CPU attempt) of every seal with `full=True`, or of recent
+    ones: with `recent(header)` given, those it calls recent (the node: a
+    header's time within a few block intervals of its clock, so blocks met
+    during sync get spot checks and new tips full checks); otherwise those
+    within `full_within` of `tip()` (or `tip_height`)."""
 
     def __init__(
         self,
@@ -42,6 +59,7 @@ class PouwSealVerifier:
         full: bool = False,
         full_within: int = 0,
         tip: Callable[[], int] | None = None,
+        recent: Callable[[Header], bool] | None = None,
     ) -> None:
         self.params = params
         self.jobs = jobs
@@ -49,34 +67,58 @@ class PouwSealVerifier:
         self.full_within = full_within
         self.tip_height = 0  # used when no `tip` is given
         self.tip = tip
+        self.recent = recent
         self.full_checks = 0  # how many seals were re-verified in full
-
-    def work_of(self, header: Header, seal: PouwSeal) -> tuple[Work, npt.NDArray[np.int32] | None]:
-        if seal.job == bytes(32):
-            return derived_work(header.parent, self.params), None
-        if self.jobs is None:
-            raise InvalidSeal("pouw-job-unknown", f"job {seal.job.hex()}: no job resolver here")
-        return self.jobs(seal.job, seal.product)
 
     def sealed_job(self, header: Header) -> tuple[bytes, bytes] | None:
         """(job id, product id) the seal claims, for the state transition."""
         seal = decode_seal(header)
         return None if seal.job == bytes(32) else (seal.job, seal.product)
 
-    def check(self, header: Header) -> None:
-        """Raises InvalidSeal (with its pouw-* code)."""
-        seal = decode_seal(header)
-        work, product = self.work_of(header, seal)
+    def _is_recent(self, header: Header) -> bool:
+        if self.full:
+            return True
+        if self.recent is not None:
+            return self.recent(header)
+        tip = self.tip() if self.tip is not None else self.tip_height
+        return self.full_within > 0 and header.height > tip - self.full_within
+
+    def _verify(
+        self, header: Header, seal: PouwSeal, work: Work, product: npt.NDArray[np.int32] | None
+    ) -> None:
         prefix = header.seal_prefix()
         verify(prefix, header.target, seal, work, self.params, product)
-        tip = self.tip() if self.tip is not None else self.tip_height
-        recent = self.full_within > 0 and header.height > tip - self.full_within
-        if self.full or recent:
+        if self._is_recent(header):
             self.full_checks += 1
             full_verify(prefix, seal, work, self.params)
+
+    def check(self, header: Header) -> None:
+        """The stateless checks; raises InvalidSeal (with its pouw-* code)."""
+        seal = decode_seal(header)
+        if seal.job == bytes(32):
+            self._verify(header, seal, derived_work(header.parent, self.params), None)
+            return
+        if seal.product == bytes(32):
+            raise InvalidSeal("pouw-product", "a job's seal must name its product")
+        t = ticket(header.seal_prefix(), seal.nonce, seal.root, seal.product)
+        if int.from_bytes(t, "big") > header.target:
+            raise InvalidSeal("pouw-ticket", "the ticket is above the target")
+
+    def check_job(self, header: Header, job: Job) -> None:
+        seal = decode_seal(header)
+        if self.jobs is None:
+            raise InvalidSeal("pouw-job-unknown", f"job {seal.job.hex()}: no job data here")
+        work, product = self.jobs(seal.job, job, seal.product)
+        self._verify(header, seal, work, product)
 
     def verify_seal(self, header: Header) -> None:
         try:
             self.check(header)
         except InvalidSeal as e:
-            raise InvalidBlock("block-bad-seal", f"{e.code}: {e.message}") from e
+            raise _as_block_error(e) from e
+
+    def verify_job(self, header: Header, job: Job) -> None:
+        try:
+            self.check_job(header, job)
+        except InvalidSeal as e:
+            raise _as_block_error(e) from e

@@ -529,7 +529,8 @@ class ChainStore:
         except InvalidBlock as err:
             self._restore_after_failed_reorg(applied, old_blocks)
             bad = branch[len(applied)].block_hash()
-            self._mark_invalid([b.block_hash() for b in branch[len(applied) :]])
+            if err.code != "block-data-missing":  # missing data is no verdict
+                self._mark_invalid([b.block_hash() for b in branch[len(applied) :]])
             raise InvalidBlock(err.code, f"block {bad.hex()[:16]}…: {err.message}") from err
         self._pending_nodes += self.state.tree.drain_new_nodes()
         try:

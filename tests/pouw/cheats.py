@@ -30,7 +30,7 @@ class Case:
 
 
 def honest_leaves(prefix: bytes, nonce: int, work: Work, params: PouwParams) -> list[bytes]:
-    leaves = pouw.attempt(prefix, nonce, work, params).leaves
+    leaves = pouw.attempt(prefix, nonce, work, params).leaves  # leaves do not depend on C
     return [leaves[i : i + LEAF_BYTES] for i in range(0, len(leaves), LEAF_BYTES)]
 
 
@@ -44,7 +44,7 @@ def commit(
 ) -> PouwSeal:
     """The seal a miner with these leaves would publish."""
     root = merkle_root_packed(b"".join(leaves), LEAF_BYTES)
-    t = pouw.ticket(prefix, nonce, root)
+    t = pouw.ticket(prefix, nonce, root, job_product)
     openings = tuple(
         Opening(leaves[i], tuple(bcai_native.merkle_proof(leaves, i)))
         for i in pouw.challenges(t, *work.shape, params)

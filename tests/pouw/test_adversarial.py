@@ -52,10 +52,10 @@ def test_the_honest_seals_of_the_same_generator_pass() -> None:
     for _ in range(50):
         prefix, nonce = rng.bytes(40), int(rng.integers(0, 2**63))
         work = job_work(rng)
-        seal = commit(
-            prefix, nonce, honest_leaves(prefix, nonce, work, PARAMS), work, PARAMS, bytes(32)
-        )
-        pouw.verify(prefix, MAX_TARGET, seal, work, PARAMS, pouw.work_product(work))
+        c = pouw.work_product(work)
+        cid = pouw.content_id(pouw.matrix_blob(c))
+        seal = commit(prefix, nonce, honest_leaves(prefix, nonce, work, PARAMS), work, PARAMS, cid)
+        pouw.verify(prefix, MAX_TARGET, seal, work, PARAMS, c)
         pouw.full_verify(prefix, seal, work, PARAMS)
 
 
@@ -75,8 +75,8 @@ def test_fake_intermediate_leaves_pass_at_the_predicted_rate(fakes: int) -> None
             while fake == leaves[i]:
                 fake = rng.bytes(8)
             leaves[i] = fake
-        seal = commit(prefix, nonce, leaves, work, PARAMS, bytes(32))
         product = pouw.work_product(work)
+        seal = commit(prefix, nonce, leaves, work, PARAMS, rng.bytes(32))
         try:
             pouw.verify(prefix, MAX_TARGET, seal, work, PARAMS, product)
         except InvalidSeal as e:
@@ -89,3 +89,89 @@ def test_fake_intermediate_leaves_pass_at_the_predicted_rate(fakes: int) -> None
     predicted = (1 - f) ** PARAMS.checks
     sigma = math.sqrt(predicted * (1 - predicted) / trials)
     assert abs(passed / trials - predicted) < 4 * sigma, (passed / trials, predicted)
+
+
+def _lll(basis: list[list[int]]) -> list[list[int]]:
+    """Textbook LLL (δ = 3/4) over exact rationals: small dimensions only."""
+    from fractions import Fraction  # noqa: PLC0415
+
+    b = [list(v) for v in basis]
+
+    def dot(u: list, v: list) -> Fraction:
+        return sum((Fraction(x) * y for x, y in zip(u, v, strict=True)), Fraction(0))
+
+    def gram_schmidt() -> tuple[list[list[Fraction]], list[list[Fraction]]]:
+        ortho: list[list[Fraction]] = []
+        mu = [[Fraction(0)] * len(b) for _ in b]
+        for i, v in enumerate(b):
+            w = [Fraction(x) for x in v]
+            for j in range(i):
+                mu[i][j] = dot(v, ortho[j]) / dot(ortho[j], ortho[j])
+                w = [x - mu[i][j] * y for x, y in zip(w, ortho[j], strict=True)]
+            ortho.append(w)
+        return ortho, mu
+
+    ortho, mu = gram_schmidt()
+    k = 1
+    while k < len(b):
+        for j in range(k - 1, -1, -1):
+            q = round(mu[k][j])
+            if q:
+                b[k] = [x - q * y for x, y in zip(b[k], b[j], strict=True)]
+                ortho, mu = gram_schmidt()
+        if dot(ortho[k], ortho[k]) >= (Fraction(3, 4) - mu[k][k - 1] ** 2) * dot(
+            ortho[k - 1], ortho[k - 1]
+        ):
+            k += 1
+        else:
+            b[k], b[k - 1] = b[k - 1], b[k]
+            ortho, mu = gram_schmidt()
+            k = max(k - 1, 1)
+    return b
+
+
+def test_a_product_crafted_against_a_known_ticket_fails() -> None:
+    """The attack the ticket's product binding stops: with the Freivalds
+    vectors known (from a ticket), an error D with D·r ≡ 0 (mod 2⁶¹ − 1) is a
+    short lattice vector (LLL), and C + D would pass. Since the ticket hashes
+    the product's id, posting C + D changes the vectors: Freivalds rejects."""
+    from bcai.crypto import derive_key  # noqa: PLC0415
+
+    p = (1 << 61) - 1
+    params = pouw.PouwParams(tile=16, checks=2, rounds=2, n=64, k=64, m=64)
+    rng = np.random.default_rng(11)
+    work = job_work(rng, params)
+    c = pouw.work_product(work)
+    cid = pouw.content_id(pouw.matrix_blob(c))
+    found = pouw.attempt(b"hdr", 3, work, params, cid)
+
+    def vector(seed: bytes, rnd: int) -> list[int]:
+        raw = derive_key(
+            "bcai 2026-11 freivalds vector",
+            len(seed).to_bytes(8, "big") + seed + rnd.to_bytes(4, "big"),
+            8 * 64,
+        )
+        return [(int.from_bytes(raw[8 * i : 8 * i + 8], "little") & p) % p for i in range(64)]
+
+    r0, r1 = vector(found.ticket, 0), vector(found.ticket, 1)
+    cols = list(range(48, 54))
+    a0, a1 = [r0[j] for j in cols], [r1[j] for j in cols]
+    inv = pow((a0[0] * a1[1] - a0[1] * a1[0]) % p, -1, p)
+    basis = [[p, 0, 0, 0, 0, 0], [0, p, 0, 0, 0, 0]]
+    for j in range(2, 6):
+        x0 = ((-a0[j] * a1[1] + a1[j] * a0[1]) * inv) % p
+        x1 = ((-a1[j] * a0[0] + a0[j] * a1[0]) * inv) % p
+        v = [x0, x1, 0, 0, 0, 0]
+        v[j] = 1
+        basis.append(v)
+    d = min(_lll(basis), key=lambda v: max(map(abs, v)))
+    assert any(d) and sum(x * y for x, y in zip(d, a0, strict=True)) % p == 0
+    bad = c.copy()
+    bad[5, cols] += np.array(d, dtype=np.int64).astype(np.int32)
+    bad_id = pouw.content_id(pouw.matrix_blob(bad))
+    # the seal the attacker must post names bad's id, which moves the ticket
+    forged = pouw.attempt(b"hdr", 3, work, params, bad_id)
+    seal = pouw.make_seal(b"hdr", forged, work, params, product=bad_id)
+    with pytest.raises(InvalidSeal) as err:
+        pouw.verify(b"hdr", MAX_TARGET, seal, work, params, bad)
+    assert err.value.code in {"pouw-freivalds", "pouw-final-tile"}

@@ -32,7 +32,7 @@ def test_mined_seal_round_trips_and_verifies() -> None:
     assert decoded == seal
     pouw.verify(b"prefix", EASY, decoded, work, SMALL)
     pouw.full_verify(b"prefix", decoded, work, SMALL)
-    t = pouw.ticket(b"prefix", seal.nonce, seal.root)
+    t = pouw.ticket(b"prefix", seal.nonce, seal.root, seal.product)
     assert int.from_bytes(t, "big") <= EASY
     # the same seal under a harder target, another header, or a job it did not do
     with pytest.raises(InvalidSeal) as err:
