@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from bcai import codec
 from bcai.chain import Account, Job, Supply
-from bcai.chain._state import Key, Value
+from bcai.chain._state import Key, State, Undo, Value
 
 FORMAT_VERSION = 1
 KINDS = ("account", "stake", "unbond", "supply", "job")
@@ -75,3 +75,31 @@ class TxLocation(codec.Record):
     DOMAIN: ClassVar[bytes] = b"bcai/store/txloc"
     block: bytes = codec.field(codec.FixedBytes(32))
     index: int = codec.field(codec.U32)
+
+
+def state_items(state: State) -> list[tuple[Key, Value]]:
+    items: list[tuple[Key, Value]] = [(("supply", b"", 0), state.supply)]
+    items += [(("account", a, 0), v) for a, v in state.accounts.items()]
+    items += [(("stake", a, 0), v) for a, v in state.stakes.items()]
+    items += [(("unbond", a, h), v) for h, q in state.unbonding.items() for a, v in q.items()]
+    items += [(("job", j, 0), v) for j, v in state.jobs.items()]
+    return items
+
+
+def undo_entries(old: dict[Key, Value | None]) -> tuple[UndoEntry, ...]:
+    return tuple(
+        UndoEntry(key=encode_key(k), value=None if v is None else encode_value(v))
+        for k, v in sorted(old.items(), key=lambda kv: encode_key(kv[0]))
+    )
+
+
+def undo_from_record(record: UndoRecord) -> Undo:
+    old: dict[Key, Value | None] = {}
+    for e in record.entries:
+        key = decode_key(e.key)
+        old[key] = None if e.value is None else decode_value(key[0], e.value)
+    return Undo(root=record.root, old=old)
+
+
+def with_status(info: BlockInfo, status: int) -> BlockInfo:
+    return BlockInfo(height=info.height, work=info.work, tx_bytes=info.tx_bytes, status=status)

@@ -36,8 +36,8 @@ from bcai.chain import (
     Transaction,
     Undo,
 )
-from bcai.chain._state import Key, Value
-from bcai.crypto import blake3
+from bcai.chain._state import Key
+from bcai.store._consistency import verify_consistency
 from bcai.store._errors import StoreError
 from bcai.store._records import (
     FORMAT_VERSION,
@@ -46,12 +46,15 @@ from bcai.store._records import (
     STATUS_SIDE,
     BlockInfo,
     TxLocation,
-    UndoEntry,
     UndoRecord,
     decode_key,
     decode_value,
     encode_key,
     encode_value,
+    state_items,
+    undo_entries,
+    undo_from_record,
+    with_status,
 )
 
 DATABASES = (
@@ -173,7 +176,7 @@ class ChainStore:
             txn.put(b"genesis", self.genesis_id, db=meta)
             self._put_block(txn, block, BlockInfo(height=0, work=0, tx_bytes=0, status=STATUS_MAIN))
             txn.put(_height_key(0), bh, db=self.db["height"])
-            for key, value in _state_items(state):
+            for key, value in state_items(state):
                 txn.put(encode_key(key), encode_value(value), db=self.db["state"])
             for seq, (_, enc) in enumerate(state.tree.drain_new_nodes()):
                 txn.put(seq.to_bytes(8, "big"), enc, db=self.db["smt"], append=True)
@@ -422,7 +425,7 @@ class ChainStore:
             tx_bytes=result.tx_bytes,
             status=STATUS_MAIN,
         )
-        undo = UndoRecord(root=self.state.root, entries=_undo_entries(old)).encode()
+        undo = UndoRecord(root=self.state.root, entries=undo_entries(old)).encode()
         bh = block.block_hash()
         height = _height_key(info.height)
         # Everything is encoded before the write transaction opens, so the
@@ -497,7 +500,7 @@ class ChainStore:
                 for i in range(fork_height + 1, self.head.height + 1)
             ]
             old_undos = [
-                _undo_from_record(
+                undo_from_record(
                     UndoRecord.decode(txn.get(_height_key(b.header.height), db=self.db["undo"]))
                 )
                 for b in old_blocks
@@ -544,7 +547,7 @@ class ChainStore:
             raise
         self._nodes_written()
         last_block, last_info, _ = applied[-1]
-        self.head, self.head_info = last_block.header, _with_status(last_info, STATUS_MAIN)
+        self.head, self.head_info = last_block.header, with_status(last_info, STATUS_MAIN)
         new_ids = {tx.tx_id() for b in branch for tx in b.txs}
         orphaned = [tx for b in old_blocks for tx in b.txs if tx.tx_id() not in new_ids]
         return ImportResult("head", tip_hash, reorg_depth=len(old_blocks), orphaned=orphaned)
@@ -561,16 +564,16 @@ class ChainStore:
         for b in old_blocks:
             bh = b.block_hash()
             info = self._info(txn, bh)
-            txn.put(bh, _with_status(info, STATUS_SIDE).encode(), db=self.db["info"])
+            txn.put(bh, with_status(info, STATUS_SIDE).encode(), db=self.db["info"])
             self._index(txn, b, add=False)
             txn.delete(_height_key(b.header.height), db=self.db["undo"])
         for height in range(fork_height + 1, self.head.height + 1):
             txn.delete(_height_key(height), db=self.db["height"])
         for b, info, undo in applied:
             bh = b.block_hash()
-            txn.put(bh, _with_status(info, STATUS_MAIN).encode(), db=self.db["info"])
+            txn.put(bh, with_status(info, STATUS_MAIN).encode(), db=self.db["info"])
             txn.put(_height_key(info.height), bh, db=self.db["height"])
-            record = UndoRecord(root=undo.root, entries=_undo_entries(undo.old))
+            record = UndoRecord(root=undo.root, entries=undo_entries(undo.old))
             txn.put(_height_key(info.height), record.encode(), db=self.db["undo"])
             self._index(txn, b, add=True)
         self._write_state(txn, touched)
@@ -596,7 +599,7 @@ class ChainStore:
         def write(txn: Any) -> None:
             for bh in hashes:
                 info = self._info(txn, bh)
-                txn.put(bh, _with_status(info, STATUS_INVALID).encode(), db=self.db["info"])
+                txn.put(bh, with_status(info, STATUS_INVALID).encode(), db=self.db["info"])
 
         self._run_write(write)
 
@@ -605,50 +608,7 @@ class ChainStore:
     def verify_consistency(self) -> None:
         """Recomputes the state root from the stored entries and checks it and
         the main-chain index against the head. Raises StoreError if not."""
-        tree = bcai_native.SparseMerkleTree()
-        with self._read() as txn:
-            updates = []
-            for k, v in txn.cursor(db=self.db["state"]):
-                key = decode_key(bytes(k))
-                updates.append((chain.tree_key(key), blake3(bytes(v))))
-            head_hash = bytes(txn.get(b"head", db=self.db["meta"]))
-            head = self._header(txn, head_hash)
-            h = head
-            while h.height > 0:
-                if self._hash_at(txn, h.height) != h.block_hash():
-                    raise StoreError("store-corrupt", f"height index broken at {h.height}")
-                h = self._header(txn, h.parent)
-        root = tree.update(bytes(32), updates)
-        if root != head.state_root:
-            raise StoreError("store-corrupt", "stored state does not match the head's state root")
-
-
-def _state_items(state: State) -> list[tuple[Key, Value]]:
-    items: list[tuple[Key, Value]] = [(("supply", b"", 0), state.supply)]
-    items += [(("account", a, 0), v) for a, v in state.accounts.items()]
-    items += [(("stake", a, 0), v) for a, v in state.stakes.items()]
-    items += [(("unbond", a, h), v) for h, q in state.unbonding.items() for a, v in q.items()]
-    items += [(("job", j, 0), v) for j, v in state.jobs.items()]
-    return items
-
-
-def _undo_entries(old: dict[Key, Value | None]) -> tuple[UndoEntry, ...]:
-    return tuple(
-        UndoEntry(key=encode_key(k), value=None if v is None else encode_value(v))
-        for k, v in sorted(old.items(), key=lambda kv: encode_key(kv[0]))
-    )
-
-
-def _undo_from_record(record: UndoRecord) -> Undo:
-    old: dict[Key, Value | None] = {}
-    for e in record.entries:
-        key = decode_key(e.key)
-        old[key] = None if e.value is None else decode_value(key[0], e.value)
-    return Undo(root=record.root, old=old)
-
-
-def _with_status(info: BlockInfo, status: int) -> BlockInfo:
-    return BlockInfo(height=info.height, work=info.work, tx_bytes=info.tx_bytes, status=status)
+        verify_consistency(self)
 
 
 __all__ = ["ChainStore", "ImportResult"]
