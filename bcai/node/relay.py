@@ -14,7 +14,7 @@ Imports run in a worker thread (LMDB writes block), one at a time.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import trio
 
@@ -32,6 +32,10 @@ IGNORED_BLOCK_CODES = {"block-unknown-parent", "block-time-too-new", "block-data
 # Transaction rejections no state can cure (the sender relayed garbage);
 # the rest (nonce, funds, fee, pool policy) are ignored, not punished.
 REJECTED_TX_CODES = {"tx-bad-signature", "tx-wrong-chain", "tx-tip-above-max-fee", "tx-zero-amount"}
+
+
+async def _nothing(_block: Block, _source: bytes) -> None:
+    return None
 
 
 class ChainRelay:
@@ -52,6 +56,9 @@ class ChainRelay:
         self._write_lock = trio.Lock()
         # told of every import (result, seconds), for metrics and events
         self.on_import: Callable[[ImportResult, float], None] = lambda result, seconds: None
+        # awaited before a gossiped block is imported, outside the import's
+        # locks (the node fetches a MatMul job's blobs from the sender here)
+        self.before_import: Callable[[Block, bytes], Awaitable[None]] = _nothing
         self.blocks = host.subscribe(BLOCKS, self.validate_block)
         self.txs = host.subscribe(TXS, self.validate_tx)
 
@@ -60,13 +67,14 @@ class ChainRelay:
         info = self.store.get_block_info(self.store.head_hash)
         return next_base_fee(self.store.genesis.params, head.base_fee, info.tx_bytes)
 
-    async def validate_block(self, _topic: str, data: bytes, _source: bytes) -> Validation:
+    async def validate_block(self, _topic: str, data: bytes, source: bytes) -> Validation:
         try:
             block = Block.decode(data)
         except codec.DecodeError:
             return Validation.REJECT
         if self.store.has_block(block.block_hash()):
             return Validation.IGNORE
+        await self.before_import(block, source)
         async with self._write_lock:
             started = time.perf_counter()
             try:

@@ -36,7 +36,15 @@ from bcai.node.blobs import fetch_and_store, serve_blobs
 from bcai.node.mempool import Mempool
 from bcai.node.relay import ChainRelay
 from bcai.pouw import BlobJobs, PouwSealVerifier
-from bcai.store import ChainStore, get_blob, load_addrbook, load_bans, save_addrbook, save_ban
+from bcai.store import (
+    ChainStore,
+    blob_size,
+    get_blob,
+    load_addrbook,
+    load_bans,
+    save_addrbook,
+    save_ban,
+)
 
 log = logging.getLogger("bcai.node")
 BLOB_FETCH_TIMEOUT_S = 60.0
@@ -103,6 +111,10 @@ class NodeRuntime:
         self.chain = ChainRelay(self.host, self.store, self.mempool, now_ms=_now_ms)
         serve_sync(self.host, self.store)
         serve_blobs(self.host, self.store)
+        self.blobs_prefetched = 0  # a gossiped job block's blobs fetched before its import
+        self.blobs_fetched_in_import = 0  # (synced blocks: fetched during the import)
+        if self.seal is not None:
+            self.chain.before_import = self._prefetch_job_blobs
         self.autonat = AutoNat(self.host)
         self.nat = NatState()
         self.relay = Relay(self.host, config.relay)
@@ -123,12 +135,39 @@ class NodeRuntime:
         if data is not None:
             return data
         try:
-            return trio.from_thread.run(self._fetch_blob, cid, size)
+            data = trio.from_thread.run(self._fetch_blob, cid, size)
         except RuntimeError:  # not called from one of our worker threads
             return None
+        if data is not None:
+            self.blobs_fetched_in_import += 1
+        return data
 
-    async def _fetch_blob(self, cid: bytes, size: int) -> bytes | None:
-        for peer in self.host.connected():
+    async def _prefetch_job_blobs(self, block: chain.Block, source: bytes) -> None:
+        """Before a gossiped block that seals a MatMul job is imported: its
+        A, B and C from the peer that sent it (it validated them) or any
+        other, so the import finds them and holds no lock over the network."""
+        try:
+            sealed = pouw.decode_seal(block.header)
+        except pouw.InvalidSeal:
+            return  # the import will say why
+        job = self.store.state.jobs.get(sealed.job)
+        if job is None or sealed.product == bytes(32):
+            return
+        post = job.post
+        wanted = [(post.a, post.n * post.k), (post.b, post.k * post.m)]
+        wanted.append((sealed.product, 4 * post.n * post.m))
+        for cid, size in wanted:
+            if blob_size(self.store, cid) is None and await self._fetch_blob(
+                cid, size, first=source
+            ):
+                self.blobs_prefetched += 1
+
+    async def _fetch_blob(self, cid: bytes, size: int, first: bytes | None = None) -> bytes | None:
+        peers = self.host.connected()
+        if first in peers:
+            peers.remove(first)
+            peers.insert(0, first)
+        for peer in peers:
             with trio.move_on_after(BLOB_FETCH_TIMEOUT_S):
                 try:
                     return await fetch_and_store(self.host, self.store, peer, cid, max_size=size)

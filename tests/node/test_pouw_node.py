@@ -60,9 +60,9 @@ async def test_blocks_carry_pouw_seals_and_a_job_is_sealed_and_paid(node: Node) 
 
 
 async def test_a_job_block_brings_its_blobs_to_another_node(tmp_path: Path) -> None:
-    """Node b holds none of the job's blobs: importing the block that seals
-    the job, it fetches A, B and C from its peer by content id (blob/get),
-    verifies the seal, and serves the product itself."""
+    """Node b holds none of the job's blobs: before importing the gossiped
+    block that seals the job, it fetches A, B and C from the sender by
+    content id (blob/get), verifies the seal, and serves the product."""
     rng = np.random.default_rng(9)
     a = rng.integers(-63, 64, (64, 64)).astype(np.int8)
     b = rng.integers(-63, 64, (64, 128)).astype(np.int8)
@@ -84,6 +84,11 @@ async def test_a_job_block_brings_its_blobs_to_another_node(tmp_path: Path) -> N
         with trio.fail_after(60):
             while (job := jobs.get(job_id)) is None or job.status != JOB_SEALED:
                 await trio.sleep(0.05)
+        # each of A, B and C fetched once: before the import when the block
+        # came by gossip (from its sender, outside the locks), or during the
+        # import when sync brought it
+        rt = other.runtime
+        assert rt.blobs_prefetched + rt.blobs_fetched_in_import == 3
         async with AsyncClient(other.info["api"]) as client:
             c = np.frombuffer(await client.get_blob(job.product.hex()), "<i4").reshape(64, 128)
             assert np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
