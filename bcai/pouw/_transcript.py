@@ -7,12 +7,15 @@ of S_ℓ = A'[:, :(ℓ+1)b] · B'[:(ℓ+1)b, :] (int32, exact). The digest of a
 tile with entries x_0 … x_{b²−1} (row-major, as uint32) under the
 attempt's key κ is
 
-    d = Σ_e (x_e XOR (κ + e·0x9E3779B9 mod 2^32))²  mod 2^64
+    y_e = (x_e + κ + e·0x9E3779B9) mod 2^32,    d = Σ_e y_e²  mod 2^64
 
-— non-linear in the entries (the square of an XOR), position-dependent,
-independent of summation order (so a GPU may add in any order), and three
-integer operations per entry in a product's epilogue. A leaf is d as 8
-little-endian bytes.
+(y_e squared as an unsigned 64-bit value) — non-linear in the entries (the
+square after a wrapping add), position-dependent, keyed per nonce,
+independent of summation order (so a GPU may add in any order), and one
+integer instruction per entry and slice on a GPU: an int32 accumulator that
+starts at κ + e·0x9E3779B9 instead of 0 already holds y_e (int32
+accumulation wraps mod 2^32), and y_e² added into d is one IMAD.WIDE.U32.
+A leaf is d as 8 little-endian bytes.
 
 This module is the reference (NumPy, `bcai.kernels.matmul_i8`); the miners
 (`bcai.mining`, Rust threads and CUDA) must produce the same bytes.
@@ -45,7 +48,7 @@ def tile_digests(s: npt.NDArray[np.int32], tile: int, key: int) -> npt.NDArray[n
     n, m = s.shape
     tiles = s.reshape(n // tile, tile, m // tile, tile).transpose(0, 2, 1, 3)
     flat = np.ascontiguousarray(tiles).reshape(-1, tile * tile).view(np.uint32)
-    y = (flat ^ _offsets(tile, key)).astype(np.uint64)
+    y = (flat + _offsets(tile, key)).astype(np.uint64)  # uint32 add: wraps mod 2^32
     out: npt.NDArray[np.uint64] = (y * y).sum(axis=1, dtype=np.uint64)
     return out
 

@@ -1,12 +1,15 @@
 // The PoUW transcript on the GPU (docs/pouw.md): the same leaves as the
 // Rust miner and the NumPy reference, byte for byte.
 //
-// One thread block per b×b output tile (b = 16, 32 or 64), (b/4)² threads,
+// One thread block per b×b output tile (b = 4 … 64), (b/4)² threads,
 // each holding a 4×4 block of the tile's int32 accumulator in registers for
 // the whole inner dimension. Per b-wide slice: the slice of A' (b rows) and
 // of B'ᵀ (b rows) is staged in shared memory as packed int8×4 words, the
-// products run on __dp4a, then every thread digests its 16 entries and the
-// block sums the digests (addition mod 2^64: any order gives the same leaf).
+// products run on __dp4a, then every thread digests its 16 entries,
+// y = (x + κ + e·0x9E3779B9) mod 2^32 and d += y² (mod 2^64), and the block
+// sums the digests (addition mod 2^64: any order gives the same leaf).
+// (A kernel may as well start its accumulator at κ + e·0x9E3779B9 instead
+// of 0: int32 accumulation wraps mod 2^32, so it then holds y directly.)
 
 extern "C" __global__ void bcai_pouw_transcript(
     const signed char* __restrict__ A,   // n×k, row-major
@@ -56,7 +59,7 @@ extern "C" __global__ void bcai_pouw_transcript(
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 const unsigned int e = (unsigned int)((ty + i * q) * tile + tx + j * q);
-                const unsigned int y = (unsigned int)acc[i][j] ^ (key + e * 0x9E3779B9u);
+                const unsigned int y = (unsigned int)acc[i][j] + (key + e * 0x9E3779B9u);
                 d += (unsigned long long)y * y;
             }
         red[tid] = d;

@@ -3,9 +3,11 @@
 //! of the running partial sum S_ℓ = A'[:, :(ℓ+1)b]·B'[:(ℓ+1)b, :] (int32,
 //! exact), written as 8 little-endian bytes at leaf (ℓ·(n/b) + I)·(m/b) + J.
 //!
-//! digest = Σ_e (x_e XOR (κ + e·0x9E3779B9 mod 2^32))² mod 2^64, over the
-//! tile's entries in row-major order. Must match `bcai.pouw._transcript`
-//! byte for byte (tests check it). Output tiles run in parallel (rayon);
+//! digest = Σ_e y_e² mod 2^64 with y_e = (x_e + κ + e·0x9E3779B9) mod 2^32
+//! (x_e as u32, y_e squared as u64), over the tile's entries in row-major
+//! order: a GPU accumulator started at κ + e·0x9E3779B9 holds y_e, so the
+//! digest costs one multiply-add per entry. Must match
+//! `bcai.pouw._transcript` byte for byte (tests check it). Output tiles run in parallel (rayon);
 //! each keeps its b×b accumulator across the slices, so the partial sums are
 //! never written out.
 
@@ -27,7 +29,7 @@ fn dot(a: &[i8], b: &[i8]) -> i32 {
 pub fn digest(acc: &[i32], key: u32) -> u64 {
     let mut d: u64 = 0;
     for (e, x) in acc.iter().enumerate() {
-        let y = (*x as u32) ^ key.wrapping_add((e as u32).wrapping_mul(PHI));
+        let y = (*x as u32).wrapping_add(key.wrapping_add((e as u32).wrapping_mul(PHI)));
         d = d.wrapping_add((y as u64) * (y as u64));
     }
     d
@@ -163,6 +165,68 @@ mod tests {
             }
         }
         assert_eq!(leaves, digest(&acc, 7).to_le_bytes().to_vec());
+    }
+
+    #[test]
+    fn digest_adds_the_key_and_wraps() {
+        // y_0 = 0 + 5, y_1 = (−1 + 5 + φ) mod 2^32, y_2 = (−6 + 5 + 2φ) mod 2^32
+        let y = [
+            5u64,
+            4 + PHI as u64,
+            (2 * PHI as u64 + 0xFFFF_FFFF) % (1 << 32),
+        ];
+        let want = y.iter().fold(0u64, |d, v| d.wrapping_add(v * v));
+        assert_eq!(digest(&[0, -1, -6], 5), want);
+        // an entry that cancels its offset contributes nothing
+        let cancel = 0u32.wrapping_sub(7u32.wrapping_add(PHI)) as i32;
+        assert_eq!(digest(&[-7, cancel], 7), 0);
+    }
+
+    #[test]
+    fn an_accumulator_started_at_the_offsets_holds_the_digest_terms() {
+        // what a GPU kernel does: start the int32 accumulator at κ + e·φ
+        // (wrapping), add the products, square what it holds
+        let key = 0xDEAD_BEEFu32;
+        let (tile, k) = (8usize, 24usize);
+        let a = Array2::from_shape_fn((tile, k), |(i, j)| ((i * 31 + j * 7) % 255) as u8 as i8);
+        let bt = Array2::from_shape_fn((tile, k), |(i, j)| ((i * 13 + j * 5) % 253) as u8 as i8);
+        let leaves = transcript(&a.view(), &bt.view(), tile, key);
+        let mut acc: Vec<i32> = (0..tile * tile)
+            .map(|e| key.wrapping_add((e as u32).wrapping_mul(PHI)) as i32)
+            .collect();
+        for step in 0..k / tile {
+            for (e, slot) in acc.iter_mut().enumerate() {
+                let (i, j) = (e / tile, e % tile);
+                for kk in step * tile..(step + 1) * tile {
+                    *slot = slot.wrapping_add(a[[i, kk]] as i32 * bt[[j, kk]] as i32);
+                }
+            }
+            let d = acc.iter().fold(0u64, |d, y| {
+                d.wrapping_add((*y as u32 as u64) * (*y as u32 as u64))
+            });
+            assert_eq!(leaves[step * 8..step * 8 + 8], d.to_le_bytes());
+        }
+    }
+
+    #[test]
+    fn tile_128_leaves_are_the_digests_of_the_partial_sums() {
+        let (tile, k) = (128usize, 256usize);
+        let a = Array2::from_shape_fn((tile, k), |(i, j)| ((i * 7 + j * 3) % 255) as u8 as i8);
+        let bt = Array2::from_shape_fn((tile, k), |(i, j)| ((i * 5 + j * 11) % 255) as u8 as i8);
+        let leaves = transcript(&a.view(), &bt.view(), tile, 3);
+        let mut acc = vec![0i32; tile * tile];
+        for step in 0..2 {
+            for (e, slot) in acc.iter_mut().enumerate() {
+                let (i, j) = (e / tile, e % tile);
+                *slot += (step * tile..(step + 1) * tile)
+                    .map(|kk| a[[i, kk]] as i32 * bt[[j, kk]] as i32)
+                    .sum::<i32>();
+            }
+            assert_eq!(
+                leaves[step * 8..step * 8 + 8],
+                digest(&acc, 3).to_le_bytes()
+            );
+        }
     }
 
     #[test]
