@@ -47,9 +47,11 @@ BLOCK_VERSION = 1
 MEDIAN_TIME_SPAN = 11
 ZERO_KEY = bytes(32)
 ZERO_SIG = bytes(64)
-# MatMul jobs: sides a multiple of 64 (every PoUW tile divides them), at most
-# 65,536 (n, m), and k small enough that no int32 partial sum of A'·B' overflows.
-JOB_SIDE_MULTIPLE = 64
+# MatMul jobs: sides a multiple of 128 (the largest PoUW tile, so every tile
+# divides them), at most 65,536 (n, m), and k small enough that no int32
+# partial sum of A'·B' overflows (130,944: the largest multiple of 128 within
+# the kernels' 131,071).
+JOB_SIDE_MULTIPLE = 128
 JOB_MAX_SIDE = 65_536
 JOB_MAX_K = (2**31 - 1) // (128 * 128) // JOB_SIDE_MULTIPLE * JOB_SIDE_MULTIPLE
 JOB_MAX_BLOB = 1 << 30  # A, B (int8) and C (int32) must each fit a blob

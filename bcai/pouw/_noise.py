@@ -2,14 +2,19 @@
 nonce), the low-rank ternary noise it fixes, and the noisy operands.
 
 E = E_L·E_R (n×k) and F = F_L·F_R (k×m) with E_L (n×r), E_R (r×k), F_L
-(k×r), F_R (r×m) in {−1, 0, 1}: each factor is read from BLAKE3's XOF under
-its own derive-key context, two bits per entry (00, 11 → 0; 01 → 1;
-10 → −1). With r <= 64, |E|, |F| <= r <= 64, so A' = A + E and B' = B + F
-stay within int8 when |A|, |B| <= 63.
+(k×r), F_R (r×m) in {−1, 0, 1}, each factor read from BLAKE3's XOF under its
+own derive-key context. E_R and F_L are dense: two bits per entry (00, 11 →
+0; 01 → 1; 10 → −1). So are E_L and F_R while r <= 64. For r > 64
+(g = r/64, a power of two) a row of E_L — and a column of F_R, built as the
+rows of F_Rᵀ — has at most 64 non-zeros: 64 XOF bytes per row, byte j
+placing TERNARY[byte & 3] at column j·g + ((byte >> 2) & (g − 1)). Either
+way every entry of E and F is a sum of at most 64 terms ±1, so |E|, |F| <= 64
+and A' = A + E, B' = B + F stay within int8 when |A|, |B| <= 63.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +22,7 @@ import numpy.typing as npt
 
 from bcai import kernels
 from bcai.crypto import blake3, blake3_xof, derive_key
+from bcai.pouw._params import MAX_NOISE_TERMS
 
 I8 = npt.NDArray[np.int8]
 TERNARY = np.array([0, 1, -1, 0], dtype=np.int8)
@@ -39,6 +45,29 @@ def ternary(seed: bytes, context: str, rows: int, cols: int) -> I8:
     return np.take(BYTE_TO_4, raw).view(np.int8)[: rows * cols].reshape(rows, cols)
 
 
+@functools.cache
+def _byte_groups(g: int) -> I8:
+    """The g entries (one group of columns) that each XOF byte of a sparse
+    factor writes: TERNARY[byte & 3] at offset (byte >> 2) & (g − 1)."""
+    groups = np.zeros((256, g), np.int8)
+    byte = np.arange(256)
+    groups[byte, (byte >> 2) & (g - 1)] = TERNARY[byte & 3]
+    return groups
+
+
+def sparse_ternary(seed: bytes, context: str, rows: int, rank: int) -> I8:
+    """A rows×rank matrix in {−1, 0, 1} with at most 64 non-zeros per row:
+    row i from XOF bytes [64·i, 64·i + 64); byte j puts TERNARY[byte & 3] in
+    column j·g + ((byte >> 2) & (g − 1)), g = rank / 64 (a power of two), and
+    zeros in the rest of its group of g columns."""
+    g = rank // MAX_NOISE_TERMS
+    if g < 1 or g & (g - 1) or rank % MAX_NOISE_TERMS:
+        raise ValueError(f"sparse noise needs a rank of 64 times a power of two, got {rank}")
+    key = derive_key(context, seed)
+    raw = np.frombuffer(blake3_xof(key, rows * MAX_NOISE_TERMS), dtype=np.uint8)
+    return np.take(_byte_groups(g), raw, axis=0).reshape(rows, rank)
+
+
 @dataclass(frozen=True)
 class Noise:
     e_l: I8  # n×r
@@ -48,12 +77,16 @@ class Noise:
 
     @classmethod
     def derive(cls, seed: bytes, n: int, k: int, m: int, rank: int) -> Noise:
-        return cls(
-            ternary(seed, "bcai 2026-11 pouw noise E_L", n, rank),
-            ternary(seed, "bcai 2026-11 pouw noise E_R", rank, k),
-            ternary(seed, "bcai 2026-11 pouw noise F_L", k, rank),
-            ternary(seed, "bcai 2026-11 pouw noise F_R", rank, m),
-        )
+        context = "bcai 2026-11 pouw noise "
+        if rank <= MAX_NOISE_TERMS:  # dense factors: at most r terms
+            e_l = ternary(seed, context + "E_L", n, rank)
+            f_r = ternary(seed, context + "F_R", rank, m)
+        else:  # 64 non-zeros per row of E_L and per column of F_R
+            e_l = sparse_ternary(seed, context + "E_L", n, rank)
+            f_r = np.ascontiguousarray(sparse_ternary(seed, context + "F_R", m, rank).T)
+        e_r = ternary(seed, context + "E_R", rank, k)
+        f_l = ternary(seed, context + "F_L", k, rank)
+        return cls(e_l, e_r, f_l, f_r)
 
     def e_rows(self, rows: slice) -> npt.NDArray[np.int32]:
         return kernels.matmul_i8(np.ascontiguousarray(self.e_l[rows]), self.e_r)

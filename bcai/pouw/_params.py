@@ -8,13 +8,17 @@ from dataclasses import dataclass
 from bcai.pouw._errors import InvalidSeal
 
 MAX_ENTRY = 63  # job matrices: 7-bit signed entries, |x| <= 63
-MAX_NOISE_RANK = 64  # |E|, |F| <= r <= 64, so |A + E| <= 127 fits int8
+# |E|, |F| <= 64, so |A + E| <= 127 fits int8: the noise factors have rank r
+# (up to 128) but at most MAX_NOISE_TERMS non-zeros per row of E_L and per
+# column of F_R (dense while r <= 64, sparse above: bcai.pouw._noise)
+MAX_NOISE_TERMS = 64
 # every int32 partial sum of A'B' is exact; the int8 kernels (`kernels.matmul_i8`,
 # the Rust transcript) bound |entries| by 128, so the limit is theirs
 MAX_K = (2**31 - 1) // (128 * 128)
 MAX_CHECKS = 64
 MAX_ROUNDS = 128
-TILES = (1, 2, 4, 8, 16, 32, 64)  # powers of two (the GPU kernel needs 4..64)
+# powers of two; the GPU kernels take 4..64 (__dp4a) and 64, 128 (tensor cores)
+TILES = (1, 2, 4, 8, 16, 32, 64, 128)
 
 
 def check_shape(params: PouwParams, n: int, k: int, m: int) -> None:
@@ -35,7 +39,7 @@ class PouwParams:
     verifier (s of each). `rounds`: Freivalds rounds on a job's product.
     `n`, `k`, `m`: the shape of matrices derived from the parent hash."""
 
-    tile: int = 64
+    tile: int = 128
     checks: int = 8
     rounds: int = 2
     n: int = 4096
@@ -51,7 +55,7 @@ class PouwParams:
 
 
 DEVNET = PouwParams(tile=32, checks=8, rounds=2, n=256, k=256, m=256)
-GPU_NET = PouwParams(tile=64, checks=8, rounds=2, n=4096, k=4096, m=4096)
+GPU_NET = PouwParams(tile=128, checks=8, rounds=2, n=4096, k=4096, m=4096)
 
 
 GENESIS_TAG = b"bcai-seal=pouw;"

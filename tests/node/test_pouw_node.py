@@ -29,8 +29,8 @@ async def test_blocks_carry_pouw_seals_and_a_job_is_sealed_and_paid(node: Node) 
     assert seal.job == bytes(32) and len(seal.openings) == 2 * DEVNET_POUW.checks
 
     rng = np.random.default_rng(5)
-    a = rng.integers(-63, 64, (64, 128)).astype(np.int8)
-    b = rng.integers(-63, 64, (128, 64)).astype(np.int8)
+    a = rng.integers(-63, 64, (128, 256)).astype(np.int8)
+    b = rng.integers(-63, 64, (256, 128)).astype(np.int8)
     key = dev_wallet_key(0)
     async with AsyncClient(node.info["api"]) as client:
         # the matrices go up as blobs, by content id
@@ -45,14 +45,14 @@ async def test_blocks_carry_pouw_seals_and_a_job_is_sealed_and_paid(node: Node) 
             await client.get_blob("zz")
         assert err.value.code == "api-bad-param"
         before = (await client.account(node.producer_key.address)).balance
-        post = MatMulPost(a=a_id, b=b_id, n=64, k=128, m=64, amount=777, deadline=10_000)
+        post = MatMulPost(a=a_id, b=b_id, n=128, k=256, m=128, amount=777, deadline=10_000)
         sent = await client.send(key, post)
         job_id = bytes.fromhex(sent.id)
         with trio.fail_after(60):
             while (job := store.state.jobs.get(job_id)) is None or job.status != JOB_SEALED:
                 await trio.sleep(0.05)
         product = await client.get_blob(job.product.hex())
-        c = np.frombuffer(product, "<i4").reshape(64, 64)
+        c = np.frombuffer(product, "<i4").reshape(128, 128)
         assert np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
         assert job.solver == node.producer_key.address
         after = (await client.account(node.producer_key.address)).balance
@@ -64,8 +64,8 @@ async def test_a_job_block_brings_its_blobs_to_another_node(tmp_path: Path) -> N
     block that seals the job, it fetches A, B and C from the sender by
     content id (blob/get), verifies the seal, and serves the product."""
     rng = np.random.default_rng(9)
-    a = rng.integers(-63, 64, (64, 64)).astype(np.int8)
-    b = rng.integers(-63, 64, (64, 128)).astype(np.int8)
+    a = rng.integers(-63, 64, (128, 128)).astype(np.int8)
+    b = rng.integers(-63, 64, (128, 256)).astype(np.int8)
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
     async with trio.open_nursery() as nursery:
@@ -77,7 +77,7 @@ async def test_a_job_block_brings_its_blobs_to_another_node(tmp_path: Path) -> N
         async with AsyncClient(miner.info["api"]) as client:
             a_id = bytes.fromhex(await client.put_blob(pouw.matrix_blob(a)))
             b_id = bytes.fromhex(await client.put_blob(pouw.matrix_blob(b)))
-            post = MatMulPost(a=a_id, b=b_id, n=64, k=64, m=128, amount=55, deadline=10_000)
+            post = MatMulPost(a=a_id, b=b_id, n=128, k=128, m=256, amount=55, deadline=10_000)
             sent = await client.send(dev_wallet_key(1), post)
         job_id = bytes.fromhex(sent.id)
         jobs = other.runtime.store.state.jobs
@@ -90,7 +90,7 @@ async def test_a_job_block_brings_its_blobs_to_another_node(tmp_path: Path) -> N
         rt = other.runtime
         assert rt.blobs_prefetched + rt.blobs_fetched_in_import == 3
         async with AsyncClient(other.info["api"]) as client:
-            c = np.frombuffer(await client.get_blob(job.product.hex()), "<i4").reshape(64, 128)
+            c = np.frombuffer(await client.get_blob(job.product.hex()), "<i4").reshape(128, 256)
             assert np.array_equal(c, a.astype(np.int64) @ b.astype(np.int64))
             assert await client.get_blob(a_id.hex()) == pouw.matrix_blob(a)
         await miner.shutdown()

@@ -22,8 +22,11 @@ from bcai.chain import (
 )
 from bcai.mining import sealer
 from bcai.pouw import BlobJobs, InvalidSeal, PouwParams, PouwSealVerifier, Work
+from bcai.pouw._params import TILES
 from bcai.store import ChainStore
 from tests.chain.builder import Chain, make_genesis, make_keys
+
+JOB_MAX_K = chain._transition.JOB_MAX_K
 
 PARAMS = PouwParams(tile=32, checks=4, rounds=2, n=64, k=64, m=64)
 EASY = (2**256 - 1) >> 3
@@ -82,8 +85,8 @@ class Setup:
 def matrices(seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return (
-        rng.integers(-63, 64, (64, 128)).astype(np.int8),
-        rng.integers(-63, 64, (128, 64)).astype(np.int8),
+        rng.integers(-63, 64, (128, 256)).astype(np.int8),
+        rng.integers(-63, 64, (256, 128)).astype(np.int8),
     )
 
 
@@ -109,7 +112,7 @@ def test_a_job_is_posted_sealed_and_paid(tmp_path: Path) -> None:
     assert job.status == JOB_SEALED and job.product == cid and job.solver == producer
     reward = s.genesis.params.block_reward
     assert s.chain.state.accounts[producer].balance == paid_before + reward + 5_000
-    assert np.array_equal(np.frombuffer(s.blobs[job.product], "<i4").reshape(64, 64), c)
+    assert np.array_equal(np.frombuffer(s.blobs[job.product], "<i4").reshape(128, 128), c)
     # the job cannot be sealed twice
     with pytest.raises(InvalidBlock) as err:
         s.block([], producer=2, job=(work, cid))
@@ -146,10 +149,18 @@ def test_job_rejections_have_codes() -> None:
     with pytest.raises(InvalidBlock) as err:
         s.block([s.post(a[:, :100], b[:100], amount=1, deadline=9)])
     assert err.value.code == "tx-job-shape"
-    payload = MatMulPost(a=bytes(32), b=bytes(32), n=64, k=chain._transition.JOB_MAX_K + 64, m=64,
-                         amount=1, deadline=9)  # fmt: skip
-    with pytest.raises(InvalidTransaction) as terr:
+    # sides are multiples of the largest tile (128), so a side of 64 is refused
+    with pytest.raises(InvalidBlock) as err:
+        s.block([s.post(a[:64], b, amount=1, deadline=9)])
+    assert err.value.code == "tx-job-shape"
+
+    def check_static(k: int) -> None:
+        payload = MatMulPost(a=bytes(32), b=bytes(32), n=128, k=k, m=128, amount=1, deadline=9)
         chain._transition.check_transaction_static(s.chain.tx(s.keys[0], payload), 1337)
+
+    check_static(JOB_MAX_K)  # the largest k passes
+    with pytest.raises(InvalidTransaction) as terr:
+        check_static(JOB_MAX_K + 128)
     assert terr.value.code == "tx-job-overflow"
     with pytest.raises(InvalidBlock) as err:
         s.block([s.post(a, b, amount=1, deadline=1)])
@@ -183,3 +194,10 @@ def test_job_rejections_have_codes() -> None:
         pouw.check_work(bad, PARAMS)
     assert serr.value.code == "pouw-range"
     assert s.chain.state.jobs[post.tx_id()].status == JOB_PENDING
+
+
+def test_job_sides_fit_every_tile() -> None:
+    """Every PoUW tile divides a job's sides, and the largest k is the
+    largest multiple of the largest tile within the kernels' MAX_K."""
+    assert chain._transition.JOB_SIDE_MULTIPLE == max(TILES) == 128
+    assert JOB_MAX_K == 130_944 == pouw.MAX_K // 128 * 128

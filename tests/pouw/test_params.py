@@ -1,0 +1,55 @@
+"""The PoUW parameters: power-of-two tiles up to 128, the GPU network at
+b = 128, the genesis encoding; and a b = 128 seal (sparse noise) mined,
+verified by its spot checks and final tiles, and re-verified in full."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bcai import pouw
+from bcai.mining import mine
+from bcai.pouw import GPU_NET, InvalidSeal, PouwParams, Work
+from bcai.pouw._params import MAX_NOISE_TERMS, TILES
+from tests.pouw.cheats import MAX_TARGET
+
+
+def test_tiles_are_powers_of_two_up_to_128() -> None:
+    assert tuple(2**i for i in range(8)) == TILES
+    assert MAX_NOISE_TERMS == 64 and max(TILES) == 2 * MAX_NOISE_TERMS
+    PouwParams(tile=128, n=128, k=128, m=128)
+    for tile in (0, 3, 48, 256):
+        with pytest.raises(ValueError, match="tile"):
+            PouwParams(tile=tile, n=256, k=256, m=256)
+    with pytest.raises(InvalidSeal) as err:
+        PouwParams(tile=128, n=64, k=128, m=128)
+    assert err.value.code == "pouw-shape"
+
+
+def test_the_gpu_network_uses_tile_128() -> None:
+    assert (GPU_NET.tile, GPU_NET.n, GPU_NET.k, GPU_NET.m) == (128, 4096, 4096, 4096)
+    assert (GPU_NET.checks, GPU_NET.rounds) == (8, 2)
+    assert pouw.leaf_count(GPU_NET.n, GPU_NET.k, GPU_NET.m, GPU_NET.tile) == 32 * 32 * 32
+    assert pouw.params_from_extra(pouw.genesis_extra(GPU_NET, b"note")) == GPU_NET
+
+
+def test_a_tile_128_job_seal_verifies() -> None:
+    """Worst-case job entries (±63) under r = 128 noise: the noisy operands
+    stay int8, the seal's final tiles match the posted product, and the
+    whole transcript re-verifies."""
+    params = PouwParams(tile=128, checks=4, rounds=2, n=256, k=256, m=128)
+    rng = np.random.default_rng(128)
+    a = np.where(rng.random((256, 256)) < 0.5, 63, -63).astype(np.int8)
+    b = np.full((256, 128), -63, np.int8)
+    work = Work(a, b, job=b"\x0c" * 32)
+    c = pouw.work_product(work)
+    target = MAX_TARGET >> 2
+    seal = mine(b"b128", target, work, params, product=b"\x0d" * 32)
+    assert seal is not None and len(seal.openings) == 2 * params.checks
+    pouw.verify(b"b128", target, seal, work, params, c)
+    pouw.full_verify(b"b128", seal, work, params)
+    wrong = c.copy()
+    wrong[5, 7] += 1
+    with pytest.raises(InvalidSeal) as err:
+        pouw.verify(b"b128", target, seal, work, params, wrong)
+    assert err.value.code in {"pouw-freivalds", "pouw-final-tile"}
