@@ -4,9 +4,10 @@ backend in the same run, verification of a seal against an attempt, and
 attempts per second.
 
 CPU (here): the Rust miner vs `bcai.kernels.matmul_i8` (exact int8 product
-through BLAS). GPU (the GPU machine): the CUDA miner vs PyTorch's
-`torch._int_mm` and cuBLAS bf16 (exact for these entries in chunks of
-k <= 1024, the fastest bare product there). Ops = 2 per useful int8
+through BLAS). GPU (the GPU machine, b = 128): the tensor-core transcript
+kernel (Triton) vs the same kernel without the digest (the fastest bare
+int8 product we have there), PyTorch's `torch._int_mm` (cuBLASLt) and
+cuBLAS bf16 (exact for these entries in chunks of k <= 1024). Ops = 2 per useful int8
 multiply-add (2·n·k·m per attempt).
 """
 
@@ -28,7 +29,7 @@ from bcai.pouw import PouwParams
 N_CPU = int(os.environ.get("BCAI_BENCH_POUW_N", "512"))
 N_GPU = int(os.environ.get("BCAI_BENCH_POUW_GPU_N", "4096"))
 CPU_PARAMS = PouwParams(tile=64, n=N_CPU, k=N_CPU, m=N_CPU)
-GPU_PARAMS = PouwParams(tile=64, n=N_GPU, k=N_GPU, m=N_GPU)
+GPU_PARAMS = PouwParams(tile=128, n=N_GPU, k=N_GPU, m=N_GPU)
 MAX_TARGET = 2**256 - 1
 
 
@@ -87,7 +88,7 @@ def test_pouw_attempt_gpu(benchmark: Any, role: Any) -> None:
 
     work = pouw.derived_work(b"\x03" * 32, GPU_PARAMS)
     miner = new_miner("gpu")
-    small = PouwParams(tile=64, n=256, k=256, m=256)
+    small = PouwParams(tile=128, n=256, k=256, m=256)
     sw = pouw.derived_work(b"\x03" * 32, small)
     assert run_attempt(b"b", 0, sw, small, miner).root == pouw.attempt(b"b", 0, sw, small).root
     nonce = iter(range(1, 10**9))
@@ -128,18 +129,47 @@ def test_pouw_mining_rate_gpu(benchmark: Any, role: Any) -> None:
 @needs_gpu
 @pytest.mark.benchmark(group="pouw-attempt-gpu")
 def test_pouw_transcript_kernel_gpu(benchmark: Any, role: Any) -> None:
-    """The transcript kernel alone (operands already noisy on the device)."""
+    """The transcript kernel alone (operands already noisy on the device):
+    every leaf of every slice, b = 128."""
     role("bcai-kernel-only")
     import cupy  # noqa: PLC0415
 
     miner = new_miner("gpu")
+    small = PouwParams(tile=128, n=256, k=512, m=256)
+    sw = pouw.derived_work(b"\x06" * 32, small)
+    key = pouw.digest_key(b"k")
+    assert miner.leaves(sw.a, sw.b, 128, key) == CpuMiner().leaves(sw.a, sw.b, 128, key)
     rng = np.random.default_rng(0)
     a2 = cupy.asarray(rng.integers(-127, 128, (N_GPU, N_GPU)).astype(np.int8))
     bt = cupy.asarray(rng.integers(-127, 128, (N_GPU, N_GPU)).astype(np.int8))
 
     def run() -> None:
-        miner.leaves_device(a2, bt, 64, 1)
+        miner.leaves_device(a2, bt, 128, key)  # type: ignore[attr-defined]
         cupy.cuda.Device().synchronize()
+
+    benchmark(run)
+    ops_info(benchmark, N_GPU)
+
+
+@needs_gpu
+@pytest.mark.benchmark(group="pouw-attempt-gpu")
+def test_bare_tensor_core_product_gpu(benchmark: Any, role: Any) -> None:
+    """The transcript kernel's loop without the digest, C written as int32:
+    the best bare int8 product of this shape we have on the card."""
+    role("baseline-same-kernel")
+    torch = torch_cuda()
+    from bcai.mining import _triton  # noqa: PLC0415
+
+    if not _triton.available():
+        pytest.skip("no Triton here")
+    a = torch.randint(-127, 128, (N_GPU, N_GPU), dtype=torch.int8, device="cuda")
+    bt = torch.randint(-127, 128, (N_GPU, N_GPU), dtype=torch.int8, device="cuda")
+    c = _triton.product(a, bt)
+    assert torch.equal(c[:3, :3].cpu(), (a[:3].cpu().long() @ bt[:3].cpu().long().T).int())
+
+    def run() -> None:
+        _triton.product(a, bt, out=c)
+        torch.cuda.synchronize()
 
     benchmark(run)
     ops_info(benchmark, N_GPU)

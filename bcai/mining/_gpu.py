@@ -1,5 +1,7 @@
-"""The GPU miner: the transcript kernel (native/cuda/pouw.cu) through CuPy,
-the noise and noisy operands formed on the device."""
+"""The GPU miner: the noise and noisy operands formed on the device through
+CuPy, then the transcript on tensor cores (`bcai.mining._triton`, tiles 64
+and 128, where PyTorch's Triton is installed) or by the `__dp4a` kernel
+(native/cuda/pouw.cu, tiles 4 … 64)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bcai.mining import _triton
 from bcai.pouw import PouwParams, Work
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._noise import Noise
@@ -40,6 +43,7 @@ class GpuMiner:
         self._streams: tuple[Any, Any] | None = None  # attempts alternate between two
         self._buffers: list[Any] = [None, None]  # a pinned host buffer per stream
         self._turn = 0
+        self.tensor_cores = _triton.available()
 
     def _operands(self, work: Work) -> tuple[Any, Any]:
         if self._work is None or self._work[0] is not work:
@@ -64,16 +68,17 @@ class GpuMiner:
         if self._streams is None:
             self._streams = (cupy.cuda.Stream(), cupy.cuda.Stream())
         stream = self._streams[self._turn]
-        f32 = cupy.float32
+        f16 = cupy.float16  # exact: every entry of E and F is a sum of at most 64 terms ±1
         with stream:
-            e = cupy.asarray(noise.e_l, f32) @ cupy.asarray(noise.e_r, f32)
-            ft = cupy.asarray(np.ascontiguousarray(noise.f_r.T), f32) @ cupy.asarray(
-                np.ascontiguousarray(noise.f_l.T), f32
-            )
+            e = (cupy.asarray(noise.e_l, f16) @ cupy.asarray(noise.e_r, f16)).astype(cupy.float32)
+            ft = (
+                cupy.asarray(np.ascontiguousarray(noise.f_r.T), f16)
+                @ cupy.asarray(np.ascontiguousarray(noise.f_l.T), f16)
+            ).astype(cupy.float32)
             a2 = (a + e).astype(cupy.int8)
             bt2 = (bt + ft).astype(cupy.int8)
             out = self.leaves_device(a2, bt2, params.tile, digest_key(seed))
-            memory, leaves = self._pinned(self._turn, out.size)
+            memory, leaves = self._pinned(self._turn, out.size, out.dtype)
             cupy.cuda.runtime.memcpyAsync(
                 memory.ptr,
                 out.data.ptr,
@@ -83,35 +88,63 @@ class GpuMiner:
             )
         return stream, leaves, out
 
-    def _pinned(self, turn: int, size: int) -> tuple[Any, Any]:
+    def _pinned(self, turn: int, size: int, dtype: Any) -> tuple[Any, Any]:
         """A page-locked host buffer per stream, kept (allocating one costs
         milliseconds)."""
         held: tuple[Any, Any] | None = self._buffers[turn]
-        if held is None or held[1].size != size:
-            memory = cupy.cuda.alloc_pinned_memory(8 * size)
-            held = self._buffers[turn] = (memory, np.frombuffer(memory, np.uint64, size))
+        if held is None or held[1].size != size or held[1].dtype != dtype:
+            memory = cupy.cuda.alloc_pinned_memory(np.dtype(dtype).itemsize * size)
+            held = self._buffers[turn] = (memory, np.frombuffer(memory, dtype, size))
         return held
 
     def finish(self, launched: Any) -> bytes:
         """Waits for a launched attempt; its leaves."""
         stream, leaves, _ = launched
         stream.synchronize()
-        return bytes(leaves.astype("<u8").tobytes())
+        return bytes(leaves.astype("<u4").tobytes())
 
     def leaves_device(self, a2: Any, bt: Any, tile: int, key: int) -> Any:
-        """Leaves (uint64, on the device) of device operands A' and B'ᵀ."""
+        """Leaves (uint32, on the device) of device operands A' and B'ᵀ, on
+        CuPy's current stream."""
         n, k = a2.shape
         m = bt.shape[0]
+        if self.tensor_cores and tile in (64, 128):
+            import torch  # noqa: PLC0415 - with Triton, the `torch` extra
+
+            stream = cupy.cuda.get_current_stream()
+            external = torch.cuda.ExternalStream(stream.ptr)  # type: ignore[no-untyped-call]
+            with torch.cuda.stream(external):
+                out = _triton.leaves(
+                    torch.utils.dlpack.from_dlpack(a2),
+                    torch.utils.dlpack.from_dlpack(bt),
+                    tile,
+                    key & 0xFFFFFFFF,
+                    key >> 32,
+                )
+            return cupy.from_dlpack(out)
         if tile % 4 or tile > 64:
-            raise InvalidSeal("pouw-shape", f"the GPU miner needs a tile of 4..64 by 4, got {tile}")
-        out = cupy.empty((k // tile) * (n // tile) * (m // tile), cupy.uint64)
+            raise InvalidSeal(
+                "pouw-shape",
+                f"the GPU miner needs a tile of 4..64 by 4 (64 or 128 with Triton), got {tile}",
+            )
+        out = cupy.empty((k // tile) * (n // tile) * (m // tile), cupy.uint32)
         q = tile // 4
         words = tile * (q + 1)
         shared = 4 * (2 * words + (2 * words) % 2) + 8 * q * q
         _kernel()(
             (m // tile, n // tile),
             (q, q),
-            (a2, bt, out, np.int32(n), np.int32(k), np.int32(m), np.int32(tile), np.uint32(key)),
+            (
+                a2,
+                bt,
+                out,
+                np.int32(n),
+                np.int32(k),
+                np.int32(m),
+                np.int32(tile),
+                np.uint32(key & 0xFFFFFFFF),
+                np.uint32(key >> 32),
+            ),
             shared_mem=shared,
         )
         return out
@@ -119,4 +152,4 @@ class GpuMiner:
     def leaves(self, a2: I8, b2: I8, tile: int, key: int) -> bytes:
         a = cupy.asarray(np.ascontiguousarray(a2))
         bt = cupy.asarray(np.ascontiguousarray(b2.T))
-        return bytes(self.leaves_device(a, bt, tile, key).get().astype("<u8").tobytes())
+        return bytes(self.leaves_device(a, bt, tile, key).get().astype("<u4").tobytes())

@@ -186,7 +186,7 @@ def _final_from_product(
     tile_c = c[rows, cols].astype(np.int64) + af.astype(np.int64) + eb.astype(np.int64)
     if np.abs(tile_c).max() >= 2**31:
         return b""  # impossible for a true product: the leaf will not match
-    return tile_digests(tile_c.astype(np.int32), tile, key).astype("<u8").tobytes()
+    return tile_digests(tile_c.astype(np.int32), tile, key).astype("<u4").tobytes()
 
 
 def full_verify(prefix: bytes, seal: PouwSeal, work: Work, params: PouwParams) -> None:

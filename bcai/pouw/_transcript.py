@@ -5,17 +5,19 @@ Merkle tree.
 Leaf (ℓ, I, J), at index (ℓ·(n/b) + I)·(m/b) + J, digests the tile (I, J)
 of S_ℓ = A'[:, :(ℓ+1)b] · B'[:(ℓ+1)b, :] (int32, exact). The digest of a
 tile with entries x_0 … x_{b²−1} (row-major, as uint32) under the
-attempt's key κ is
+attempt's keys κ and λ (32 bits each) is
 
-    y_e = (x_e + κ + e·0x9E3779B9) mod 2^32,    d = Σ_e y_e²  mod 2^64
+    y_e = (x_e + κ + e·0x9E3779B9) mod 2^32,   z_e = y_e XOR λ,
+    d = Σ_e z_e²  mod 2^32
 
-(y_e squared as an unsigned 64-bit value) — non-linear in the entries (the
-square after a wrapping add), position-dependent, keyed per nonce,
-independent of summation order (so a GPU may add in any order), and one
-integer instruction per entry and slice on a GPU: an int32 accumulator that
-starts at κ + e·0x9E3779B9 instead of 0 already holds y_e (int32
-accumulation wraps mod 2^32), and y_e² added into d is one IMAD.WIDE.U32.
-A leaf is d as 8 little-endian bytes.
+— non-linear in the entries (a square after a wrapping add and a XOR: no
+polynomial over the integers mod 2^32 gives it, so the quadratic-form
+expansions of Σ (P + N)² are not available), position-dependent, keyed per
+nonce, independent of summation order (a GPU may add in any order), and
+two 32-bit integer instructions per entry and slice on a GPU: an int32
+accumulator that starts at κ + e·0x9E3779B9 instead of 0 already holds y_e
+(int32 accumulation wraps mod 2^32); then one XOR and one multiply-add.
+A leaf is d as 4 little-endian bytes.
 
 This module is the reference (NumPy, `bcai.kernels.matmul_i8`); the miners
 (`bcai.mining`, Rust threads and CUDA) must produce the same bytes.
@@ -30,26 +32,27 @@ from bcai import kernels
 from bcai.crypto import derive_key
 
 PHI = 0x9E3779B9
-LEAF_BYTES = 8
+LEAF_BYTES = 4
 
 
 def digest_key(seed: bytes) -> int:
-    """κ of an attempt (32 bits)."""
-    return int.from_bytes(derive_key("bcai 2026-11 pouw digest key", seed, 4), "little")
+    """κ + 2³²·λ of an attempt: the first 8 bytes of the digest key,
+    little-endian (κ the low 32 bits, λ the high 32)."""
+    return int.from_bytes(derive_key("bcai 2026-11 pouw digest key", seed, 8), "little")
 
 
 def _offsets(tile: int, key: int) -> npt.NDArray[np.uint32]:
     e = np.arange(tile * tile, dtype=np.uint64)
-    return ((key + e * PHI) & 0xFFFFFFFF).astype(np.uint32)
+    return (((key & 0xFFFFFFFF) + e * PHI) & 0xFFFFFFFF).astype(np.uint32)
 
 
-def tile_digests(s: npt.NDArray[np.int32], tile: int, key: int) -> npt.NDArray[np.uint64]:
+def tile_digests(s: npt.NDArray[np.int32], tile: int, key: int) -> npt.NDArray[np.uint32]:
     """Digests of every b×b tile of `s` (n×m), in row-major tile order."""
     n, m = s.shape
     tiles = s.reshape(n // tile, tile, m // tile, tile).transpose(0, 2, 1, 3)
     flat = np.ascontiguousarray(tiles).reshape(-1, tile * tile).view(np.uint32)
-    y = (flat + _offsets(tile, key)).astype(np.uint64)  # uint32 add: wraps mod 2^32
-    out: npt.NDArray[np.uint64] = (y * y).sum(axis=1, dtype=np.uint64)
+    z = (flat + _offsets(tile, key)) ^ np.uint32(key >> 32)  # uint32: wraps mod 2^32
+    out: npt.NDArray[np.uint32] = (z * z).sum(axis=1, dtype=np.uint32)
     return out
 
 
@@ -63,7 +66,7 @@ def transcript(a2: npt.NDArray[np.int8], b2: npt.NDArray[np.int8], tile: int, ke
             np.ascontiguousarray(a2[:, start : start + tile]),
             np.ascontiguousarray(b2[start : start + tile]),
         )
-        out.append(tile_digests(s, tile, key).astype("<u8").tobytes())
+        out.append(tile_digests(s, tile, key).astype("<u4").tobytes())
     return b"".join(out)
 
 
@@ -87,4 +90,4 @@ def partial_tile(
     s = kernels.matmul_i8(
         np.ascontiguousarray(a_rows[:, :upto]), np.ascontiguousarray(b_cols[:upto])
     )
-    return tile_digests(s, tile, key).astype("<u8").tobytes()
+    return tile_digests(s, tile, key).astype("<u4").tobytes()

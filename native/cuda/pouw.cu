@@ -6,23 +6,24 @@
 // the whole inner dimension. Per b-wide slice: the slice of A' (b rows) and
 // of B'ᵀ (b rows) is staged in shared memory as packed int8×4 words, the
 // products run on __dp4a, then every thread digests its 16 entries,
-// y = (x + κ + e·0x9E3779B9) mod 2^32 and d += y² (mod 2^64), and the block
-// sums the digests (addition mod 2^64: any order gives the same leaf).
+// z = ((x + κ + e·0x9E3779B9) mod 2^32) XOR λ and d += z² (mod 2^32), and
+// the block sums the digests (addition mod 2^32: any order gives the same
+// leaf). The tensor-core kernel is bcai/mining/_triton.py (tiles 64, 128).
 // (A kernel may as well start its accumulator at κ + e·0x9E3779B9 instead
 // of 0: int32 accumulation wraps mod 2^32, so it then holds y directly.)
 
 extern "C" __global__ void bcai_pouw_transcript(
     const signed char* __restrict__ A,   // n×k, row-major
     const signed char* __restrict__ BT,  // m×k, row-major (B' transposed)
-    unsigned long long* __restrict__ leaves,
-    int n, int k, int m, int tile, unsigned int key)
+    unsigned int* __restrict__ leaves,
+    int n, int k, int m, int tile, unsigned int key, unsigned int mask)
 {
     extern __shared__ int smem[];
     const int q = tile / 4;        // packed words per row of a slice
     const int stride = q + 1;      // padded: no bank conflicts on column reads
     int* As = smem;
     int* Bs = smem + tile * stride;
-    unsigned long long* red = (unsigned long long*)(Bs + tile * stride + (tile * stride) % 2);
+    unsigned int* red = (unsigned int*)(Bs + tile * stride);
     const int tx = threadIdx.x, ty = threadIdx.y;
     const int nt = blockDim.x * blockDim.y, tid = ty * blockDim.x + tx;
     const int I = blockIdx.y, J = blockIdx.x;
@@ -53,14 +54,14 @@ extern "C" __global__ void bcai_pouw_transcript(
 #pragma unroll
                 for (int j = 0; j < 4; ++j) acc[i][j] = __dp4a(a[i], b[j], acc[i][j]);
         }
-        unsigned long long d = 0;
+        unsigned int d = 0;
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 const unsigned int e = (unsigned int)((ty + i * q) * tile + tx + j * q);
-                const unsigned int y = (unsigned int)acc[i][j] + (key + e * 0x9E3779B9u);
-                d += (unsigned long long)y * y;
+                const unsigned int z = ((unsigned int)acc[i][j] + (key + e * 0x9E3779B9u)) ^ mask;
+                d += z * z;
             }
         red[tid] = d;
         __syncthreads();

@@ -167,8 +167,8 @@ def freivalds_check(
 def pouw_transcript(
     a: npt.NDArray[np.int8], bt: npt.NDArray[np.int8], /, *, tile: int, key: int
 ) -> bytes:
-    """The PoUW transcript's leaves (8 little-endian bytes each) of A' (n×k)
-    and B' transposed (m×k), tile b, digest key κ (docs/pouw.md)."""
+    """The PoUW transcript's leaves (4 little-endian bytes each) of A' (n×k)
+    and B' transposed (m×k), tile b, digest key κ + 2³²·λ (docs/pouw.md)."""
 
 @final
 class SparseMerkleTree:

@@ -108,7 +108,7 @@ def make_case(kind: str, rng: np.random.Generator, params: PouwParams = PARAMS) 
         seed = rng.bytes(32)
         a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, params.tile))
         raw = pouw.transcript(a2, b2, params.tile, pouw.digest_key(attempt_seed(prefix, nonce)))
-        leaves = [raw[i : i + 8] for i in range(0, len(raw), 8)]
+        leaves = [raw[i : i + LEAF_BYTES] for i in range(0, len(raw), LEAF_BYTES)]
     elif kind == "copied":
         other = rng.bytes(40)
         seal = commit(other, nonce, honest_leaves(other, nonce, work, params), work, params, cid)
@@ -116,7 +116,7 @@ def make_case(kind: str, rng: np.random.Generator, params: PouwParams = PARAMS) 
             prefix, seal, work, c, {"pouw-spot-check", "pouw-final-tile", "pouw-merkle-path"}
         )
     elif kind == "fake-all":
-        leaves = [rng.bytes(8) for _ in leaves]
+        leaves = [rng.bytes(LEAF_BYTES) for _ in leaves]
     elif kind == "range":
         a = work.a.copy()
         a[rng.integers(0, params.n), rng.integers(0, params.k)] = int(

@@ -15,6 +15,7 @@ import pytest
 
 from bcai import pouw
 from bcai.pouw import InvalidSeal
+from bcai.pouw._transcript import LEAF_BYTES
 from tests.pouw.cheats import KINDS, MAX_TARGET, PARAMS, commit, honest_leaves, job_work, make_case
 
 ATTEMPTS = 10_000
@@ -71,9 +72,9 @@ def test_fake_intermediate_leaves_pass_at_the_predicted_rate(fakes: int) -> None
         work = job_work(rng)
         leaves = honest_leaves(prefix, nonce, work, PARAMS)
         for i in rng.choice(intermediate, fakes, replace=False):
-            fake = rng.bytes(8)
+            fake = rng.bytes(LEAF_BYTES)
             while fake == leaves[i]:
-                fake = rng.bytes(8)
+                fake = rng.bytes(LEAF_BYTES)
             leaves[i] = fake
         product = pouw.work_product(work)
         seal = commit(prefix, nonce, leaves, work, PARAMS, rng.bytes(32))

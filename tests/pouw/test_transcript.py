@@ -13,7 +13,7 @@ from bcai import pouw
 from bcai.mining import CpuMiner
 from bcai.pouw import InvalidSeal, PouwParams
 from bcai.pouw._noise import Noise, attempt_seed, noisy
-from bcai.pouw._transcript import leaf_position, tile_digests
+from bcai.pouw._transcript import LEAF_BYTES, leaf_position, tile_digests
 
 
 @settings(max_examples=25, deadline=None)
@@ -32,7 +32,7 @@ def test_rust_transcript_equals_the_reference(
     a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, tile))
     key = pouw.digest_key(seed)
     reference = pouw.transcript(a2, b2, tile, key)
-    assert len(reference) == 8 * pouw.leaf_count(n, k, m, tile)
+    assert len(reference) == LEAF_BYTES * pouw.leaf_count(n, k, m, tile)
     assert CpuMiner().leaves(a2, b2, tile, key) == reference
 
 
@@ -50,31 +50,34 @@ def test_rust_transcript_equals_the_reference_on_large_tiles(
     a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, tile))
     key = pouw.digest_key(seed)
     reference = pouw.transcript(a2, b2, tile, key)
-    assert len(reference) == 8 * pouw.leaf_count(n, k, m, tile)
+    assert len(reference) == LEAF_BYTES * pouw.leaf_count(n, k, m, tile)
     assert CpuMiner().leaves(a2, b2, tile, key) == reference
 
 
 def digest_by_hand(entries: list[int], key: int) -> int:
     """docs/pouw.md: y_e = (x_e + κ + e·0x9E3779B9) mod 2^32 (x_e as uint32),
     d = Σ y_e² mod 2^64."""
+    kappa, lam = key % 2**32, key >> 32
     d = 0
     for e, x in enumerate(entries):
-        y = (x % 2**32 + key + e * 0x9E3779B9) % 2**32
-        d = (d + y * y) % 2**64
+        z = ((x % 2**32 + kappa + e * 0x9E3779B9) % 2**32) ^ lam
+        d = (d + z * z) % 2**32
     return d
 
 
 def test_digest_is_the_keyed_sum_of_squares() -> None:
-    # int32 extremes: the adds wrap mod 2^32 and the squares mod 2^64
+    # int32 extremes: the adds, the squares and the sum wrap mod 2^32
     x = np.array([[0, -1, 2**31 - 1, -(2**31)], [7, -7, 123456789, -987654321]], np.int32)
     x = np.vstack([x, x[::-1] ^ 0x55]).astype(np.int32)  # 4×4
-    for key in (0, 1, 0x9E3779B9, 0xFFFFFFFF):
+    for key in (0, 1, 0x9E3779B9, 0xFFFFFFFF, 0xFFFFFFFF << 32, 0x0123456789ABCDEF):
         assert int(tile_digests(x, 4, key)[0]) == digest_by_hand(x.ravel().tolist(), key)
-    # an entry equal to −(κ + e·φ) contributes nothing
+    # an entry equal to −(κ + e·φ) contributes λ²: nothing when λ = 0
     key = 0x12345678
     zero = np.array([[-((key + e * 0x9E3779B9) % 2**32) for e in range(4)]], np.int64)
     zero = ((zero + 2**31) % 2**32 - 2**31).astype(np.int32).reshape(2, 2)
     assert int(tile_digests(zero, 2, key)[0]) == 0
+    assert int(tile_digests(zero, 2, key | 3 << 32)[0]) == 4 * 9
+    key |= 0xCAFE0000 << 32
     # the miners agree: a tiny product through the Rust transcript
     rng = np.random.default_rng(3)
     a2 = rng.integers(-127, 128, (4, 8)).astype(np.int8)
@@ -84,7 +87,8 @@ def test_digest_is_the_keyed_sum_of_squares() -> None:
     s1 = a2.astype(np.int64) @ b2.astype(np.int64)
     for step, s in enumerate((s0, s1)):
         want = digest_by_hand(s.ravel().tolist(), key)
-        assert int.from_bytes(leaves[8 * step : 8 * step + 8], "little") == want
+        leaf = leaves[LEAF_BYTES * step : LEAF_BYTES * (step + 1)]
+        assert int.from_bytes(leaf, "little") == want
 
 
 @pytest.mark.parametrize("tile", [64, 128])
@@ -94,11 +98,11 @@ def test_worst_case_entries_stay_exact(tile: int) -> None:
     k = 2048
     a2 = np.full((tile, k), -127, np.int8)
     b2 = np.full((k, tile), 127, np.int8)
-    leaves = CpuMiner().leaves(a2, b2, tile, 5)
-    last = leaves[-8:]
+    leaves = CpuMiner().leaves(a2, b2, tile, 5 | 77 << 32)
+    last = leaves[-LEAF_BYTES:]
     s = np.full((tile, tile), -(127 * 127) * k, np.int64)
     assert s.min() > -(2**31)
-    assert last == tile_digests(s.astype(np.int32), tile, 5).astype("<u8").tobytes()
+    assert last == tile_digests(s.astype(np.int32), tile, 5 | 77 << 32).astype("<u4").tobytes()
 
 
 def test_digest_is_non_linear_and_position_dependent() -> None:

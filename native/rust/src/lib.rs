@@ -287,7 +287,8 @@ fn freivalds_check(
     Ok(py.detach(|| freivalds::check(&a, &b, &c, rounds, &seed)))
 }
 
-/// The PoUW transcript's leaves (8 bytes each) of A' (n×k) and B'ᵀ (m×k).
+/// The PoUW transcript's leaves (4 bytes each) of A' (n×k) and B'ᵀ (m×k);
+/// `key` holds κ (low 32 bits) and λ (high 32 bits).
 #[pyfunction]
 #[pyo3(signature = (a, bt, /, *, tile, key))]
 fn pouw_transcript<'py>(
@@ -295,7 +296,7 @@ fn pouw_transcript<'py>(
     a: PyReadonlyArray2<'py, i8>,
     bt: PyReadonlyArray2<'py, i8>,
     tile: usize,
-    key: u32,
+    key: u64,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let (a, bt) = (a.as_array(), bt.as_array());
     if a.ncols() != bt.ncols() {

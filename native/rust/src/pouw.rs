@@ -25,12 +25,17 @@ fn dot(a: &[i8], b: &[i8]) -> i32 {
         .sum()
 }
 
+/// Bytes of a leaf: the digest as a little-endian u32.
+pub const LEAF: usize = 4;
+
 #[inline]
-pub fn digest(acc: &[i32], key: u32) -> u64 {
-    let mut d: u64 = 0;
+pub fn digest(acc: &[i32], key: u64) -> u32 {
+    let (kappa, lambda) = (key as u32, (key >> 32) as u32);
+    let mut d: u32 = 0;
     for (e, x) in acc.iter().enumerate() {
-        let y = (*x as u32).wrapping_add(key.wrapping_add((e as u32).wrapping_mul(PHI)));
-        d = d.wrapping_add((y as u64) * (y as u64));
+        let y = (*x as u32).wrapping_add(kappa.wrapping_add((e as u32).wrapping_mul(PHI)));
+        let z = y ^ lambda;
+        d = d.wrapping_add(z.wrapping_mul(z));
     }
     d
 }
@@ -45,8 +50,8 @@ fn tile_body(
     steps: usize,
     i0: usize,
     j0: usize,
-    key: u32,
-) -> Vec<u64> {
+    key: u64,
+) -> Vec<u32> {
     let mut acc = vec![0i32; tile * tile];
     let mut out = Vec::with_capacity(steps);
     for step in 0..steps {
@@ -73,8 +78,8 @@ fn tile_leaves(
     steps: usize,
     i0: usize,
     j0: usize,
-    key: u32,
-) -> Vec<u64> {
+    key: u64,
+) -> Vec<u32> {
     tile_body(a, bt, k, tile, steps, i0, j0, key)
 }
 
@@ -91,8 +96,8 @@ unsafe fn tile_leaves_avx2(
     steps: usize,
     i0: usize,
     j0: usize,
-    key: u32,
-) -> Vec<u64> {
+    key: u64,
+) -> Vec<u32> {
     tile_body(a, bt, k, tile, steps, i0, j0, key)
 }
 
@@ -113,7 +118,7 @@ pub fn transcript(
     a: &ArrayView2<'_, i8>,
     bt: &ArrayView2<'_, i8>,
     tile: usize,
-    key: u32,
+    key: u64,
 ) -> Vec<u8> {
     let (n, k) = (a.nrows(), a.ncols());
     let m = bt.nrows();
@@ -124,7 +129,7 @@ pub fn transcript(
     let (a, bt) = (a.as_slice().unwrap(), bt.as_slice().unwrap());
     #[allow(unused_variables)] // read only on x86-64
     let avx2 = avx2();
-    let per_tile: Vec<Vec<u64>> = (0..tiles)
+    let per_tile: Vec<Vec<u32>> = (0..tiles)
         .into_par_iter()
         .map(|t| {
             let (i0, j0) = ((t / tj) * tile, (t % tj) * tile);
@@ -136,11 +141,11 @@ pub fn transcript(
             tile_leaves(a, bt, k, tile, steps, i0, j0, key)
         })
         .collect();
-    let mut leaves = vec![0u8; steps * tiles * 8];
+    let mut leaves = vec![0u8; steps * tiles * LEAF];
     for (t, digests) in per_tile.iter().enumerate() {
         for (step, d) in digests.iter().enumerate() {
-            let at = (step * tiles + t) * 8;
-            leaves[at..at + 8].copy_from_slice(&d.to_le_bytes());
+            let at = (step * tiles + t) * LEAF;
+            leaves[at..at + LEAF].copy_from_slice(&d.to_le_bytes());
         }
     }
     leaves
@@ -168,31 +173,38 @@ mod tests {
     }
 
     #[test]
-    fn digest_adds_the_key_and_wraps() {
-        // y_0 = 0 + 5, y_1 = (−1 + 5 + φ) mod 2^32, y_2 = (−6 + 5 + 2φ) mod 2^32
+    fn digest_adds_the_key_xors_lambda_and_wraps() {
+        // κ = 5, λ = 0x0F0F_0000: y_0 = 0 + 5, y_1 = (−1 + 5 + φ) mod 2^32,
+        // y_2 = (−6 + 5 + 2φ) mod 2^32; z = y XOR λ; d = Σ z² mod 2^32
+        let lambda = 0x0F0F_0000u64;
         let y = [
             5u64,
             4 + PHI as u64,
             (2 * PHI as u64 + 0xFFFF_FFFF) % (1 << 32),
         ];
-        let want = y.iter().fold(0u64, |d, v| d.wrapping_add(v * v));
-        assert_eq!(digest(&[0, -1, -6], 5), want);
-        // an entry that cancels its offset contributes nothing
+        let want = y
+            .iter()
+            .map(|v| v ^ lambda)
+            .fold(0u64, |d, z| (d + z * z) % (1 << 32));
+        assert_eq!(digest(&[0, -1, -6], 5 | (lambda << 32)) as u64, want);
+        // an entry that cancels its offset contributes λ²: nothing when λ = 0
         let cancel = 0u32.wrapping_sub(7u32.wrapping_add(PHI)) as i32;
         assert_eq!(digest(&[-7, cancel], 7), 0);
+        assert_eq!(digest(&[-7, cancel], 7 | (3 << 32)), 18);
     }
 
     #[test]
     fn an_accumulator_started_at_the_offsets_holds_the_digest_terms() {
         // what a GPU kernel does: start the int32 accumulator at κ + e·φ
         // (wrapping), add the products, square what it holds
-        let key = 0xDEAD_BEEFu32;
+        let key = 0x1234_5678_DEAD_BEEFu64;
+        let (kappa, lambda) = (key as u32, (key >> 32) as u32);
         let (tile, k) = (8usize, 24usize);
         let a = Array2::from_shape_fn((tile, k), |(i, j)| ((i * 31 + j * 7) % 255) as u8 as i8);
         let bt = Array2::from_shape_fn((tile, k), |(i, j)| ((i * 13 + j * 5) % 253) as u8 as i8);
         let leaves = transcript(&a.view(), &bt.view(), tile, key);
         let mut acc: Vec<i32> = (0..tile * tile)
-            .map(|e| key.wrapping_add((e as u32).wrapping_mul(PHI)) as i32)
+            .map(|e| kappa.wrapping_add((e as u32).wrapping_mul(PHI)) as i32)
             .collect();
         for step in 0..k / tile {
             for (e, slot) in acc.iter_mut().enumerate() {
@@ -201,10 +213,11 @@ mod tests {
                     *slot = slot.wrapping_add(a[[i, kk]] as i32 * bt[[j, kk]] as i32);
                 }
             }
-            let d = acc.iter().fold(0u64, |d, y| {
-                d.wrapping_add((*y as u32 as u64) * (*y as u32 as u64))
+            let d = acc.iter().fold(0u32, |d, y| {
+                let z = *y as u32 ^ lambda;
+                d.wrapping_add(z.wrapping_mul(z))
             });
-            assert_eq!(leaves[step * 8..step * 8 + 8], d.to_le_bytes());
+            assert_eq!(leaves[step * LEAF..(step + 1) * LEAF], d.to_le_bytes());
         }
     }
 
@@ -223,7 +236,7 @@ mod tests {
                     .sum::<i32>();
             }
             assert_eq!(
-                leaves[step * 8..step * 8 + 8],
+                leaves[step * LEAF..(step + 1) * LEAF],
                 digest(&acc, 3).to_le_bytes()
             );
         }
