@@ -40,6 +40,7 @@ class GpuMiner:
         if not available():
             raise InvalidSeal("pouw-miner-missing", "the GPU miner needs CuPy and a CUDA device")
         self._work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) on the device
+        self._torch_work: tuple[Work, Any, Any] | None = None  # the same as int8 torch tensors
         self._streams: tuple[Any, Any] | None = None  # attempts alternate between two
         self._buffers: list[Any] = [None, None]  # a pinned host buffer per stream
         self._turn = 0
@@ -51,6 +52,31 @@ class GpuMiner:
             bt = cupy.asarray(np.ascontiguousarray(work.b.T), dtype=cupy.float32)
             self._work = (work, a, bt)
         return self._work[1], self._work[2]
+
+    def _noisy_tensor_cores(self, work: Work, noise: Noise) -> tuple[Any, Any]:
+        """A' = A + E_L·E_R and B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ with the noise products
+        on the tensor cores (the transcript kernel's bare int8 product, inner
+        dimension r = b), on CuPy's current stream."""
+        import torch  # noqa: PLC0415 - with Triton, the `torch` extra
+
+        if self._torch_work is None or self._torch_work[0] is not work:
+            a8 = torch.from_numpy(np.ascontiguousarray(work.a)).cuda()
+            bt8 = torch.from_numpy(np.ascontiguousarray(work.b.T)).cuda()
+            self._torch_work = (work, a8, bt8)
+        _, a8, bt8 = self._torch_work
+        stream = cupy.cuda.get_current_stream()
+        rank = noise.e_l.shape[1]
+        external = torch.cuda.ExternalStream(stream.ptr)  # type: ignore[no-untyped-call]
+        with torch.cuda.stream(external):
+
+            def device(x: I8) -> Any:
+                return torch.from_numpy(np.ascontiguousarray(x)).cuda()
+
+            e = _triton.product(device(noise.e_l), device(noise.e_r.T), rank)
+            ft = _triton.product(device(noise.f_r.T), device(noise.f_l), rank)
+            a2 = (a8 + e).to(torch.int8)
+            bt2 = (bt8 + ft).to(torch.int8)
+        return cupy.from_dlpack(a2), cupy.from_dlpack(bt2)
 
     def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
         """Noise factors from the XOF on the host (small: n·r entries), the
@@ -68,15 +94,17 @@ class GpuMiner:
         if self._streams is None:
             self._streams = (cupy.cuda.Stream(), cupy.cuda.Stream())
         stream = self._streams[self._turn]
-        f16 = cupy.float16  # exact: every entry of E and F is a sum of at most 64 terms ±1
         with stream:
-            e = (cupy.asarray(noise.e_l, f16) @ cupy.asarray(noise.e_r, f16)).astype(cupy.float32)
-            ft = (
-                cupy.asarray(np.ascontiguousarray(noise.f_r.T), f16)
-                @ cupy.asarray(np.ascontiguousarray(noise.f_l.T), f16)
-            ).astype(cupy.float32)
-            a2 = (a + e).astype(cupy.int8)
-            bt2 = (bt + ft).astype(cupy.int8)
+            if self.tensor_cores and params.tile in (64, 128):
+                a2, bt2 = self._noisy_tensor_cores(work, noise)
+            else:  # float32 products: exact, every entry of E and F is a sum of <= 64 terms ±1
+                f32 = cupy.float32
+                e = cupy.asarray(noise.e_l, f32) @ cupy.asarray(noise.e_r, f32)
+                ft = cupy.asarray(np.ascontiguousarray(noise.f_r.T), f32) @ cupy.asarray(
+                    np.ascontiguousarray(noise.f_l.T), f32
+                )
+                a2 = (a + e).astype(cupy.int8)
+                bt2 = (bt + ft).astype(cupy.int8)
             out = self.leaves_device(a2, bt2, params.tile, digest_key(seed))
             memory, leaves = self._pinned(self._turn, out.size, out.dtype)
             cupy.cuda.runtime.memcpyAsync(
