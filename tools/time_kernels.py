@@ -1,0 +1,44 @@
+"""Device time (CUDA events, medians of 50) of the transcript kernel, its bare
+form and cuBLASLt's int8 product at n = k = m = 4096 (docs/benchmarks.md)."""
+
+import json
+from typing import Any
+
+import numpy as np
+import torch
+
+from bcai.mining import _triton
+
+N = 4096
+OPS = 2 * N**3
+
+
+def median_ms(fn: Any) -> float:
+    fn()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(50):
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return float(np.median(times))
+
+
+a = torch.randint(-127, 128, (N, N), dtype=torch.int8, device="cuda")
+bt = torch.randint(-127, 128, (N, N), dtype=torch.int8, device="cuda")
+leaves = _triton.leaves(a, bt, 128, 5, 0xA5A5A5A5)
+c = _triton.product(a, bt)
+assert torch.equal(c, torch._int_mm(a, bt.t()))
+out: dict[str, Any] = {"device": torch.cuda.get_device_name()}
+for _ in range(2):
+    for name, fn in (
+        ("transcript kernel (b=128)", lambda: _triton.leaves(a, bt, 128, 5, 0xA5A5A5A5, leaves)),
+        ("same kernel, no digest", lambda: _triton.product(a, bt, out=c)),
+        ("torch._int_mm (cuBLASLt)", lambda: torch._int_mm(a, bt.t())),
+    ):
+        ms = median_ms(fn)
+        out.setdefault(name, []).append((round(ms, 4), round(OPS / ms / 1e9, 1)))
+print(json.dumps(out))
