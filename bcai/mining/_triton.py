@@ -32,13 +32,13 @@ def available() -> bool:
 
 
 @functools.cache
-def _kernels() -> tuple[Any, Any]:
+def _kernel() -> Any:
     import triton  # noqa: PLC0415
     import triton.language as tl  # noqa: PLC0415
 
     # key and mask stay run-time arguments (Triton would make a value of 1 a constant)
     @triton.jit(do_not_specialize=["key", "mask"])  # type: ignore[untyped-decorator]
-    def transcript(  # type: ignore[no-untyped-def]
+    def program(  # type: ignore[no-untyped-def]
         a_ptr,
         bt_ptr,
         out_ptr,
@@ -49,6 +49,7 @@ def _kernels() -> tuple[Any, Any]:
         mask,
         tile: tl.constexpr,
         group: tl.constexpr,
+        digest: tl.constexpr,  # False: the bare product, C written as int32
     ):
         pid = tl.program_id(0)
         num_i = n // tile
@@ -62,51 +63,25 @@ def _kernels() -> tuple[Any, Any]:
         rows = pid_i * tile + tl.arange(0, tile)
         cols = pid_j * tile + tl.arange(0, tile)
         kr = tl.arange(0, tile)
-        e = tl.arange(0, tile)[:, None] * tile + tl.arange(0, tile)[None, :]
-        start = (e.to(tl.int64) * 0x9E3779B9 + key) & 0xFFFFFFFF  # κ + e·φ mod 2^32
-        acc = start.to(tl.uint32).to(tl.int32, bitcast=True)
+        if digest:
+            e = tl.arange(0, tile)[:, None] * tile + tl.arange(0, tile)[None, :]
+            start = (e.to(tl.int64) * 0x9E3779B9 + key) & 0xFFFFFFFF  # κ + e·φ mod 2^32
+            acc = start.to(tl.uint32).to(tl.int32, bitcast=True)
+        else:
+            acc = tl.zeros((tile, tile), tl.int32)
         a_ptrs = a_ptr + rows[:, None].to(tl.int64) * k + kr[None, :]
         b_ptrs = bt_ptr + cols[None, :].to(tl.int64) * k + kr[:, None]
         for step in range(0, k // tile):
             acc = tl.dot(tl.load(a_ptrs), tl.load(b_ptrs), acc, out_dtype=tl.int32)
             a_ptrs += tile
             b_ptrs += tile
-            y = acc.to(tl.uint32, bitcast=True) ^ mask.to(tl.uint32)
-            tl.store(out_ptr + (step * num_i + pid_i) * num_j + pid_j, tl.sum(y * y))
+            if digest:
+                y = acc.to(tl.uint32, bitcast=True) ^ mask.to(tl.uint32)
+                tl.store(out_ptr + (step * num_i + pid_i) * num_j + pid_j, tl.sum(y * y))
+        if not digest:
+            tl.store(out_ptr + rows[:, None].to(tl.int64) * m + cols[None, :], acc)
 
-    @triton.jit  # type: ignore[untyped-decorator]
-    def product(  # type: ignore[no-untyped-def]
-        a_ptr,
-        bt_ptr,
-        out_ptr,
-        n,
-        k,
-        m,
-        tile: tl.constexpr,
-        group: tl.constexpr,
-    ):
-        # the same loop without the digest: the bare product it is measured against
-        pid = tl.program_id(0)
-        num_i = n // tile
-        num_j = m // tile
-        width = group * num_j
-        first = (pid // width) * group
-        size = min(num_i - first, group)
-        pid_i = first + (pid % width) % size
-        pid_j = (pid % width) // size
-        rows = pid_i * tile + tl.arange(0, tile)
-        cols = pid_j * tile + tl.arange(0, tile)
-        kr = tl.arange(0, tile)
-        acc = tl.zeros((tile, tile), tl.int32)
-        a_ptrs = a_ptr + rows[:, None].to(tl.int64) * k + kr[None, :]
-        b_ptrs = bt_ptr + cols[None, :].to(tl.int64) * k + kr[:, None]
-        for _ in range(0, k // tile):
-            acc = tl.dot(tl.load(a_ptrs), tl.load(b_ptrs), acc, out_dtype=tl.int32)
-            a_ptrs += tile
-            b_ptrs += tile
-        tl.store(out_ptr + rows[:, None].to(tl.int64) * m + cols[None, :], acc)
-
-    return transcript, product
+    return program
 
 
 def check(n: int, k: int, m: int, tile: int) -> None:
@@ -125,9 +100,8 @@ def leaves(a2: Any, bt2: Any, tile: int, key: int, mask: int, out: Any = None) -
     count = (k // tile) * (n // tile) * (m // tile)
     if out is None:
         out = torch.empty(count, dtype=torch.uint32, device=a2.device)
-    transcript, _ = _kernels()
     grid = ((n // tile) * (m // tile),)
-    transcript[grid](a2, bt2, out, n, k, m, key, mask, tile=tile, group=8, **CONFIG)
+    _kernel()[grid](a2, bt2, out, n, k, m, key, mask, tile=tile, group=8, digest=True, **CONFIG)
     return out
 
 
@@ -140,6 +114,6 @@ def product(a: Any, bt: Any, tile: int = 128, out: Any = None) -> Any:
     check(n, k, m, tile)
     if out is None:
         out = torch.empty((n, m), dtype=torch.int32, device=a.device)
-    _, bare = _kernels()
-    bare[((n // tile) * (m // tile),)](a, bt, out, n, k, m, tile=tile, group=8, **CONFIG)
+    grid = ((n // tile) * (m // tile),)
+    _kernel()[grid](a, bt, out, n, k, m, 0, 0, tile=tile, group=8, digest=False, **CONFIG)
     return out
