@@ -6,9 +6,9 @@ E = E_L·E_R (n×k) and F = F_L·F_R (k×m) with E_L (n×r), E_R (r×k), F_L
 own derive-key context. E_R and F_L are dense: two bits per entry (00, 11 →
 0; 01 → 1; 10 → −1). So are E_L and F_R while r <= 64. For r > 64
 (g = r/64, a power of two) a row of E_L — and a column of F_R, built as the
-rows of F_Rᵀ — has at most 64 non-zeros: 64 XOF bytes per row, byte j
-placing TERNARY[byte & 3] at column j·g + ((byte >> 2) & (g − 1)). Either
-way every entry of E and F is a sum of at most 64 terms ±1, so |E|, |F| <= 64
+rows of F_Rᵀ — has exactly 64 non-zeros ±1: 64 XOF bytes per row, byte j
+placing SIGN[byte & 1] (+1, −1) at column j·g + ((byte >> 1) & (g − 1)).
+Either way every entry of E and F is a sum of at most 64 terms ±1, so |E|, |F| <= 64
 and A' = A + E, B' = B + F stay within int8 when |A|, |B| <= 63.
 """
 
@@ -26,6 +26,7 @@ from bcai.pouw._params import MAX_NOISE_TERMS
 
 I8 = npt.NDArray[np.int8]
 TERNARY = np.array([0, 1, -1, 0], dtype=np.int8)
+SIGN = np.array([1, -1], dtype=np.int8)
 # each XOF byte gives four entries, low bits first: a lookup table of the
 # four int8 entries of every byte, packed in one uint32 (a fast gather)
 BYTE_TO_4 = np.ascontiguousarray(
@@ -48,18 +49,19 @@ def ternary(seed: bytes, context: str, rows: int, cols: int) -> I8:
 @functools.cache
 def _byte_groups(g: int) -> I8:
     """The g entries (one group of columns) that each XOF byte of a sparse
-    factor writes: TERNARY[byte & 3] at offset (byte >> 2) & (g − 1)."""
+    factor writes: SIGN[byte & 1] at offset (byte >> 1) & (g − 1)."""
     groups = np.zeros((256, g), np.int8)
     byte = np.arange(256)
-    groups[byte, (byte >> 2) & (g - 1)] = TERNARY[byte & 3]
+    groups[byte, (byte >> 1) & (g - 1)] = SIGN[byte & 1]
     return groups
 
 
 def sparse_ternary(seed: bytes, context: str, rows: int, rank: int) -> I8:
-    """A rows×rank matrix in {−1, 0, 1} with at most 64 non-zeros per row:
-    row i from XOF bytes [64·i, 64·i + 64); byte j puts TERNARY[byte & 3] in
-    column j·g + ((byte >> 2) & (g − 1)), g = rank / 64 (a power of two), and
-    zeros in the rest of its group of g columns."""
+    """A rows×rank matrix in {−1, 0, 1} with exactly 64 non-zeros per row
+    (±1, so that skipping zeros saves a cheater nothing): row i from XOF
+    bytes [64·i, 64·i + 64); byte j puts SIGN[byte & 1] (+1 for 0, −1 for 1)
+    in column j·g + ((byte >> 1) & (g − 1)), g = rank / 64 (a power of two),
+    and zeros in the rest of its group of g columns."""
     g = rank // MAX_NOISE_TERMS
     if g < 1 or g & (g - 1) or rank % MAX_NOISE_TERMS:
         raise ValueError(f"sparse noise needs a rank of 64 times a power of two, got {rank}")
