@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bcai.mining import _triton
+from bcai.mining import _device_hash, _triton
 from bcai.pouw import PouwParams, Work
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._noise import Noise
-from bcai.pouw._transcript import digest_key
+from bcai.pouw._transcript import LEAF_BYTES, digest_key
 from bcai.vm._cupy_machine import available
 
 try:
@@ -53,51 +53,50 @@ class GpuMiner:
             self._work = (work, a, bt)
         return self._work[1], self._work[2]
 
-    def _noisy_tensor_cores(self, work: Work, noise: Noise) -> tuple[Any, Any]:
-        """A' = A + E_L·E_R and B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ with the noise products
-        on the tensor cores (the transcript kernel's bare int8 product, inner
-        dimension r = b), on CuPy's current stream."""
+    def _noisy_tensor_cores(self, work: Work, seed: bytes, rank: int) -> tuple[Any, Any]:
+        """A' = A + E_L·E_R and B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ, all on the device on
+        CuPy's current stream: the factors from BLAKE3's XOF on the GPU, the
+        products on the tensor cores (the transcript kernel's bare int8
+        product, inner dimension r = b)."""
         import torch  # noqa: PLC0415 - with Triton, the `torch` extra
 
         if self._torch_work is None or self._torch_work[0] is not work:
             a8 = torch.from_numpy(np.ascontiguousarray(work.a)).cuda()
             bt8 = torch.from_numpy(np.ascontiguousarray(work.b.T)).cuda()
+            torch.cuda.synchronize()
             self._torch_work = (work, a8, bt8)
         _, a8, bt8 = self._torch_work
-        stream = cupy.cuda.get_current_stream()
-        rank = noise.e_l.shape[1]
-        external = torch.cuda.ExternalStream(stream.ptr)  # type: ignore[no-untyped-call]
+        n, k, m = work.shape
+        factors = _device_hash.noise_factors(seed, n, k, m, rank)
+        e_l, e_rt, f_rt, f_l = (torch.utils.dlpack.from_dlpack(f) for f in factors)
+        external = torch.cuda.ExternalStream(cupy.cuda.get_current_stream().ptr)  # type: ignore[no-untyped-call]
         with torch.cuda.stream(external):
-
-            def device(x: I8) -> Any:
-                return torch.from_numpy(np.ascontiguousarray(x)).cuda()
-
-            e = _triton.product(device(noise.e_l), device(noise.e_r.T), rank)
-            ft = _triton.product(device(noise.f_r.T), device(noise.f_l), rank)
-            a2 = (a8 + e).to(torch.int8)
-            bt2 = (bt8 + ft).to(torch.int8)
+            a2 = (a8 + _triton.product(e_l, e_rt, rank)).to(torch.int8)
+            bt2 = (bt8 + _triton.product(f_rt, f_l, rank)).to(torch.int8)
         return cupy.from_dlpack(a2), cupy.from_dlpack(bt2)
 
     def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
-        """Noise factors from the XOF on the host (small: n·r entries), the
-        noisy operands on the device (E = E_L·E_R through cuBLAS in float32:
-        exact, every sum is at most r <= 64 in magnitude), then the kernel."""
-        return self.finish(self.launch(work, seed, params))
+        """One attempt's leaves: noise, noisy operands and transcript on the
+        device (`launch`), waited for."""
+        return self.finish(self.launch(work, seed, params))[0]
 
     def launch(self, work: Work, seed: bytes, params: PouwParams) -> Any:
         """Starts an attempt on the next of two streams and returns at once
-        (the host may prepare the next attempt while the GPU runs this one)."""
+        (the host may prepare the next attempt while the GPU runs this one).
+        With the tensor cores everything happens on the device, the Merkle
+        root included; otherwise the noise factors come from the host."""
         n, k, m = work.shape
-        noise = Noise.derive(seed, n, k, m, params.tile)
-        a, bt = self._operands(work)
         self._turn = 1 - self._turn
         if self._streams is None:
             self._streams = (cupy.cuda.Stream(), cupy.cuda.Stream())
         stream = self._streams[self._turn]
+        on_device = self.tensor_cores and params.tile in (64, 128)
         with stream:
-            if self.tensor_cores and params.tile in (64, 128):
-                a2, bt2 = self._noisy_tensor_cores(work, noise)
+            if on_device:
+                a2, bt2 = self._noisy_tensor_cores(work, seed, params.tile)
             else:  # float32 products: exact, every entry of E and F is a sum of <= 64 terms ±1
+                noise = Noise.derive(seed, n, k, m, params.tile)
+                a, bt = self._operands(work)
                 f32 = cupy.float32
                 e = cupy.asarray(noise.e_l, f32) @ cupy.asarray(noise.e_r, f32)
                 ft = cupy.asarray(np.ascontiguousarray(noise.f_r.T), f32) @ cupy.asarray(
@@ -106,15 +105,14 @@ class GpuMiner:
                 a2 = (a + e).astype(cupy.int8)
                 bt2 = (bt + ft).astype(cupy.int8)
             out = self.leaves_device(a2, bt2, params.tile, digest_key(seed))
-            memory, leaves = self._pinned(self._turn, out.size, out.dtype)
-            cupy.cuda.runtime.memcpyAsync(
-                memory.ptr,
-                out.data.ptr,
-                out.nbytes,
-                cupy.cuda.runtime.memcpyDeviceToHost,
-                stream.ptr,
-            )
-        return stream, leaves, out
+            root = _device_hash.merkle_root(out, LEAF_BYTES) if on_device else None
+            memory, leaves = self._pinned(self._turn, out.size + 8, out.dtype)
+            copy = cupy.cuda.runtime.memcpyAsync
+            to_host = cupy.cuda.runtime.memcpyDeviceToHost
+            copy(memory.ptr, out.data.ptr, out.nbytes, to_host, stream.ptr)
+            if root is not None:
+                copy(memory.ptr + out.nbytes, root.data.ptr, 32, to_host, stream.ptr)
+        return stream, leaves, out.size, root is not None, (out, root)
 
     def _pinned(self, turn: int, size: int, dtype: Any) -> tuple[Any, Any]:
         """A page-locked host buffer per stream, kept (allocating one costs
@@ -125,11 +123,13 @@ class GpuMiner:
             held = self._buffers[turn] = (memory, np.frombuffer(memory, dtype, size))
         return held
 
-    def finish(self, launched: Any) -> bytes:
-        """Waits for a launched attempt; its leaves."""
-        stream, leaves, _ = launched
+    def finish(self, launched: Any) -> tuple[bytes, bytes | None]:
+        """Waits for a launched attempt: its leaves, and its Merkle root when
+        the device computed it (else None)."""
+        stream, buffer, size, has_root, _ = launched
         stream.synchronize()
-        return bytes(leaves.astype("<u4").tobytes())
+        leaves = buffer[:size].astype("<u4").tobytes()
+        return leaves, buffer[size:].astype("<u4").tobytes() if has_root else None
 
     def leaves_device(self, a2: Any, bt: Any, tile: int, key: int) -> Any:
         """Leaves (uint32, on the device) of device operands A' and B'ᵀ, on

@@ -129,8 +129,9 @@ def mine(
             current = pending
             more = attempts is None or nonce + 1 < start + attempts
             pending = launch(work, attempt_seed(prefix, nonce + 1), params) if more else None
-            leaves = miner.finish(current)  # type: ignore[attr-defined]
-            root = merkle_root_packed(leaves, LEAF_BYTES)
+            leaves, root = miner.finish(current)  # type: ignore[attr-defined]
+            if root is None:  # the device did not build the tree
+                root = merkle_root_packed(leaves, LEAF_BYTES)
             found = Attempt(nonce, leaves, root, ticket(prefix, nonce, root, product))
         now = time.perf_counter()
         spent, began = now - began, now

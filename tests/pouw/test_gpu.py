@@ -83,3 +83,66 @@ def test_gpu_attempt_with_device_noise_equals_cpu(tile: int) -> None:
     seed = attempt_seed(b"noise-on-device", 3)
     gpu = new_miner("gpu")
     assert gpu.attempt_leaves(work, seed, params) == CpuMiner().attempt_leaves(work, seed, params)
+
+
+@pytest.mark.parametrize(
+    ("rank", "n", "k", "m"), [(32, 96, 64, 160), (64, 128, 192, 64), (128, 256, 384, 128)]
+)
+def test_device_noise_equals_host(rank: int, n: int, k: int, m: int) -> None:
+    """The factors from BLAKE3's XOF on the GPU (dense 2-bit, and the sparse
+    ±1 rule at r = 128) are the host's, laid out as the products take them."""
+    import cupy  # noqa: PLC0415
+
+    from bcai.mining import _device_hash  # noqa: PLC0415
+
+    seed = attempt_seed(b"device-noise", rank)
+    host = Noise.derive(seed, n, k, m, rank)
+    e_l, e_rt, f_rt, f_l = (
+        cupy.asnumpy(f) for f in _device_hash.noise_factors(seed, n, k, m, rank)
+    )
+    assert np.array_equal(e_l, host.e_l)
+    assert np.array_equal(e_rt, host.e_r.T)
+    assert np.array_equal(f_rt, host.f_r.T)
+    assert np.array_equal(f_l, host.f_l)
+
+
+@pytest.mark.parametrize("leaf_bytes", [4, 8, 32, 64])
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 511, 512, 513, 1025, 32768, 70001])
+def test_device_merkle_root_equals_host(count: int, leaf_bytes: int) -> None:
+    import cupy  # noqa: PLC0415
+
+    from bcai.crypto import merkle_root_packed  # noqa: PLC0415
+    from bcai.mining import _device_hash  # noqa: PLC0415
+
+    data = np.random.default_rng(count * leaf_bytes).integers(0, 256, count * leaf_bytes, np.uint8)
+    root = _device_hash.merkle_root(cupy.asarray(data), leaf_bytes)
+    assert cupy.asnumpy(root).astype("<u4").tobytes() == merkle_root_packed(
+        data.tobytes(), leaf_bytes
+    )
+
+
+def test_device_merkle_root_refuses_partial_leaves() -> None:
+    import cupy  # noqa: PLC0415
+
+    from bcai.mining import _device_hash  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="whole 4-byte leaves"):
+        _device_hash.merkle_root(cupy.zeros(10, cupy.uint8), 4)
+    with pytest.raises(ValueError, match="whole 65-byte leaves"):
+        _device_hash.merkle_root(cupy.zeros(130, cupy.uint8), 65)
+
+
+def test_gpu_mining_loop_roots_are_the_hosts() -> None:
+    """`mine` takes the device's Merkle roots on the tensor-core path: every
+    attempt's root equals the host's over the same leaves (seen through
+    the seal of a winning attempt and one finished by hand)."""
+    miner = GpuMiner()
+    if not miner.tensor_cores:
+        pytest.skip("no PyTorch with Triton here")
+    from bcai.crypto import merkle_root_packed  # noqa: PLC0415
+
+    params = PouwParams(tile=128, n=256, k=512, m=384)
+    work = pouw.derived_work(b"\x33" * 32, params)
+    leaves, root = miner.finish(miner.launch(work, attempt_seed(b"roots", 1), params))
+    assert root is not None and root == merkle_root_packed(leaves, 4)
+    assert leaves == CpuMiner().attempt_leaves(work, attempt_seed(b"roots", 1), params)
