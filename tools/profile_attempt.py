@@ -31,7 +31,7 @@ def t(label, fn, reps=5):
 
 noise = t("Noise.derive", lambda: Noise.derive(seed, 4096, 4096, 4096, 128))
 t("launch (no wait)", lambda: miner.launch(work, seed, p))
-leaves = t("launch+finish", lambda: miner.finish(miner.launch(work, seed, p)))
+leaves = t("launch+finish", lambda: miner.finish(miner.launch(work, seed, p)))[0]
 t("merkle_root_packed", lambda: merkle_root_packed(leaves, 4))
 f16 = cupy.float16
 t("E = E_L E_R f16", lambda: cupy.asarray(noise.e_l, f16) @ cupy.asarray(noise.e_r, f16))
