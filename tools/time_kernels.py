@@ -29,13 +29,14 @@ def median_ms(fn: Any) -> float:
 
 a = torch.randint(-127, 128, (N, N), dtype=torch.int8, device="cuda")
 bt = torch.randint(-127, 128, (N, N), dtype=torch.int8, device="cuda")
-leaves = _triton.leaves(a, bt, 128, 5, 0xA5A5A5A5)
+keys = torch.tensor([5, 0xA5A5A5A5], dtype=torch.int64).to(torch.uint32).cuda()
+leaves = _triton.leaves(a, bt, 128, keys)
 c = _triton.product(a, bt)
 assert torch.equal(c, torch._int_mm(a, bt.t()))
 out: dict[str, Any] = {"device": torch.cuda.get_device_name()}
 for _ in range(2):
     for name, fn in (
-        ("transcript kernel (b=128)", lambda: _triton.leaves(a, bt, 128, 5, 0xA5A5A5A5, leaves)),
+        ("transcript kernel (b=128)", lambda: _triton.leaves(a, bt, 128, keys, leaves)),
         ("same kernel, no digest", lambda: _triton.product(a, bt, out=c)),
         ("torch._int_mm (cuBLASLt)", lambda: torch._int_mm(a, bt.t())),
     ):

@@ -37,48 +37,86 @@ def _merkle_keys() -> Any:
     return cupy.asarray(np.frombuffer(words, "<u4"))
 
 
-def noise_factors(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[Any, Any, Any, Any]:
-    """E_L (n×r), E_Rᵀ (k×r), F_Rᵀ (m×r) and F_L (k×r) as int8 device
-    arrays on CuPy's current stream: the factors of `Noise.derive`, laid out
-    as the tensor-core products take them."""
+def noise_keys(seed: bytes) -> bytes:
+    """The XOF inputs of E_L, E_R, F_R and F_L: derive_key(context, σ) each."""
+    return b"".join(derive_key(CONTEXT + name, seed) for name in ("E_L", "E_R", "F_R", "F_L"))
+
+
+def noise_spec(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[bytes, list[int], int]:
+    """What the noise kernel needs for one attempt: the four XOF keys
+    (derive_key(context, σ), 128 bytes), the factors' shapes as generated
+    (rows, cols, sparse: 12 integers) and the number of XOF blocks of the
+    largest factor."""
     sparse = rank > MAX_NOISE_TERMS
-    keys = b"".join(derive_key(CONTEXT + name, seed) for name in ("E_L", "E_R", "F_R", "F_L"))
+    if sparse and rank > 128:
+        raise ValueError(f"the GPU noise kernel takes sparse ranks up to 128, got {rank}")
     shapes = [
-        (n, rank, int(sparse), 0),  # E_L
-        (rank, k, 0, 1),  # E_R, written transposed
-        (m, rank, 1, 0) if sparse else (rank, m, 0, 1),  # F_Rᵀ: its rows, or F_R transposed
-        (k, rank, 0, 0),  # F_L
+        (n, rank, int(sparse)),  # E_L
+        (rank, k, 0),  # E_R
+        (m, rank, 1) if sparse else (rank, m, 0),  # sparse: the rows of F_Rᵀ; dense: F_R
+        (k, rank, 0),  # F_L
     ]
-    words = np.concatenate([np.frombuffer(keys, "<u4"), np.array(shapes, "<u4").ravel()])
-    spec = cupy.asarray(words)
-    out = [
-        cupy.empty((n, rank), cupy.int8),
-        cupy.empty((k, rank), cupy.int8),
-        cupy.empty((m, rank), cupy.int8),
-        cupy.empty((k, rank), cupy.int8),
-    ]
-    blocks = max(rows if sp else (rows * cols + 255) // 256 for rows, cols, sp, _ in shapes)
+    blocks = max(rows if sp else (rows * cols + 255) // 256 for rows, cols, sp in shapes)
+    return noise_keys(seed), [x for shape in shapes for x in shape], blocks
+
+
+def factor_buffers(n: int, k: int, m: int, rank: int) -> list[Any]:
+    """Device int8 arrays for the factors as the noise kernel writes them:
+    E_L (n×r), E_R (r×k), F_Rᵀ (m×r) when sparse or F_R (r×m) when dense,
+    F_L (k×r)."""
+    f_r = (m, rank) if rank > MAX_NOISE_TERMS else (rank, m)
+    return [cupy.empty(shape, cupy.int8) for shape in ((n, rank), (rank, k), f_r, (k, rank))]
+
+
+def host_layout(factors: list[Any], rank: int) -> tuple[Any, Any, Any, Any]:
+    """E_L, E_R, F_R, F_L (views) from `factor_buffers`, as `Noise` holds them."""
+    f_r = factors[2].T if rank > MAX_NOISE_TERMS else factors[2]
+    return factors[0], factors[1], f_r, factors[3]
+
+
+def launch_noise(keys: Any, shapes: Any, out: list[Any], blocks: int) -> None:
+    """The noise kernel on CuPy's current stream: `keys` (32 uint32) and
+    `shapes` (12 int32) on the device, into the four `factor_buffers`."""
     _module().get_function("bcai_noise")(
-        ((blocks + THREADS - 1) // THREADS, 4), (THREADS,), (spec[:32], spec[32:], *out)
+        ((blocks + THREADS - 1) // THREADS, 4), (THREADS,), (keys, shapes, *out)
     )
-    return out[0], out[1], out[2], out[3]
 
 
-def merkle_root(leaves: Any, leaf_bytes: int) -> Any:
+def noise_factors(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[Any, Any, Any, Any]:
+    """E_L (n×r), E_R (r×k), F_L (k×r) and F_R (r×m) of `Noise.derive` as
+    int8 device arrays (F_R possibly a transposed view), on CuPy's current
+    stream."""
+    keys, shapes, blocks = noise_spec(seed, n, k, m, rank)
+    out = factor_buffers(n, k, m, rank)
+    words = cupy.asarray(np.frombuffer(keys, "<u4"))
+    launch_noise(words, cupy.asarray(np.array(shapes, np.int32)), out, blocks)
+    return host_layout(out, rank)
+
+
+def merkle_scratch(count: int) -> list[Any]:
+    """The device buffers `merkle_root` writes for `count` leaves: one per
+    pass, the last holding the root."""
+    out = []
+    while True:
+        count = (count + SPAN - 1) // SPAN
+        out.append(cupy.empty(count * 8, cupy.uint32))
+        if count == 1:
+            return out
+
+
+def merkle_root(leaves: Any, leaf_bytes: int, scratch: list[Any] | None = None) -> Any:
     """The Merkle root (8 uint32 words on the device) of the consecutive
-    `leaf_bytes`-byte leaves of a device array, on CuPy's current stream."""
+    `leaf_bytes`-byte leaves of a device array, on CuPy's current stream
+    (into `scratch` from `merkle_scratch` when given: nothing allocated)."""
     if not 0 < leaf_bytes <= 64 or leaves.nbytes % leaf_bytes or not leaves.nbytes:
         raise ValueError(f"{leaves.nbytes} bytes are not whole {leaf_bytes}-byte leaves (1..64)")
     span = _module().get_function("bcai_merkle_span")
     count = leaves.nbytes // leaf_bytes
-    data = leaves.view(cupy.uint8).ravel()
-    nodes = cupy.empty(8, cupy.uint32)  # unused on the first pass
-    width = leaf_bytes
-    while True:
-        groups = (count + SPAN - 1) // SPAN
-        out = cupy.empty(groups * 8, cupy.uint32)
+    passes = scratch if scratch is not None else merkle_scratch(count)
+    data, nodes, width = leaves.view(cupy.uint8).ravel(), passes[-1], leaf_bytes
+    for out in passes:
+        groups = out.size // 8
         args = (data, np.int32(width), nodes, np.int64(count), _merkle_keys(), out)
         span((groups,), (THREADS,), args)
-        if groups == 1:
-            return out
         nodes, count, width = out, groups, 0
+    return passes[-1]

@@ -12,11 +12,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bcai.mining import _device_hash, _triton
+from bcai.mining import _triton
+from bcai.mining._gpu_graph import DeviceAttempt
 from bcai.pouw import PouwParams, Work
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._noise import Noise
-from bcai.pouw._transcript import LEAF_BYTES, digest_key
+from bcai.pouw._transcript import digest_key
 from bcai.vm._cupy_machine import available
 
 try:
@@ -40,7 +41,8 @@ class GpuMiner:
         if not available():
             raise InvalidSeal("pouw-miner-missing", "the GPU miner needs CuPy and a CUDA device")
         self._work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) on the device
-        self._torch_work: tuple[Work, Any, Any] | None = None  # the same as int8 torch tensors
+        self._int8_work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) as int8
+        self._attempts: list[DeviceAttempt | None] = [None, None]  # a recorded attempt per stream
         self._streams: tuple[Any, Any] | None = None  # attempts alternate between two
         self._buffers: list[Any] = [None, None]  # a pinned host buffer per stream
         self._turn = 0
@@ -53,27 +55,21 @@ class GpuMiner:
             self._work = (work, a, bt)
         return self._work[1], self._work[2]
 
-    def _noisy_tensor_cores(self, work: Work, seed: bytes, rank: int) -> tuple[Any, Any]:
-        """A' = A + E_L·E_R and B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ, all on the device on
-        CuPy's current stream: the factors from BLAKE3's XOF on the GPU, the
-        products on the tensor cores (the transcript kernel's bare int8
-        product, inner dimension r = b)."""
-        import torch  # noqa: PLC0415 - with Triton, the `torch` extra
-
-        if self._torch_work is None or self._torch_work[0] is not work:
-            a8 = torch.from_numpy(np.ascontiguousarray(work.a)).cuda()
-            bt8 = torch.from_numpy(np.ascontiguousarray(work.b.T)).cuda()
-            torch.cuda.synchronize()
-            self._torch_work = (work, a8, bt8)
-        _, a8, bt8 = self._torch_work
-        n, k, m = work.shape
-        factors = _device_hash.noise_factors(seed, n, k, m, rank)
-        e_l, e_rt, f_rt, f_l = (torch.utils.dlpack.from_dlpack(f) for f in factors)
-        external = torch.cuda.ExternalStream(cupy.cuda.get_current_stream().ptr)  # type: ignore[no-untyped-call]
-        with torch.cuda.stream(external):
-            a2 = (a8 + _triton.product(e_l, e_rt, rank)).to(torch.int8)
-            bt2 = (bt8 + _triton.product(f_rt, f_l, rank)).to(torch.int8)
-        return cupy.from_dlpack(a2), cupy.from_dlpack(bt2)
+    def _device_attempt(self, work: Work, tile: int) -> DeviceAttempt:
+        """The recorded attempt of this turn's stream for `work` (built the
+        first time, with A and Bᵀ uploaded once for both streams)."""
+        assert self._streams is not None
+        if self._int8_work is None or self._int8_work[0] is not work:
+            a8 = cupy.asarray(np.ascontiguousarray(work.a))
+            bt8 = cupy.asarray(np.ascontiguousarray(work.b.T))
+            self._int8_work = (work, a8, bt8)
+            self._attempts = [None, None]
+        held = self._attempts[self._turn]
+        if held is None or held.tile != tile:
+            _, a8, bt8 = self._int8_work
+            held = DeviceAttempt(work, tile, self._streams[self._turn], a8, bt8)
+            self._attempts[self._turn] = held
+        return held
 
     def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
         """One attempt's leaves: noise, noisy operands and transcript on the
@@ -89,30 +85,31 @@ class GpuMiner:
         self._turn = 1 - self._turn
         if self._streams is None:
             self._streams = (cupy.cuda.Stream(), cupy.cuda.Stream())
+        if self.tensor_cores and params.tile in (64, 128):
+            attempt = self._device_attempt(work, params.tile)
+            attempt.launch(seed, digest_key(seed))
+            return attempt
         stream = self._streams[self._turn]
-        on_device = self.tensor_cores and params.tile in (64, 128)
-        with stream:
-            if on_device:
-                a2, bt2 = self._noisy_tensor_cores(work, seed, params.tile)
-            else:  # float32 products: exact, every entry of E and F is a sum of <= 64 terms ±1
-                noise = Noise.derive(seed, n, k, m, params.tile)
-                a, bt = self._operands(work)
-                f32 = cupy.float32
-                e = cupy.asarray(noise.e_l, f32) @ cupy.asarray(noise.e_r, f32)
-                ft = cupy.asarray(np.ascontiguousarray(noise.f_r.T), f32) @ cupy.asarray(
-                    np.ascontiguousarray(noise.f_l.T), f32
-                )
-                a2 = (a + e).astype(cupy.int8)
-                bt2 = (bt + ft).astype(cupy.int8)
+        with stream:  # float32 products: exact, every entry of E and F is a sum of <= 64 terms ±1
+            noise = Noise.derive(seed, n, k, m, params.tile)
+            a, bt = self._operands(work)
+            f32 = cupy.float32
+            e = cupy.asarray(noise.e_l, f32) @ cupy.asarray(noise.e_r, f32)
+            ft = cupy.asarray(np.ascontiguousarray(noise.f_r.T), f32) @ cupy.asarray(
+                np.ascontiguousarray(noise.f_l.T), f32
+            )
+            a2 = (a + e).astype(cupy.int8)
+            bt2 = (bt + ft).astype(cupy.int8)
             out = self.leaves_device(a2, bt2, params.tile, digest_key(seed))
-            root = _device_hash.merkle_root(out, LEAF_BYTES) if on_device else None
-            memory, leaves = self._pinned(self._turn, out.size + 8, out.dtype)
-            copy = cupy.cuda.runtime.memcpyAsync
-            to_host = cupy.cuda.runtime.memcpyDeviceToHost
-            copy(memory.ptr, out.data.ptr, out.nbytes, to_host, stream.ptr)
-            if root is not None:
-                copy(memory.ptr + out.nbytes, root.data.ptr, 32, to_host, stream.ptr)
-        return stream, leaves, out.size, root is not None, (out, root)
+            memory, leaves = self._pinned(self._turn, out.size, out.dtype)
+            cupy.cuda.runtime.memcpyAsync(
+                memory.ptr,
+                out.data.ptr,
+                out.nbytes,
+                cupy.cuda.runtime.memcpyDeviceToHost,
+                stream.ptr,
+            )
+        return stream, leaves, out
 
     def _pinned(self, turn: int, size: int, dtype: Any) -> tuple[Any, Any]:
         """A page-locked host buffer per stream, kept (allocating one costs
@@ -126,10 +123,11 @@ class GpuMiner:
     def finish(self, launched: Any) -> tuple[bytes, bytes | None]:
         """Waits for a launched attempt: its leaves, and its Merkle root when
         the device computed it (else None)."""
-        stream, buffer, size, has_root, _ = launched
+        if isinstance(launched, DeviceAttempt):
+            return launched.finish()
+        stream, leaves, _ = launched
         stream.synchronize()
-        leaves = buffer[:size].astype("<u4").tobytes()
-        return leaves, buffer[size:].astype("<u4").tobytes() if has_root else None
+        return leaves.astype("<u4").tobytes(), None
 
     def leaves_device(self, a2: Any, bt: Any, tile: int, key: int) -> Any:
         """Leaves (uint32, on the device) of device operands A' and B'ᵀ, on
@@ -141,13 +139,13 @@ class GpuMiner:
 
             stream = cupy.cuda.get_current_stream()
             external = torch.cuda.ExternalStream(stream.ptr)  # type: ignore[no-untyped-call]
+            keys = cupy.asarray(np.array([key & 0xFFFFFFFF, key >> 32], np.uint32))
             with torch.cuda.stream(external):
                 out = _triton.leaves(
                     torch.utils.dlpack.from_dlpack(a2),
                     torch.utils.dlpack.from_dlpack(bt),
                     tile,
-                    key & 0xFFFFFFFF,
-                    key >> 32,
+                    torch.utils.dlpack.from_dlpack(keys),
                 )
             return cupy.from_dlpack(out)
         if tile % 4 or tile > 64:

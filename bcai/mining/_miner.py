@@ -91,8 +91,15 @@ def run_attempt(
     miner: Miner,
     product: bytes = bytes(32),
 ) -> Attempt:
-    leaves = miner.attempt_leaves(work, attempt_seed(prefix, nonce), params)
-    root = merkle_root_packed(leaves, LEAF_BYTES)
+    seed = attempt_seed(prefix, nonce)
+    launch = getattr(miner, "launch", None)
+    root: bytes | None = None
+    if launch is None:
+        leaves = miner.attempt_leaves(work, seed, params)
+    else:  # the GPU may have built the Merkle tree too
+        leaves, root = miner.finish(launch(work, seed, params))  # type: ignore[attr-defined]
+    if root is None:
+        root = merkle_root_packed(leaves, LEAF_BYTES)
     return Attempt(nonce, leaves, root, ticket(prefix, nonce, root, product))
 
 

@@ -36,20 +36,23 @@ def _kernel() -> Any:
     import triton  # noqa: PLC0415
     import triton.language as tl  # noqa: PLC0415
 
-    # key and mask stay run-time arguments (Triton would make a value of 1 a constant)
-    @triton.jit(do_not_specialize=["key", "mask"])  # type: ignore[untyped-decorator]
+    @triton.jit  # type: ignore[untyped-decorator]
     def program(  # type: ignore[no-untyped-def]
-        a_ptr,
-        bt_ptr,
+        a_ptr,  # n×k, element (i, t) at i·sa_i + t·sa_t
+        b_ptr,  # k×m, element (t, j) at t·sb_t + j·sb_j
         out_ptr,
+        base_ptr,  # NOISY: the int8 n×m matrix the product is added to
+        keys_ptr,  # DIGEST: κ, λ (uint32 on the device: a CUDA graph replays with new keys)
         n,
         k,
         m,
-        key,
-        mask,
+        sa_i,
+        sa_t,
+        sb_t,
+        sb_j,
         tile: tl.constexpr,
         group: tl.constexpr,
-        digest: tl.constexpr,  # False: the bare product, C written as int32
+        mode: tl.constexpr,  # PRODUCT: C as int32; DIGEST: the leaves; NOISY: base + A·B as int8
     ):
         pid = tl.program_id(0)
         num_i = n // tile
@@ -63,23 +66,28 @@ def _kernel() -> Any:
         rows = pid_i * tile + tl.arange(0, tile)
         cols = pid_j * tile + tl.arange(0, tile)
         kr = tl.arange(0, tile)
-        if digest:
+        if mode == 1:
+            key = tl.load(keys_ptr).to(tl.int64)
+            mask = tl.load(keys_ptr + 1)
             e = tl.arange(0, tile)[:, None] * tile + tl.arange(0, tile)[None, :]
             start = (e.to(tl.int64) * 0x9E3779B9 + key) & 0xFFFFFFFF  # κ + e·φ mod 2^32
             acc = start.to(tl.uint32).to(tl.int32, bitcast=True)
         else:
             acc = tl.zeros((tile, tile), tl.int32)
-        a_ptrs = a_ptr + rows[:, None].to(tl.int64) * k + kr[None, :]
-        b_ptrs = bt_ptr + cols[None, :].to(tl.int64) * k + kr[:, None]
+        a_ptrs = a_ptr + rows[:, None].to(tl.int64) * sa_i + kr[None, :] * sa_t
+        b_ptrs = b_ptr + kr[:, None] * sb_t + cols[None, :].to(tl.int64) * sb_j
         for step in range(0, k // tile):
             acc = tl.dot(tl.load(a_ptrs), tl.load(b_ptrs), acc, out_dtype=tl.int32)
-            a_ptrs += tile
-            b_ptrs += tile
-            if digest:
-                y = acc.to(tl.uint32, bitcast=True) ^ mask.to(tl.uint32)
+            a_ptrs += tile * sa_t
+            b_ptrs += tile * sb_t
+            if mode == 1:
+                y = acc.to(tl.uint32, bitcast=True) ^ mask
                 tl.store(out_ptr + (step * num_i + pid_i) * num_j + pid_j, tl.sum(y * y))
-        if not digest:
-            tl.store(out_ptr + rows[:, None].to(tl.int64) * m + cols[None, :], acc)
+        at = rows[:, None].to(tl.int64) * m + cols[None, :]
+        if mode == 0:
+            tl.store(out_ptr + at, acc)
+        if mode == 2:
+            tl.store(out_ptr + at, (tl.load(base_ptr + at).to(tl.int32) + acc).to(tl.int8))
 
     return program
 
@@ -89,31 +97,48 @@ def check(n: int, k: int, m: int, tile: int) -> None:
         raise ValueError(f"the tensor-core kernel needs a tile of 64 or 128 dividing {n}×{k}×{m}")
 
 
-def leaves(a2: Any, bt2: Any, tile: int, key: int, mask: int, out: Any = None) -> Any:
+PRODUCT, DIGEST, NOISY = 0, 1, 2
+
+
+def _launch(mode: int, a: Any, b: Any, out: Any, base: Any, keys: Any, tile: int) -> None:
+    n, k = a.shape
+    m = b.shape[1]
+    check(n, k, m, tile)
+    grid = ((n // tile) * (m // tile),)
+    sa, sb = a.stride(), b.stride()
+    _kernel()[grid](
+        a, b, out, base, keys, n, k, m, *sa, *sb, tile=tile, group=8, mode=mode, **CONFIG
+    )
+
+
+def leaves(a2: Any, bt2: Any, tile: int, keys: Any, out: Any = None) -> Any:
     """The transcript's leaves (uint32, (k/b)·(n/b)·(m/b), on the device) of
-    int8 torch tensors A' (n×k) and B'ᵀ (m×k), on torch's current stream."""
+    int8 torch tensors A' (n×k) and B'ᵀ (m×k) under the digest keys κ, λ (a
+    uint32 device tensor of two), on torch's current stream."""
     import torch  # noqa: PLC0415
 
     n, k = a2.shape
     m = bt2.shape[0]
-    check(n, k, m, tile)
     count = (k // tile) * (n // tile) * (m // tile)
     if out is None:
         out = torch.empty(count, dtype=torch.uint32, device=a2.device)
-    grid = ((n // tile) * (m // tile),)
-    _kernel()[grid](a2, bt2, out, n, k, m, key, mask, tile=tile, group=8, digest=True, **CONFIG)
+    _launch(DIGEST, a2, bt2.t(), out, out, keys, tile)
     return out
 
 
 def product(a: Any, bt: Any, tile: int = 128, out: Any = None) -> Any:
-    """A·B (int32) by the same kernel without the digest (for comparisons)."""
+    """A·B (int32) by the same kernel without the digest (for comparisons):
+    A n×k, Bᵀ m×k."""
     import torch  # noqa: PLC0415
 
-    n, k = a.shape
-    m = bt.shape[0]
-    check(n, k, m, tile)
     if out is None:
-        out = torch.empty((n, m), dtype=torch.int32, device=a.device)
-    grid = ((n // tile) * (m // tile),)
-    _kernel()[grid](a, bt, out, n, k, m, 0, 0, tile=tile, group=8, digest=False, **CONFIG)
+        out = torch.empty((a.shape[0], bt.shape[0]), dtype=torch.int32, device=a.device)
+    _launch(PRODUCT, a, bt.t(), out, out, out, tile)
     return out
+
+
+def noisy(base: Any, left: Any, right: Any, out: Any) -> None:
+    """out = base + left·right as int8 (the noisy operand A' = A + E_L·E_R),
+    the inner dimension r one tile (64 or 128); `left`, `right` of any
+    strides, `base` and `out` contiguous."""
+    _launch(NOISY, left, right, out, base, out, left.shape[1])

@@ -53,5 +53,5 @@ def check_work(work: Work, params: PouwParams) -> None:
         raise InvalidSeal("pouw-shape", f"A is {a.shape}, B is {b.shape}: they do not chain")
     check_shape(params, *work.shape)
     for name, x in (("A", a), ("B", b)):
-        if x.size and int(np.abs(x.astype(np.int16)).max()) > MAX_ENTRY:
+        if x.size and (int(x.min()) < -MAX_ENTRY or int(x.max()) > MAX_ENTRY):
             raise InvalidSeal("pouw-range", f"{name} has entries outside ±{MAX_ENTRY}")

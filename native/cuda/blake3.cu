@@ -73,18 +73,19 @@ __device__ void compress(const unsigned* cv, const unsigned* m, unsigned long lo
 }
 
 // One noise factor per blockIdx.y (0 … 3), from the XOF of the hash of the
-// 32-byte key keys[8·f … 8·f + 7] (derive_key(context, σ)). shape[f] =
-// (rows, cols, sparse, transposed): dense factors take 2 bits per entry of
-// the rows×cols matrix in row-major order (TERNARY: 00, 11 → 0, 01 → 1,
-// 10 → −1); sparse ones (cols = r = 64·g) one byte per entry of a row, row
-// i from XOF block i: byte j sets ±1 (even +1, odd −1) at column
-// j·g + ((byte >> 1) & (g − 1)). A transposed factor is written cols×rows.
+// 32-byte key keys[8·f … 8·f + 7] (derive_key(context, σ)), written in the
+// order it is generated (row-major). shape[f] = (rows, cols, sparse): dense
+// factors take 2 bits per entry (TERNARY: 00, 11 → 0, 01 → 1, 10 → −1), a
+// thread expanding one 64-byte XOF block into 256 entries; sparse ones
+// (cols = r = 64·g ≤ 128) a thread per row i, from XOF block i: byte j sets
+// ±1 (even +1, odd −1) at column j·g + ((byte >> 1) & (g − 1)). Rows are
+// assembled in registers and stored 16 bytes at a time.
 extern "C" __global__ void bcai_noise(const unsigned* __restrict__ keys, const int* __restrict__ shape,
                                       signed char* f0, signed char* f1, signed char* f2,
                                       signed char* f3) {
     const int f = blockIdx.y;
-    const int rows = shape[4 * f], cols = shape[4 * f + 1];
-    const bool sparse = shape[4 * f + 2] != 0, transposed = shape[4 * f + 3] != 0;
+    const int rows = shape[3 * f], cols = shape[3 * f + 1];
+    const bool sparse = shape[3 * f + 2] != 0;
     signed char* out = f == 0 ? f0 : f == 1 ? f1 : f == 2 ? f2 : f3;
     const long long entries = (long long)rows * cols;
     const long long blocks = sparse ? rows : (entries + 255) / 256;
@@ -99,27 +100,41 @@ extern "C" __global__ void bcai_noise(const unsigned* __restrict__ keys, const i
     compress(IV, m, (unsigned long long)blk, 32, CHUNK_START | CHUNK_END | ROOT, word);
     if (sparse) {
         const int g = cols / 64;
-        const long long i = blk;
-        for (int c = 0; c < cols; ++c) out[transposed ? (long long)c * rows + i : i * cols + c] = 0;
+        unsigned row[32];  // cols <= 128 entries, four to a word
+#pragma unroll
+        for (int w = 0; w < 32; ++w) row[w] = 0;
         for (int j = 0; j < 64; ++j) {
             const unsigned byte = (word[j >> 2] >> (8 * (j & 3))) & 0xFF;
             const int c = j * g + ((byte >> 1) & (g - 1));
-            out[transposed ? (long long)c * rows + i : i * cols + c] = (byte & 1) ? -1 : 1;
+            row[c >> 2] |= ((byte & 1) ? 0xFFu : 0x01u) << (8 * (c & 3));
         }
+        uint4* dst = (uint4*)(out + blk * cols);
+        for (int v = 0; v < cols / 16; ++v)
+            dst[v] = make_uint4(row[4 * v], row[4 * v + 1], row[4 * v + 2], row[4 * v + 3]);
         return;
     }
+    unsigned expanded[64];  // entry 4b + q is the 2-bit code q of byte b
+#pragma unroll
     for (int b = 0; b < 64; ++b) {
         const unsigned byte = (word[b >> 2] >> (8 * (b & 3))) & 0xFF;
+        unsigned w = 0;
 #pragma unroll
         for (int q = 0; q < 4; ++q) {
-            const long long e = blk * 256 + 4 * b + q;
-            if (e >= entries) return;
             const unsigned two = (byte >> (2 * q)) & 3;
-            const signed char v = two == 1 ? 1 : two == 2 ? -1 : 0;
-            const long long r = e / cols, c = e % cols;
-            out[transposed ? c * rows + r : e] = v;
+            w |= (two == 1 ? 0x01u : two == 2 ? 0xFFu : 0u) << (8 * q);
         }
+        expanded[b] = w;
     }
+    const long long first = blk * 256;
+    if (first + 256 <= entries) {
+        uint4* dst = (uint4*)(out + first);
+#pragma unroll
+        for (int v = 0; v < 16; ++v)
+            dst[v] = make_uint4(expanded[4 * v], expanded[4 * v + 1], expanded[4 * v + 2], expanded[4 * v + 3]);
+        return;
+    }
+    for (long long e = first; e < entries; ++e)
+        out[e] = (signed char)((expanded[(e - first) >> 2] >> (8 * ((e - first) & 3))) & 0xFF);
 }
 
 __device__ __forceinline__ void node(const unsigned* key, const unsigned* left, const unsigned* right,
