@@ -32,7 +32,7 @@ def available() -> bool:
 
 
 @functools.cache
-def _kernel() -> Any:
+def _kernels() -> tuple[Any, Any]:
     import triton  # noqa: PLC0415
     import triton.language as tl  # noqa: PLC0415
 
@@ -41,7 +41,6 @@ def _kernel() -> Any:
         a_ptr,  # n×k, element (i, t) at i·sa_i + t·sa_t
         b_ptr,  # k×m, element (t, j) at t·sb_t + j·sb_j
         out_ptr,
-        base_ptr,  # NOISY: the int8 n×m matrix the product is added to
         keys_ptr,  # DIGEST: κ, λ (uint32 on the device: a CUDA graph replays with new keys)
         n,
         k,
@@ -52,7 +51,7 @@ def _kernel() -> Any:
         sb_j,
         tile: tl.constexpr,
         group: tl.constexpr,
-        mode: tl.constexpr,  # PRODUCT: C as int32; DIGEST: the leaves; NOISY: base + A·B as int8
+        mode: tl.constexpr,  # PRODUCT: C as int32; DIGEST: the leaves
     ):
         pid = tl.program_id(0)
         num_i = n // tile
@@ -83,13 +82,34 @@ def _kernel() -> Any:
             if mode == 1:
                 y = acc.to(tl.uint32, bitcast=True) ^ mask
                 tl.store(out_ptr + (step * num_i + pid_i) * num_j + pid_j, tl.sum(y * y))
-        at = rows[:, None].to(tl.int64) * m + cols[None, :]
         if mode == 0:
-            tl.store(out_ptr + at, acc)
-        if mode == 2:
+            tl.store(out_ptr + rows[:, None].to(tl.int64) * m + cols[None, :], acc)
+
+    @triton.jit  # type: ignore[untyped-decorator]
+    def noisy(  # type: ignore[no-untyped-def]
+        left_ptr,  # n×r, element (i, t) at i·sl_i + t·sl_t
+        right_ptr,  # r×m, element (t, j) at t·sr_t + j·sr_j
+        base_ptr,  # n×m int8, row-major
+        out_ptr,  # n×m int8, row-major: base + left·right
+        m,
+        sl_i,
+        sl_t,
+        sr_t,
+        sr_j,
+        tile: tl.constexpr,  # = r
+        span: tl.constexpr,  # column tiles per program: the left rows are loaded once
+    ):
+        rows = tl.program_id(0) * tile + tl.arange(0, tile)
+        kr = tl.arange(0, tile)
+        left = tl.load(left_ptr + rows[:, None].to(tl.int64) * sl_i + kr[None, :] * sl_t)
+        for jj in range(0, span):
+            cols = (tl.program_id(1) * span + jj) * tile + tl.arange(0, tile)
+            right = tl.load(right_ptr + kr[:, None] * sr_t + cols[None, :].to(tl.int64) * sr_j)
+            acc = tl.dot(left, right, out_dtype=tl.int32)
+            at = rows[:, None].to(tl.int64) * m + cols[None, :]
             tl.store(out_ptr + at, (tl.load(base_ptr + at).to(tl.int32) + acc).to(tl.int8))
 
-    return program
+    return program, noisy
 
 
 def check(n: int, k: int, m: int, tile: int) -> None:
@@ -97,18 +117,18 @@ def check(n: int, k: int, m: int, tile: int) -> None:
         raise ValueError(f"the tensor-core kernel needs a tile of 64 or 128 dividing {n}×{k}×{m}")
 
 
-PRODUCT, DIGEST, NOISY = 0, 1, 2
+PRODUCT, DIGEST = 0, 1
+NOISY_SPAN = 1  # column tiles per program of `noisy` (1, 2, 4 measured alike on an H200)
+NOISY_CONFIG = {"num_stages": 3, "num_warps": 8}
 
 
-def _launch(mode: int, a: Any, b: Any, out: Any, base: Any, keys: Any, tile: int) -> None:
+def _launch(mode: int, a: Any, b: Any, out: Any, keys: Any, tile: int) -> None:
     n, k = a.shape
     m = b.shape[1]
     check(n, k, m, tile)
     grid = ((n // tile) * (m // tile),)
     sa, sb = a.stride(), b.stride()
-    _kernel()[grid](
-        a, b, out, base, keys, n, k, m, *sa, *sb, tile=tile, group=8, mode=mode, **CONFIG
-    )
+    _kernels()[0][grid](a, b, out, keys, n, k, m, *sa, *sb, tile=tile, group=8, mode=mode, **CONFIG)
 
 
 def leaves(a2: Any, bt2: Any, tile: int, keys: Any, out: Any = None) -> Any:
@@ -122,7 +142,7 @@ def leaves(a2: Any, bt2: Any, tile: int, keys: Any, out: Any = None) -> Any:
     count = (k // tile) * (n // tile) * (m // tile)
     if out is None:
         out = torch.empty(count, dtype=torch.uint32, device=a2.device)
-    _launch(DIGEST, a2, bt2.t(), out, out, keys, tile)
+    _launch(DIGEST, a2, bt2.t(), out, keys, tile)
     return out
 
 
@@ -133,7 +153,7 @@ def product(a: Any, bt: Any, tile: int = 128, out: Any = None) -> Any:
 
     if out is None:
         out = torch.empty((a.shape[0], bt.shape[0]), dtype=torch.int32, device=a.device)
-    _launch(PRODUCT, a, bt.t(), out, out, out, tile)
+    _launch(PRODUCT, a, bt.t(), out, out, tile)
     return out
 
 
@@ -141,4 +161,20 @@ def noisy(base: Any, left: Any, right: Any, out: Any) -> None:
     """out = base + left·right as int8 (the noisy operand A' = A + E_L·E_R),
     the inner dimension r one tile (64 or 128); `left`, `right` of any
     strides, `base` and `out` contiguous."""
-    _launch(NOISY, left, right, out, base, out, left.shape[1])
+    n, r = left.shape
+    m = right.shape[1]
+    span = NOISY_SPAN if (m // r) % NOISY_SPAN == 0 else 1
+    check(n, r, m, r)
+    grid = (n // r, m // (r * span))
+    _kernels()[1][grid](
+        left,
+        right,
+        base,
+        out,
+        m,
+        *left.stride(),
+        *right.stride(),
+        tile=r,
+        span=span,
+        **NOISY_CONFIG,
+    )
