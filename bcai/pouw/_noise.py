@@ -90,11 +90,15 @@ class Noise:
         f_l = ternary(seed, context + "F_L", k, rank)
         return cls(e_l, e_r, f_l, f_r)
 
-    def e_rows(self, rows: slice) -> npt.NDArray[np.int32]:
-        return kernels.matmul_i8(np.ascontiguousarray(self.e_l[rows]), self.e_r)
+    def e_rows(self, rows: slice, upto: int | None = None) -> npt.NDArray[np.int32]:
+        """E[rows, :upto]."""
+        e_r = np.ascontiguousarray(self.e_r[:, :upto]) if upto is not None else self.e_r
+        return kernels.matmul_i8(np.ascontiguousarray(self.e_l[rows]), e_r)
 
-    def f_cols(self, cols: slice) -> npt.NDArray[np.int32]:
-        return kernels.matmul_i8(self.f_l, np.ascontiguousarray(self.f_r[:, cols]))
+    def f_cols(self, cols: slice, upto: int | None = None) -> npt.NDArray[np.int32]:
+        """F[:upto, cols]."""
+        f_l = self.f_l[:upto] if upto is not None else self.f_l
+        return kernels.matmul_i8(f_l, np.ascontiguousarray(self.f_r[:, cols]))
 
 
 def noisy(a: I8, b: I8, noise: Noise) -> tuple[I8, I8]:
@@ -104,11 +108,13 @@ def noisy(a: I8, b: I8, noise: Noise) -> tuple[I8, I8]:
     return (a + e).astype(np.int8), (b + f).astype(np.int8)
 
 
-def noisy_rows(a_rows: I8, noise: Noise, rows: slice) -> I8:
-    """Rows of A' (for a spot check) in O(rows·r·k)."""
-    return (a_rows + noise.e_rows(rows)).astype(np.int8)
+def noisy_rows(a_rows: I8, noise: Noise, rows: slice, upto: int | None = None) -> I8:
+    """Rows of A' (for a spot check), their first `upto` columns (all by
+    default; `a_rows` has that many), in O(rows·r·upto)."""
+    return (a_rows + noise.e_rows(rows, upto)).astype(np.int8)
 
 
-def noisy_cols(b_cols: I8, noise: Noise, cols: slice) -> I8:
-    """Columns of B' in O(k·r·cols)."""
-    return (b_cols + noise.f_cols(cols)).astype(np.int8)
+def noisy_cols(b_cols: I8, noise: Noise, cols: slice, upto: int | None = None) -> I8:
+    """Columns of B', their first `upto` rows (all by default; `b_cols` has
+    that many), in O(upto·r·cols)."""
+    return (b_cols + noise.f_cols(cols, upto)).astype(np.int8)

@@ -155,11 +155,13 @@ def verify(
     for index, opening in zip(indices, seal.openings, strict=True):
         step, i, j = leaf_position(index, n, m, b)
         rows, cols = slice(i * b, (i + 1) * b), slice(j * b, (j + 1) * b)
-        b_cols = noisy_cols(np.ascontiguousarray(work.b[:, cols]), noise, cols)
         if step == final_step and product is not None:
+            b_cols = noisy_cols(np.ascontiguousarray(work.b[:, cols]), noise, cols)
             leaf = _final_from_product(product, work, noise, b_cols, rows, cols, key, b)
-        else:
-            a_rows = noisy_rows(work.a[rows], noise, rows)
+        else:  # S_step needs only the first (step + 1)·b columns of A' and rows of B'
+            upto = (step + 1) * b
+            b_cols = noisy_cols(np.ascontiguousarray(work.b[:upto, cols]), noise, cols, upto)
+            a_rows = noisy_rows(work.a[rows, :upto], noise, rows, upto)
             leaf = partial_tile(a_rows, b_cols, step, b, key)
         if leaf != opening.leaf:
             code = "pouw-final-tile" if step == final_step else "pouw-spot-check"
