@@ -1,7 +1,10 @@
-"""The GPU miner: the noise and noisy operands formed on the device through
-CuPy, then the transcript on tensor cores (`bcai.mining._triton`, tiles 64
-and 128, where PyTorch's Triton is installed) or by the `__dp4a` kernel
-(native/cuda/pouw.cu, tiles 4 … 64)."""
+"""The GPU miner. With PyTorch's Triton and a tile of 64 or 128, a whole
+attempt runs on the device as one recorded CUDA graph per stream
+(`bcai.mining._gpu_graph`: BLAKE3 noise, noisy operands, the tensor-core
+transcript, the Merkle root). Otherwise the noise comes from the host, the
+noisy operands are formed through CuPy and the `__dp4a` kernel
+(native/cuda/pouw.cu, tiles 4 … 64) writes the transcript; the host builds
+the tree."""
 
 from __future__ import annotations
 

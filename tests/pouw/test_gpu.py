@@ -146,3 +146,23 @@ def test_gpu_mining_loop_roots_are_the_hosts() -> None:
     leaves, root = miner.finish(miner.launch(work, attempt_seed(b"roots", 1), params))
     assert root is not None and root == merkle_root_packed(leaves, 4)
     assert leaves == CpuMiner().attempt_leaves(work, attempt_seed(b"roots", 1), params)
+
+
+def test_recorded_attempt_replays_with_each_nonces_keys() -> None:
+    """The CUDA graph recorded on the first attempt, replayed for later
+    nonces on both streams, gives each nonce's own transcript and root."""
+    miner = GpuMiner()
+    if not miner.tensor_cores:
+        pytest.skip("no PyTorch with Triton here")
+    from bcai.crypto import merkle_root_packed  # noqa: PLC0415
+
+    params = PouwParams(tile=128, n=256, k=384, m=256)
+    work = pouw.derived_work(b"\x44" * 32, params)
+    launched = [miner.launch(work, attempt_seed(b"replay", nonce), params) for nonce in range(2)]
+    for nonce in range(2, 6):
+        leaves, root = miner.finish(launched.pop(0))
+        seed = attempt_seed(b"replay", nonce - 2)
+        assert leaves == CpuMiner().attempt_leaves(work, seed, params)
+        assert root == merkle_root_packed(leaves, 4)
+        launched.append(miner.launch(work, attempt_seed(b"replay", nonce), params))
+    assert all(held is not None and held.graph is not None for held in miner._attempts)
