@@ -103,8 +103,11 @@ class Discovery:
     # ------------------------------------------------------------ learning
 
     def learn(self, text: str, source_ip: str) -> bool:
+        """Adds an address to the book (not one of our own); whether it was new."""
         try:
             host, port = split_address(text)
+            if f"{host}:{port}" in self.host.advertise:
+                return False
             return self.book.add(NetAddr(host, port), source_ip, time.time())
         except (ValueError, AddrManError):
             return False
