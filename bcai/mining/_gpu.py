@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - cupy is the `gpu` extra
     cupy = None
 
 I8 = npt.NDArray[np.int8]
+DEPTH = 3  # attempts in flight, a stream each: the GPU never waits for the host between them
 
 
 @functools.cache
@@ -45,9 +46,10 @@ class GpuMiner:
             raise InvalidSeal("pouw-miner-missing", "the GPU miner needs CuPy and a CUDA device")
         self._work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) on the device
         self._int8_work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) as int8
-        self._attempts: list[DeviceAttempt | None] = [None, None]  # a recorded attempt per stream
-        self._streams: tuple[Any, Any] | None = None  # attempts alternate between two
-        self._buffers: list[Any] = [None, None]  # a pinned host buffer per stream
+        self.depth = DEPTH  # attempts in flight (`mine` keeps this many launched)
+        self._attempts: list[DeviceAttempt | None] = [None] * DEPTH  # a recorded attempt per stream
+        self._streams: list[Any] | None = None  # attempts take the streams in turn
+        self._buffers: list[Any] = [None] * DEPTH  # a pinned host buffer per stream
         self._turn = 0
         self.tensor_cores = _triton.available()
 
@@ -66,7 +68,7 @@ class GpuMiner:
             a8 = cupy.asarray(np.ascontiguousarray(work.a))
             bt8 = cupy.asarray(np.ascontiguousarray(work.b.T))
             self._int8_work = (work, a8, bt8)
-            self._attempts = [None, None]
+            self._attempts = [None] * DEPTH
         held = self._attempts[self._turn]
         if held is None or held.tile != tile:
             _, a8, bt8 = self._int8_work
@@ -80,14 +82,14 @@ class GpuMiner:
         return self.finish(self.launch(work, seed, params))[0]
 
     def launch(self, work: Work, seed: bytes, params: PouwParams) -> Any:
-        """Starts an attempt on the next of two streams and returns at once
+        """Starts an attempt on the next of `DEPTH` streams and returns at once
         (the host may prepare the next attempt while the GPU runs this one).
         With the tensor cores everything happens on the device, the Merkle
         root included; otherwise the noise factors come from the host."""
         n, k, m = work.shape
-        self._turn = 1 - self._turn
+        self._turn = (self._turn + 1) % DEPTH
         if self._streams is None:
-            self._streams = (cupy.cuda.Stream(), cupy.cuda.Stream())
+            self._streams = [cupy.cuda.Stream() for _ in range(DEPTH)]
         if self.tensor_cores and params.tile in (64, 128):
             attempt = self._device_attempt(work, params.tile)
             attempt.launch(seed, digest_key(seed))

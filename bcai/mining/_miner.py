@@ -4,10 +4,11 @@ target becomes a seal."""
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -122,20 +123,32 @@ def mine(
     miner = miner or CpuMiner()
     stats = stats if stats is not None else MiningStats()
     n, k, m = work.shape
+    end = None if attempts is None else start + attempts
+    launch = getattr(miner, "launch", None)
+    # a GPU miner keeps `depth` attempts in flight (one per stream): the next ones
+    # run while this one ends
+    depth = getattr(miner, "depth", 1) if launch is not None else 0
+    queued: collections.deque[tuple[int, Any]] = collections.deque()
+    following = start  # the next nonce to launch
+
+    def top_up(limit: int) -> None:
+        nonlocal following
+        while launch is not None and len(queued) < limit and (end is None or following < end):
+            queued.append((following, launch(work, attempt_seed(prefix, following), params)))
+            following += 1
+
     nonce = start
-    launch = getattr(miner, "launch", None)  # GPU: the next attempt runs while this one ends
-    pending = None if launch is None else launch(work, attempt_seed(prefix, nonce), params)
+    top_up(depth)
     began = time.perf_counter()
-    while attempts is None or nonce < start + attempts:
+    while end is None or nonce < end:
         if should_stop is not None and should_stop():
             return None
-        if pending is None:
+        if not queued:
             found = run_attempt(prefix, nonce, work, params, miner, product)
         else:
-            assert launch is not None
-            current = pending
-            more = attempts is None or nonce + 1 < start + attempts
-            pending = launch(work, attempt_seed(prefix, nonce + 1), params) if more else None
+            launched_nonce, current = queued.popleft()
+            assert launched_nonce == nonce
+            top_up(depth - 1)  # with the current one, `depth` in flight: no stream reused early
             leaves, root = miner.finish(current)  # type: ignore[attr-defined]
             if root is None:  # the device did not build the tree
                 root = merkle_root_packed(leaves, LEAF_BYTES)

@@ -166,3 +166,23 @@ def test_recorded_attempt_replays_with_each_nonces_keys() -> None:
         assert root == merkle_root_packed(leaves, 4)
         launched.append(miner.launch(work, attempt_seed(b"replay", nonce), params))
     assert all(held is not None and held.graph is not None for held in miner._attempts)
+
+
+@pytest.mark.parametrize("tile", [32, 128])
+def test_mining_loop_attempts_equal_the_cpus(tile: int) -> None:
+    """`mine` with attempts in flight on every stream: each finished
+    attempt's ticket is the CPU miner's for that nonce (no stream's buffers
+    reused before its attempt was read)."""
+    from bcai.mining import MiningStats  # noqa: PLC0415
+    from bcai.mining._miner import run_attempt  # noqa: PLC0415
+
+    params = PouwParams(tile=tile, n=256, k=256, m=256)
+    work = pouw.derived_work(bytes([tile]) * 32, params)
+    miner = new_miner("gpu")
+    cpu = [run_attempt(b"loop", nonce, work, params, CpuMiner()) for nonce in range(7)]
+    best = min(cpu, key=lambda found: found.ticket)
+    target = int.from_bytes(best.ticket, "big")  # only the best of the seven wins
+    stats = MiningStats()
+    seal = mine(b"loop", target, work, params, miner=miner, attempts=7, stats=stats)
+    assert seal is not None and seal.nonce == best.nonce and seal.root == best.root
+    assert stats.attempts == best.nonce + 1
