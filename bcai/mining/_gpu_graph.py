@@ -102,8 +102,10 @@ class DeviceAttempt:
                 self.stream.begin_capture()
                 try:
                     self._body()
-                finally:
-                    self.graph = self.stream.end_capture()
+                except BaseException:
+                    self.stream.end_capture()  # a partial recording is dropped, not kept
+                    raise
+                self.graph = self.stream.end_capture()
             else:
                 self.graph.launch(self.stream)
 
