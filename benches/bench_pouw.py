@@ -3,12 +3,14 @@ root, ticket) against the best bare product of the same shape on the same
 backend in the same run, verification of a seal against an attempt, and
 attempts per second.
 
-CPU (here): the Rust miner vs `bcai.kernels.matmul_i8` (exact int8 product
-through BLAS). GPU (the GPU machine, b = 128): the tensor-core transcript
-kernel (Triton) vs the same kernel without the digest (the fastest bare
-int8 product we have there), PyTorch's `torch._int_mm` (cuBLASLt) and
-cuBLAS bf16 (exact for these entries in chunks of k <= 1024). Ops = 2 per useful int8
-multiply-add (2·n·k·m per attempt).
+CPU (here): the Rust miner vs the same AVX2 kernel without the digest
+(the best bare int8 product we have on the CPU) and vs
+`bcai.kernels.matmul_i8` (exact int8 product through BLAS). GPU (the GPU
+machine, b = 128): the tensor-core transcript kernel (Triton) vs the same
+kernel without the digest (the fastest bare int8 product we have there),
+PyTorch's `torch._int_mm` (cuBLASLt) and cuBLAS bf16 (exact for these
+entries in chunks of k <= 1024). Ops = 2 per useful int8 multiply-add
+(2·n·k·m per attempt).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import bcai_native
 from bcai import kernels, pouw
 from bcai.mining import CpuMiner, new_miner
 from bcai.mining._gpu import available as gpu_available
@@ -53,11 +56,27 @@ def test_pouw_attempt_cpu(benchmark: Any, role: Any) -> None:
 
 @pytest.mark.benchmark(group="pouw-attempt-cpu")
 def test_bare_int8_product_cpu(benchmark: Any, role: Any) -> None:
+    """BLAS (float32 in exact chunks) through `kernels.matmul_i8`."""
     role("baseline")
     work = pouw.derived_work(b"\x01" * 32, CPU_PARAMS)
     c = kernels.matmul_i8(work.a, work.b)
     assert np.array_equal(c[:4, :4], work.a[:4].astype(np.int64) @ work.b[:, :4])
-    benchmark(kernels.matmul_i8, work.a, work.b)
+    out = np.empty_like(c)
+    benchmark(kernels.matmul_i8, work.a, work.b, out)
+    ops_info(benchmark, N_CPU)
+
+
+@pytest.mark.benchmark(group="pouw-attempt-cpu")
+def test_bare_avx2_product_cpu(benchmark: Any, role: Any) -> None:
+    """The transcript's own AVX2 kernel without the digest (Bᵀ given, the
+    output preallocated): the best bare int8 product on this CPU."""
+    role("baseline")
+    work = pouw.derived_work(b"\x01" * 32, CPU_PARAMS)
+    bt = np.ascontiguousarray(work.b.T)
+    out = np.empty((N_CPU, N_CPU), np.int32)
+    c = bcai_native.pouw_product(work.a, bt, tile=CPU_PARAMS.tile, out=out)
+    assert np.array_equal(c, kernels.matmul_i8(work.a, work.b))
+    benchmark(bcai_native.pouw_product, work.a, bt, tile=CPU_PARAMS.tile, out=out)
     ops_info(benchmark, N_CPU)
 
 

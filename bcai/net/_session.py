@@ -201,12 +201,15 @@ class SecureSession:
         return kind, body
 
     async def goodbye(self, reason: str) -> None:
-        """Tells the peer why, then closes."""
-        with trio.move_on_after(1), contextlib.suppress(ConnectionClosed):
-            await self.send_frame(
-                FrameKind.GOODBYE, reason.encode()[: MAX_FRAME[FrameKind.GOODBYE]]
-            )
-        await self.aclose()
+        """Tells the peer why, then closes — the socket is closed even when
+        the caller is cancelled while the GOODBYE frame is being sent."""
+        try:
+            with trio.move_on_after(1), contextlib.suppress(ConnectionClosed):
+                await self.send_frame(
+                    FrameKind.GOODBYE, reason.encode()[: MAX_FRAME[FrameKind.GOODBYE]]
+                )
+        finally:
+            await self.aclose()
 
     async def aclose(self) -> None:
         self.closed = True

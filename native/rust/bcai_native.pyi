@@ -40,6 +40,8 @@ __all__ = [
     "merkle_root",
     "merkle_root_packed",
     "merkle_verify",
+    "pouw_attempt_leaves",
+    "pouw_product",
     "pouw_transcript",
     "sha256",
 ]
@@ -163,6 +165,38 @@ def freivalds_check(
     A wrong C passes one round with probability at most 1/(2^61 − 1), and all
     rounds with at most that to the power `rounds`; a "False" is always right.
     """
+
+def pouw_attempt_leaves(
+    a: npt.NDArray[np.int8],
+    b: npt.NDArray[np.int8],
+    e_l: npt.NDArray[np.int8],
+    e_rt: npt.NDArray[np.int8],
+    f_l: npt.NDArray[np.int8],
+    f_rt: npt.NDArray[np.int8],
+    /,
+    *,
+    tile: int,
+    key: int,
+) -> bytes | None:
+    """The leaves of a whole attempt from A (n×k), B (k×m) and the noise
+    factors E_L (n×r), E_R transposed (k×r), F_L (k×r), F_R transposed
+    (m×r), with r = b: A' and B' are built and packed for the AVX2 kernel
+    in one go. None where that kernel does not apply (no AVX2, or b not a
+    multiple of 16). Raises ValueError for shapes that do not fit."""
+
+def pouw_product(
+    a: npt.NDArray[np.int8],
+    bt: npt.NDArray[np.int8],
+    /,
+    *,
+    tile: int = 64,
+    out: npt.NDArray[np.int32] | None = None,
+) -> npt.NDArray[np.int32]:
+    """A·B (int32, n×m) of A (n×k) and B transposed (m×k) by the transcript's
+    AVX2 kernel without the digest: the best bare int8 product on the CPU,
+    for benchmarks; into `out` (C-contiguous n×m) when given. Raises
+    ValueError without AVX2, for a tile that is not a multiple of 16
+    dividing n and m, an odd or mismatched k, or an unusable `out`."""
 
 def pouw_transcript(
     a: npt.NDArray[np.int8], bt: npt.NDArray[np.int8], /, *, tile: int, key: int

@@ -129,3 +129,84 @@ def test_leaf_positions_and_bad_native_arguments() -> None:
     with pytest.raises(InvalidSeal) as err:
         PouwParams(tile=16, n=24, k=16, m=16)
     assert err.value.code == "pouw-shape"
+
+
+def has_avx2() -> bool:
+    with open("/proc/cpuinfo") as info:
+        return " avx2" in info.read()
+
+
+@pytest.mark.parametrize(
+    ("tile", "n", "k", "m"),
+    [
+        (8, 16, 24, 32),
+        (16, 48, 32, 64),
+        (32, 64, 96, 32),
+        (64, 128, 128, 192),
+        (128, 128, 256, 128),
+    ],
+)
+def test_cpu_attempt_equals_the_reference(tile: int, n: int, k: int, m: int) -> None:
+    """The fused native attempt (noise products, noisy operands packed for
+    the AVX2 kernel, transcript) gives the reference's leaves; tiles that
+    are not multiples of 16 take the NumPy + portable route."""
+    p = PouwParams(tile=tile, n=n, k=k, m=m)
+    work = pouw.derived_work(bytes([tile, n % 256]) * 16, p)
+    for nonce in (0, 1):
+        seed = attempt_seed(b"fused", nonce)
+        noise = Noise.derive(seed, n, k, m, tile)
+        a2, b2 = noisy(work.a, work.b, noise)
+        reference = pouw.transcript(a2, b2, tile, pouw.digest_key(seed))
+        assert CpuMiner().attempt_leaves(work, seed, p) == reference
+        fused = bcai_native.pouw_attempt_leaves(
+            work.a,
+            work.b,
+            noise.e_l,
+            np.ascontiguousarray(noise.e_r.T),
+            noise.f_l,
+            np.ascontiguousarray(noise.f_r.T),
+            tile=tile,
+            key=pouw.digest_key(seed),
+        )
+        if tile % 16 or not has_avx2():
+            assert fused is None
+        else:
+            assert fused == reference
+
+
+def test_fused_attempt_refuses_bad_shapes() -> None:
+    z = lambda *shape: np.zeros(shape, np.int8)  # noqa: E731
+    n, k, m, r = 32, 48, 64, 16
+    good = [z(n, k), z(k, m), z(n, r), z(k, r), z(k, r), z(m, r)]
+    for at, wrong, name in [
+        (1, z(k + 1, m), "B is"),
+        (3, z(k, r + 1), "E_Rᵀ is"),
+        (5, z(r, m), "F_Rᵀ is"),
+    ]:
+        args = list(good)
+        args[at] = wrong
+        with pytest.raises(ValueError, match=name):
+            bcai_native.pouw_attempt_leaves(*args, tile=16, key=0)
+    with pytest.raises(ValueError, match="must equal the rank"):
+        bcai_native.pouw_attempt_leaves(*good, tile=32, key=0)
+
+
+@pytest.mark.skipif(not has_avx2(), reason="the AVX2 kernel needs AVX2")
+def test_bare_avx2_product_is_exact() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.integers(-128, 128, (64, 200)).astype(np.int8)
+    b = rng.integers(-128, 128, (200, 96)).astype(np.int8)
+    want = a.astype(np.int64) @ b.astype(np.int64)
+    bt = np.ascontiguousarray(b.T)
+    assert np.array_equal(bcai_native.pouw_product(a, bt, tile=32), want)
+    out = np.full((64, 96), 7, np.int32)
+    assert bcai_native.pouw_product(a, bt, tile=32, out=out) is out
+    assert np.array_equal(out, want)
+    worst = np.full((16, 4096), 127, np.int8)
+    assert (bcai_native.pouw_product(worst, -worst[:16], tile=16) == -(127**2) * 4096).all()
+    with pytest.raises(ValueError, match="even inner"):
+        bcai_native.pouw_product(a[:, :199], bt[:, :199], tile=32)
+    with pytest.raises(ValueError, match="C-contiguous int32"):
+        bcai_native.pouw_product(a, bt, tile=32, out=np.zeros((96, 64), np.int32))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        bcai_native.pouw_product(a, bt, tile=8)

@@ -10,6 +10,8 @@ mod freivalds;
 mod hash;
 mod merkle;
 mod pouw;
+#[cfg(target_arch = "x86_64")]
+mod pouw_avx2;
 mod smt;
 mod smt_py;
 
@@ -322,6 +324,129 @@ fn pouw_transcript<'py>(
     Ok(new_bytes(py, &leaves))
 }
 
+/// The leaves of a whole attempt from A (n×k), B (k×m) and the noise
+/// factors E_L (n×r), E_Rᵀ (k×r), F_L (k×r), F_Rᵀ (m×r): the noisy operands
+/// are built and packed for the AVX2 kernel in one go. `None` where that
+/// kernel does not apply (no AVX2, or b not a multiple of 16): the caller
+/// then builds A', B' itself and calls `pouw_transcript`.
+#[pyfunction]
+#[pyo3(signature = (a, b, e_l, e_rt, f_l, f_rt, /, *, tile, key))]
+#[allow(clippy::too_many_arguments)]
+fn pouw_attempt_leaves<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, i8>,
+    b: PyReadonlyArray2<'py, i8>,
+    e_l: PyReadonlyArray2<'py, i8>,
+    e_rt: PyReadonlyArray2<'py, i8>,
+    f_l: PyReadonlyArray2<'py, i8>,
+    f_rt: PyReadonlyArray2<'py, i8>,
+    tile: usize,
+    key: u64,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let views = [
+        a.as_array(),
+        b.as_array(),
+        e_l.as_array(),
+        e_rt.as_array(),
+        f_l.as_array(),
+        f_rt.as_array(),
+    ];
+    let (n, k, m, r) = (
+        views[0].nrows(),
+        views[0].ncols(),
+        views[1].ncols(),
+        views[2].ncols(),
+    );
+    let want = [(n, k), (k, m), (n, r), (k, r), (k, r), (m, r)];
+    for (name, (view, want)) in ["A", "B", "E_L", "E_Rᵀ", "F_L", "F_Rᵀ"]
+        .iter()
+        .zip(views.iter().zip(want))
+    {
+        if view.dim() != want {
+            return Err(PyValueError::new_err(format!(
+                "{name} is {:?}, expected {want:?} for A {n}×{k}, B {k}×{m}, rank {r}",
+                view.shape()
+            )));
+        }
+    }
+    if tile == 0 || n % tile != 0 || k % tile != 0 || m % tile != 0 || r != tile {
+        return Err(PyValueError::new_err(format!(
+            "tile {tile} must equal the rank {r} and divide {n}×{k}×{m}"
+        )));
+    }
+    if k > (i32::MAX as usize) / (128 * 128) {
+        return Err(PyValueError::new_err(
+            "k too large: int32 partial sums could overflow",
+        ));
+    }
+    #[cfg(target_arch = "x86_64")]
+    if pouw_avx2::applies(tile) {
+        let owned: Vec<_> = views.iter().map(|v| v.as_standard_layout()).collect();
+        let s: Vec<&[i8]> = owned.iter().map(|v| v.as_slice().unwrap()).collect();
+        let leaves = py.detach(|| {
+            pouw_avx2::with_workspace(|ws| {
+                ws.load_noisy(s[0], s[1], s[2], s[3], s[4], s[5], (n, k, m, r), tile);
+                pouw::layout(
+                    &pouw_avx2::transcript_packed(&ws.op, n, m, tile, key),
+                    k / tile,
+                )
+            })
+        });
+        return Ok(Some(new_bytes(py, &leaves)));
+    }
+    Ok(None)
+}
+
+/// A·B (int32, n×m) of int8 A (n×k) and Bᵀ (m×k) by the transcript's AVX2
+/// kernel without the digest — the best bare int8 product on this CPU, for
+/// benchmarks — into `out` when given (C-contiguous int32 n×m). Needs AVX2
+/// and a tile that is a multiple of 16 dividing n and m.
+#[pyfunction]
+#[pyo3(signature = (a, bt, /, *, tile = 64, out = None))]
+fn pouw_product<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, i8>,
+    bt: PyReadonlyArray2<'py, i8>,
+    tile: usize,
+    out: Option<Bound<'py, numpy::PyArray2<i32>>>,
+) -> PyResult<Bound<'py, numpy::PyArray2<i32>>> {
+    use numpy::{PyArrayMethods, PyUntypedArrayMethods};
+    let (a, bt) = (a.as_array(), bt.as_array());
+    let (n, k, m) = (a.nrows(), a.ncols(), bt.nrows());
+    if bt.ncols() != k || k % 2 != 0 || tile == 0 || n % tile != 0 || m % tile != 0 {
+        return Err(PyValueError::new_err(format!(
+            "tile {tile} and shapes {:?}, {:?}: need equal even inner dimensions and the tile dividing n and m",
+            a.shape(),
+            bt.shape()
+        )));
+    }
+    let out = match out {
+        Some(out) => {
+            if out.shape() != [n, m] || !out.is_c_contiguous() {
+                return Err(PyValueError::new_err(format!(
+                    "out must be a C-contiguous int32 array of shape ({n}, {m})"
+                )));
+            }
+            out
+        }
+        // SAFETY: every entry is written below before Python sees the array
+        None => unsafe { numpy::PyArray2::<i32>::new(py, [n, m], false) },
+    };
+    #[cfg(target_arch = "x86_64")]
+    if pouw_avx2::applies(tile) {
+        let (a, bt) = (a.as_standard_layout(), bt.as_standard_layout());
+        let (a, bt) = (a.as_slice().unwrap(), bt.as_slice().unwrap());
+        let mut held = out.try_readwrite()?;
+        let c = held.as_slice_mut().expect("C-contiguous (checked)");
+        py.detach(|| pouw_avx2::product(a, bt, n, k, m, tile, c));
+        drop(held);
+        return Ok(out);
+    }
+    Err(PyValueError::new_err(
+        "the AVX2 kernel needs an x86-64 CPU with AVX2 and a tile that is a multiple of 16",
+    ))
+}
+
 #[pymodule]
 fn bcai_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -346,6 +471,8 @@ fn bcai_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ed25519_verify_batch, m)?)?;
     m.add_function(wrap_pyfunction!(freivalds_check, m)?)?;
     m.add_function(wrap_pyfunction!(pouw_transcript, m)?)?;
+    m.add_function(wrap_pyfunction!(pouw_product, m)?)?;
+    m.add_function(wrap_pyfunction!(pouw_attempt_leaves, m)?)?;
     m.add("SMT_LEAF_CONTEXT", smt::LEAF_CONTEXT)?;
     m.add("SMT_NODE_CONTEXT", smt::NODE_CONTEXT)?;
     m.add_class::<smt_py::SparseMerkleTree>()?;

@@ -1,15 +1,16 @@
 //! The PoUW transcript (docs/pouw.md): for every b×b output tile of A'·B'
 //! and every b-wide slice ℓ of the inner dimension, the digest of the tile
 //! of the running partial sum S_ℓ = A'[:, :(ℓ+1)b]·B'[:(ℓ+1)b, :] (int32,
-//! exact), written as 8 little-endian bytes at leaf (ℓ·(n/b) + I)·(m/b) + J.
+//! exact), written as 4 little-endian bytes at leaf (ℓ·(n/b) + I)·(m/b) + J.
 //!
-//! digest = Σ_e y_e² mod 2^64 with y_e = (x_e + κ + e·0x9E3779B9) mod 2^32
-//! (x_e as u32, y_e squared as u64), over the tile's entries in row-major
-//! order: a GPU accumulator started at κ + e·0x9E3779B9 holds y_e, so the
-//! digest costs one multiply-add per entry. Must match
-//! `bcai.pouw._transcript` byte for byte (tests check it). Output tiles run in parallel (rayon);
-//! each keeps its b×b accumulator across the slices, so the partial sums are
-//! never written out.
+//! digest = Σ_e (y_e XOR λ)² mod 2^32 with y_e = (x_e + κ + e·0x9E3779B9)
+//! mod 2^32 (x_e as u32), over the tile's entries in row-major order; the
+//! key holds κ (low 32 bits) and λ (high 32 bits). Must match
+//! `bcai.pouw._transcript` byte for byte (tests check it). Output tiles run
+//! in parallel (rayon); each keeps its b×b accumulator across the slices,
+//! so the partial sums are never written out. Tiles that are multiples of
+//! 16 run on the register-blocked AVX2 kernel (`pouw_avx2`) where the CPU
+//! has AVX2; the code here is the portable kernel for the rest.
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
@@ -127,6 +128,13 @@ pub fn transcript(
     let a = a.as_standard_layout();
     let bt = bt.as_standard_layout();
     let (a, bt) = (a.as_slice().unwrap(), bt.as_slice().unwrap());
+    #[cfg(target_arch = "x86_64")]
+    if crate::pouw_avx2::applies(tile) {
+        return layout(
+            &crate::pouw_avx2::transcript(a, bt, n, k, m, tile, key),
+            steps,
+        );
+    }
     #[allow(unused_variables)] // read only on x86-64
     let avx2 = avx2();
     let per_tile: Vec<Vec<u32>> = (0..tiles)
@@ -141,6 +149,12 @@ pub fn transcript(
             tile_leaves(a, bt, k, tile, steps, i0, j0, key)
         })
         .collect();
+    layout(&per_tile, steps)
+}
+
+/// The leaves in transcript order (slice-major) from each tile's digests.
+pub fn layout(per_tile: &[Vec<u32>], steps: usize) -> Vec<u8> {
+    let tiles = per_tile.len();
     let mut leaves = vec![0u8; steps * tiles * LEAF];
     for (t, digests) in per_tile.iter().enumerate() {
         for (step, d) in digests.iter().enumerate() {
@@ -149,6 +163,25 @@ pub fn transcript(
         }
     }
     leaves
+}
+
+/// The portable kernel alone (tests compare it with the AVX2 one).
+#[cfg(test)]
+pub fn transcript_portable(
+    a: &[i8],
+    bt: &[i8],
+    n: usize,
+    k: usize,
+    m: usize,
+    tile: usize,
+    key: u64,
+) -> Vec<u8> {
+    let (tj, steps) = (m / tile, k / tile);
+    let per_tile: Vec<Vec<u32>> = (0..(n / tile) * tj)
+        .into_par_iter()
+        .map(|t| tile_leaves(a, bt, k, tile, steps, (t / tj) * tile, (t % tj) * tile, key))
+        .collect();
+    layout(&per_tile, steps)
 }
 
 #[cfg(test)]
