@@ -298,7 +298,7 @@ class Host:
             self.metrics.reject(err.code)
             return
         self.metrics.connections_in += 1
-        await self._run_session(session, inbound=True, address=None, ready=None)
+        await self._run_session(session, inbound=True, address=None, ready=None, ip=ip)
 
     async def _run_session(
         self,
@@ -310,9 +310,33 @@ class Host:
         ip: str | None = None,
         relayed_via: bytes | None = None,
     ) -> None:
+        """Admits and serves a session; however that ends — refused,
+        closed, cancelled, a failing hook — its socket is closed."""
+        try:
+            await self._serve_session(session, inbound, address, ready, ip, relayed_via)
+        finally:
+            if not session.closed:
+                with trio.CancelScope(shield=True):
+                    await session.aclose()
+
+    async def _serve_session(
+        self,
+        session: SecureSession,
+        inbound: bool,
+        address: tuple[str, int] | None,
+        ready: trio.MemorySendChannel[bytes | NetError] | None,
+        ip: str | None,
+        relayed_via: bytes | None,
+    ) -> None:
         pid = session.peer_id
         if ip is None:
-            ip = session.stream.socket.getpeername()[0]  # type: ignore[attr-defined]
+            try:
+                ip = session.stream.socket.getpeername()[0]  # type: ignore[attr-defined]
+            except OSError:  # reset since the handshake: nothing to serve
+                self.metrics.reject("conn-closed")
+                if ready is not None:
+                    ready.send_nowait(NetError("conn-closed", "the peer left after the handshake"))
+                return
         now = time.time()
         reason = self._admit(pid, ip, inbound, now, relayed=relayed_via is not None)
         if reason is not None:
@@ -356,9 +380,6 @@ class Host:
                 log.exception("session with %s failed", pid.hex()[:12])
             finally:
                 self._drop(pid, peer)
-        if not session.closed:
-            with trio.CancelScope(shield=True):
-                await session.aclose()
 
     def _admit(
         self, pid: bytes, ip: str, inbound: bool, now: float, *, relayed: bool = False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tracemalloc
 
 import pytest
@@ -230,3 +231,38 @@ def test_fuzz_frame_decoder_only_raises_protocol_errors(plaintext: bytes) -> Non
                 return
 
     trio.run(main)
+
+
+async def test_goodbye_cut_short_by_a_cancel_still_closes_the_socket() -> None:
+    """Real TCP: the peer stops reading, so the GOODBYE frame cannot be
+    sent; the caller is cancelled (a node shutting down) before goodbye's
+    own 1 s limit — the socket is closed all the same, not left to the
+    garbage collector."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    a_keys, b_keys = NodeKeys.generate(), NodeKeys.generate()
+    out: dict[str, SecureSession] = {}
+
+    async def accept() -> None:
+        stream = await listeners[0].accept()
+        out["b"] = await handshake(stream, b_keys, GENESIS, initiator=False)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(accept)
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        out["a"] = await handshake(stream, a_keys, GENESIS, initiator=True)
+    a, b = out["a"], out["b"]
+    # b never reads: fill the kernel's buffers through a duplicate of a's socket
+    raw = socket.socket(fileno=os.dup(a.stream.socket.fileno()))  # type: ignore[attr-defined]
+    raw.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        while True:
+            raw.send(bytes(1 << 16))
+    raw.close()
+    with trio.move_on_after(0.2) as cut:
+        await a.goodbye("shutting-down")
+    assert cut.cancelled_caught
+    assert a.closed
+    assert a.stream.socket.fileno() == -1  # type: ignore[attr-defined]
+    await b.aclose()
+    await listeners[0].aclose()
