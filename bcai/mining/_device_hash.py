@@ -52,8 +52,8 @@ def noise_spec(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[bytes, l
         raise ValueError(f"the GPU noise kernel takes sparse ranks up to 128, got {rank}")
     shapes = [
         (n, rank, int(sparse)),  # E_L
-        (rank, k, 0),  # E_R
-        (m, rank, 1) if sparse else (rank, m, 0),  # sparse: the rows of F_Rᵀ; dense: F_R
+        (k, rank, 0),  # E_Rᵀ
+        (m, rank, int(sparse)),  # F_Rᵀ
         (k, rank, 0),  # F_L
     ]
     blocks = max(rows if sp else (rows * cols + 255) // 256 for rows, cols, sp in shapes)
@@ -61,17 +61,15 @@ def noise_spec(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[bytes, l
 
 
 def factor_buffers(n: int, k: int, m: int, rank: int) -> list[Any]:
-    """Device int8 arrays for the factors as the noise kernel writes them:
-    E_L (n×r), E_R (r×k), F_Rᵀ (m×r) when sparse or F_R (r×m) when dense,
-    F_L (k×r)."""
-    f_r = (m, rank) if rank > MAX_NOISE_TERMS else (rank, m)
-    return [cupy.empty(shape, cupy.int8) for shape in ((n, rank), (rank, k), f_r, (k, rank))]
+    """Device int8 arrays for the factors as the noise kernel writes them,
+    each with r columns: E_L (n×r), E_Rᵀ (k×r), F_Rᵀ (m×r), F_L (k×r)."""
+    return [cupy.empty((rows, rank), cupy.int8) for rows in (n, k, m, k)]
 
 
-def host_layout(factors: list[Any], rank: int) -> tuple[Any, Any, Any, Any]:
-    """E_L, E_R, F_R, F_L (views) from `factor_buffers`, as `Noise` holds them."""
-    f_r = factors[2].T if rank > MAX_NOISE_TERMS else factors[2]
-    return factors[0], factors[1], f_r, factors[3]
+def host_layout(factors: list[Any]) -> tuple[Any, Any, Any, Any]:
+    """E_L, E_R, F_R, F_L (E_R and F_R transposed views) from
+    `factor_buffers`, as `Noise` holds them."""
+    return factors[0], factors[1].T, factors[2].T, factors[3]
 
 
 def launch_noise(keys: Any, shapes: Any, out: list[Any], blocks: int) -> None:
@@ -84,13 +82,13 @@ def launch_noise(keys: Any, shapes: Any, out: list[Any], blocks: int) -> None:
 
 def noise_factors(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[Any, Any, Any, Any]:
     """E_L (n×r), E_R (r×k), F_L (k×r) and F_R (r×m) of `Noise.derive` as
-    int8 device arrays (F_R possibly a transposed view), on CuPy's current
+    int8 device arrays (E_R and F_R transposed views), on CuPy's current
     stream."""
     keys, shapes, blocks = noise_spec(seed, n, k, m, rank)
     out = factor_buffers(n, k, m, rank)
     words = cupy.asarray(np.frombuffer(keys, "<u4"))
     launch_noise(words, cupy.asarray(np.array(shapes, np.int32)), out, blocks)
-    return host_layout(out, rank)
+    return host_layout(out)
 
 
 def merkle_scratch(count: int) -> list[Any]:

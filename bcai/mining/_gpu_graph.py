@@ -48,7 +48,7 @@ class DeviceAttempt:
         self.out_memory = cupy.cuda.alloc_pinned_memory(4 * (count + 8))
         self.out_host = np.frombuffer(self.out_memory, np.uint32, count + 8)
         view = torch.utils.dlpack.from_dlpack
-        e_l, e_r, f_r, f_l = _device_hash.host_layout(self.factors, tile)
+        e_l, e_r, f_r, f_l = _device_hash.host_layout(self.factors)
         self.t = {
             name: view(array)
             for name, array in (

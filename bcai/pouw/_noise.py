@@ -3,11 +3,14 @@ nonce), the low-rank ternary noise it fixes, and the noisy operands.
 
 E = E_L·E_R (n×k) and F = F_L·F_R (k×m) with E_L (n×r), E_R (r×k), F_L
 (k×r), F_R (r×m) in {−1, 0, 1}, each factor read from BLAKE3's XOF under its
-own derive-key context. E_R and F_L are dense: two bits per entry (00, 11 →
-0; 01 → 1; 10 → −1). So are E_L and F_R while r <= 64. For r > 64
-(g = r/64, a power of two) a row of E_L — and a column of F_R, built as the
-rows of F_Rᵀ — has exactly 64 non-zeros ±1: 64 XOF bytes per row, byte j
-placing SIGN[byte & 1] (+1, −1) at column j·g + ((byte >> 1) & (g − 1)).
+own derive-key context, always as a matrix with r columns, row by row: E_L
+(n×r), E_Rᵀ (k×r), F_L (k×r) and F_Rᵀ (m×r) — the rank index fastest, the
+layout tensor cores take (K-major) for both noise products. E_R and F_L
+are dense: two bits per entry (00, 11 → 0; 01 → 1; 10 → −1). So are E_L and
+F_R while r <= 64. For r > 64 (g = r/64, a power of two) a row of E_L — and
+a column of F_R, a row of F_Rᵀ — has exactly 64 non-zeros ±1: 64 XOF bytes
+per row, byte j placing SIGN[byte & 1] (+1, −1) at column
+j·g + ((byte >> 1) & (g − 1)).
 Either way every entry of E and F is a sum of at most 64 terms ±1, so |E|, |F| <= 64
 and A' = A + E, B' = B + F stay within int8 when |A|, |B| <= 63.
 """
@@ -73,22 +76,24 @@ def sparse_ternary(seed: bytes, context: str, rows: int, rank: int) -> I8:
 @dataclass(frozen=True)
 class Noise:
     e_l: I8  # n×r
-    e_r: I8  # r×k
+    e_r: I8  # r×k (a transposed view: E_Rᵀ is what the XOF fills)
     f_l: I8  # k×r
-    f_r: I8  # r×m
+    f_r: I8  # r×m (a transposed view, likewise)
 
     @classmethod
     def derive(cls, seed: bytes, n: int, k: int, m: int, rank: int) -> Noise:
         context = "bcai 2026-11 pouw noise "
+        # every factor generated with r columns: E_R and F_R as their
+        # transposes (held as transposed views)
         if rank <= MAX_NOISE_TERMS:  # dense factors: at most r terms
             e_l = ternary(seed, context + "E_L", n, rank)
-            f_r = ternary(seed, context + "F_R", rank, m)
+            f_rt = ternary(seed, context + "F_R", m, rank)
         else:  # 64 non-zeros per row of E_L and per column of F_R
             e_l = sparse_ternary(seed, context + "E_L", n, rank)
-            f_r = np.ascontiguousarray(sparse_ternary(seed, context + "F_R", m, rank).T)
-        e_r = ternary(seed, context + "E_R", rank, k)
+            f_rt = sparse_ternary(seed, context + "F_R", m, rank)
+        e_rt = ternary(seed, context + "E_R", k, rank)
         f_l = ternary(seed, context + "F_L", k, rank)
-        return cls(e_l, e_r, f_l, f_r)
+        return cls(e_l, e_rt.T, f_l, f_rt.T)
 
     def e_rows(self, rows: slice, upto: int | None = None) -> npt.NDArray[np.int32]:
         """E[rows, :upto]."""

@@ -1,7 +1,8 @@
-"""The noise: dense 2-bit ternary factors up to rank 64 (bytes unchanged from
-the first definition), and above it E_L rows and F_R columns of at most 64
-non-zeros, so that |E|, |F| <= 64 and the noisy operands stay int8. Each
-rule is checked against a plain loop written from docs/pouw.md."""
+"""The noise: every factor generated as a matrix with r columns (E_L, E_Rᵀ,
+F_L, F_Rᵀ); dense 2-bit ternary factors up to rank 64, and above it E_L
+rows and F_R columns of exactly 64 non-zeros, so that |E|, |F| <= 64 and
+the noisy operands stay int8. Each rule is checked against a plain loop
+written from docs/pouw.md."""
 
 from __future__ import annotations
 
@@ -38,14 +39,17 @@ def sparse_by_hand(seed: bytes, context: str, rows: int, rank: int) -> np.ndarra
 
 
 @pytest.mark.parametrize("rank", [1, 4, 32, 64])
-def test_dense_noise_up_to_rank_64_is_unchanged(rank: int) -> None:
+def test_dense_noise_is_generated_with_r_columns(rank: int) -> None:
     seed = attempt_seed(b"dense", rank)
     n, k, m = 24, 40, 16
     noise = Noise.derive(seed, n, k, m, rank)
     assert np.array_equal(noise.e_l, dense_by_hand(seed, CONTEXT + "E_L", n, rank))
-    assert np.array_equal(noise.e_r, dense_by_hand(seed, CONTEXT + "E_R", rank, k))
+    assert np.array_equal(noise.e_r, dense_by_hand(seed, CONTEXT + "E_R", k, rank).T)
     assert np.array_equal(noise.f_l, dense_by_hand(seed, CONTEXT + "F_L", k, rank))
-    assert np.array_equal(noise.f_r, dense_by_hand(seed, CONTEXT + "F_R", rank, m))
+    assert np.array_equal(noise.f_r, dense_by_hand(seed, CONTEXT + "F_R", m, rank).T)
+    # held as generated: E_Rᵀ and F_Rᵀ contiguous, the rank index fastest
+    assert noise.e_r.T.flags.c_contiguous and noise.f_r.T.flags.c_contiguous
+    assert noise.e_r.shape == (rank, k) and noise.f_r.shape == (rank, m)
 
 
 def test_sparse_noise_follows_the_rule() -> None:
@@ -55,7 +59,7 @@ def test_sparse_noise_follows_the_rule() -> None:
     assert np.array_equal(noise.e_l, sparse_by_hand(seed, CONTEXT + "E_L", n, 128))
     assert np.array_equal(noise.f_r, sparse_by_hand(seed, CONTEXT + "F_R", m, 128).T)
     # E_R and F_L stay dense 2-bit ternary
-    assert np.array_equal(noise.e_r, dense_by_hand(seed, CONTEXT + "E_R", 128, k))
+    assert np.array_equal(noise.e_r, dense_by_hand(seed, CONTEXT + "E_R", k, 128).T)
     assert np.array_equal(noise.f_l, dense_by_hand(seed, CONTEXT + "F_L", k, 128))
     # the rule for a larger power of two (not a consensus tile)
     assert np.array_equal(sparse_ternary(seed, "x", 8, 512), sparse_by_hand(seed, "x", 8, 512))
