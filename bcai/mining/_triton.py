@@ -7,8 +7,11 @@ writes the tile's leaf. The accumulator of entry e starts at κ + e·φ instead
 of 0 (int32 accumulation wraps modulo 2^32), so after slice ℓ it holds
 y_e = S_ℓ[e] + κ + e·φ — the digest's operand — and the leaf
 d = Σ_e (y_e XOR λ)² mod 2^32 costs one XOR and one multiply-add per entry
-(docs/pouw.md). Measured against the same kernel without the digest and
-against cuBLAS in benches/bench_pouw_gpu.py.
+(docs/pouw.md). The sum over the tile is the costly part (a reduction
+across warps through shared memory, a barrier): per slice the kernel only
+sums each row, and the rows' sums of `CHUNK` slices are summed across the
+tile together. Measured against the same kernel without the digest and
+against cuBLAS in benches/bench_pouw.py.
 
 Triton comes with PyTorch's CUDA wheels; this module imports it lazily.
 """
@@ -20,6 +23,10 @@ from typing import Any
 
 PHI = 0x9E3779B9
 CONFIG = {"num_stages": 3, "num_warps": 8}  # best of the configurations tried on H100/H200
+# slices per cross-tile sum of the digest: H100, n = 4096, b = 128, events:
+# 0.1723 ms at 2, 0.1700 at 4, 0.1672–0.1679 at 8, 0.1700 at 16, 0.2036 at
+# 32, against 0.1724–0.1732 summing every slice (docs/benchmarks.md)
+CHUNK = 8
 
 
 def available() -> bool:
@@ -52,6 +59,7 @@ def _kernels() -> tuple[Any, Any]:
         tile: tl.constexpr,
         group: tl.constexpr,
         mode: tl.constexpr,  # PRODUCT: C as int32; DIGEST: the leaves
+        chunk: tl.constexpr,  # DIGEST: slices whose leaves are summed across the tile at once
     ):
         pid = tl.program_id(0)
         num_i = n // tile
@@ -75,13 +83,25 @@ def _kernels() -> tuple[Any, Any]:
             acc = tl.zeros((tile, tile), tl.int32)
         a_ptrs = a_ptr + rows[:, None].to(tl.int64) * sa_i + kr[None, :] * sa_t
         b_ptrs = b_ptr + kr[:, None] * sb_t + cols[None, :].to(tl.int64) * sb_j
-        for step in range(0, k // tile):
+        # DIGEST: per slice only the row sums of (y XOR λ)², summed within
+        # the few threads that hold a row (no barrier); they wait in column
+        # `slot` of `parts` and the sums across the tile — one reduction
+        # through shared memory — are taken once every `chunk` slices
+        slots = tl.arange(0, chunk)
+        parts = tl.zeros((tile, chunk), tl.uint32)
+        steps = k // tile
+        for step in range(0, steps):
             acc = tl.dot(tl.load(a_ptrs), tl.load(b_ptrs), acc, out_dtype=tl.int32)
             a_ptrs += tile * sa_t
             b_ptrs += tile * sb_t
             if mode == 1:
                 y = acc.to(tl.uint32, bitcast=True) ^ mask
-                tl.store(out_ptr + (step * num_i + pid_i) * num_j + pid_j, tl.sum(y * y))
+                slot = step % chunk
+                parts = tl.where(slots[None, :] == slot, tl.sum(y * y, axis=1)[:, None], parts)
+                if (slot == chunk - 1) or (step == steps - 1):
+                    leaf = step - slot + slots
+                    at = out_ptr + (leaf * num_i + pid_i) * num_j + pid_j
+                    tl.store(at, tl.sum(parts, axis=0), mask=slots <= slot)
         if mode == 0:
             tl.store(out_ptr + rows[:, None].to(tl.int64) * m + cols[None, :], acc)
 
@@ -128,7 +148,9 @@ def _launch(mode: int, a: Any, b: Any, out: Any, keys: Any, tile: int) -> None:
     check(n, k, m, tile)
     grid = ((n // tile) * (m // tile),)
     sa, sb = a.stride(), b.stride()
-    _kernels()[0][grid](a, b, out, keys, n, k, m, *sa, *sb, tile=tile, group=8, mode=mode, **CONFIG)
+    _kernels()[0][grid](
+        a, b, out, keys, n, k, m, *sa, *sb, tile=tile, group=8, mode=mode, chunk=CHUNK, **CONFIG
+    )
 
 
 def leaves(a2: Any, bt2: Any, tile: int, keys: Any, out: Any = None) -> Any:
