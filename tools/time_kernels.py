@@ -4,27 +4,13 @@ form and cuBLASLt's int8 product at n = k = m = 4096 (docs/benchmarks.md)."""
 import json
 from typing import Any
 
-import numpy as np
 import torch
+from _cuda_timing import median_ms
 
 from bcai.mining import _triton
 
 N = 4096
 OPS = 2 * N**3
-
-
-def median_ms(fn: Any) -> float:
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(50):
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return float(np.median(times))
 
 
 a = torch.randint(-127, 128, (N, N), dtype=torch.int8, device="cuda")

@@ -6,10 +6,10 @@ checked against torch first."""
 import json
 from typing import Any
 
-import numpy as np
 import torch
 import triton
 import triton.language as tl
+from _cuda_timing import median_ms
 
 N, R = 4096, 128
 
@@ -47,20 +47,6 @@ def noisy_form(  # type: ignore[no-untyped-def]
             acc = tl.dot(left, right, out_dtype=tl.int32)
             base = tl.load(base_ptr + at)
             tl.store(out_ptr + at, (base.to(tl.int32) + acc).to(tl.int8))
-
-
-def median_ms(fn: Any) -> float:
-    fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(50):
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return float(np.median(times))
 
 
 base = torch.randint(-63, 64, (N, N), dtype=torch.int8, device="cuda")

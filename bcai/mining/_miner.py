@@ -59,20 +59,26 @@ class CpuMiner:
         n, k, m = work.shape
         noise = Noise.derive(seed, n, k, m, params.tile)
         key = digest_key(seed)
-        fused = bcai_native.pouw_attempt_leaves(
-            work.a,
-            work.b,
-            noise.e_l,
-            np.ascontiguousarray(noise.e_r.T),
-            noise.f_l,
-            np.ascontiguousarray(noise.f_r.T),
-            tile=params.tile,
-            key=key,
-        )
+        fused = fused_attempt_leaves(work, noise, params.tile, key)
         if fused is not None:
             return fused
         a2, b2 = noisy(work.a, work.b, noise)
         return self.leaves(a2, b2, params.tile, key)
+
+
+def fused_attempt_leaves(work: Work, noise: Noise, tile: int, key: int) -> bytes | None:
+    """The leaves from one native call (noise products, noisy operands,
+    AVX2 transcript); None where that kernel does not apply."""
+    return bcai_native.pouw_attempt_leaves(
+        work.a,
+        work.b,
+        noise.e_l,
+        np.ascontiguousarray(noise.e_r.T),  # E_Rᵀ as generated: no copy
+        noise.f_l,
+        np.ascontiguousarray(noise.f_r.T),
+        tile=tile,
+        key=key,
+    )
 
 
 def _gpu() -> Miner:

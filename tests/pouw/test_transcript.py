@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import bcai_native
 from bcai import pouw
 from bcai.mining import CpuMiner
+from bcai.mining._miner import fused_attempt_leaves
 from bcai.pouw import InvalidSeal, PouwParams
 from bcai.pouw._noise import Noise, attempt_seed, noisy
 from bcai.pouw._transcript import LEAF_BYTES, leaf_position, tile_digests
@@ -158,16 +159,7 @@ def test_cpu_attempt_equals_the_reference(tile: int, n: int, k: int, m: int) -> 
         a2, b2 = noisy(work.a, work.b, noise)
         reference = pouw.transcript(a2, b2, tile, pouw.digest_key(seed))
         assert CpuMiner().attempt_leaves(work, seed, p) == reference
-        fused = bcai_native.pouw_attempt_leaves(
-            work.a,
-            work.b,
-            noise.e_l,
-            np.ascontiguousarray(noise.e_r.T),
-            noise.f_l,
-            np.ascontiguousarray(noise.f_r.T),
-            tile=tile,
-            key=pouw.digest_key(seed),
-        )
+        fused = fused_attempt_leaves(work, noise, tile, pouw.digest_key(seed))
         if tile % 16 or not has_avx2():
             assert fused is None
         else:

@@ -195,6 +195,8 @@ unsafe fn slice_avx2(
             let b1 = op.b.as_ptr().add(((c + 1) * half + p0) * 2 * LANES) as *const __m256i;
             let out = acc.as_mut_ptr().add(ib * tile + jb);
             let at = |r: usize, v: usize| out.add(r * tile + v * LANES) as *mut __m256i;
+            // written out by hand: the same block over arrays of vectors
+            // measured 10% slower (n = 512, b = 64, 2-core EPYC)
             let mut c00 = _mm256_loadu_si256(at(0, 0));
             let mut c01 = _mm256_loadu_si256(at(0, 1));
             let mut c10 = _mm256_loadu_si256(at(1, 0));
