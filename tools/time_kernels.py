@@ -2,6 +2,7 @@
 form and cuBLASLt's int8 product at n = k = m = 4096 (docs/benchmarks.md)."""
 
 import json
+import os
 from typing import Any
 
 import torch
@@ -19,7 +20,11 @@ keys = torch.tensor([5, 0xA5A5A5A5], dtype=torch.int64).to(torch.uint32).cuda()
 leaves = _triton.leaves(a, bt, 128, keys)
 c = _triton.product(a, bt)
 assert torch.equal(c, torch._int_mm(a, bt.t()))
-out: dict[str, Any] = {"device": torch.cuda.get_device_name()}
+out: dict[str, Any] = {
+    "device": torch.cuda.get_device_name(),
+    # a limited cuBLAS workspace slows torch._int_mm (docs/benchmarks.md)
+    "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+}
 for _ in range(2):
     for name, fn in (
         ("transcript kernel (b=128)", lambda: _triton.leaves(a, bt, 128, keys, leaves)),
