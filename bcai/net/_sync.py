@@ -33,7 +33,7 @@ from bcai import chain, codec
 from bcai.chain import Block, Header, InvalidBlock, ParentContext
 from bcai.net._host import Host
 from bcai.net._peer import RequestFailed
-from bcai.store import ChainStore, StoreError
+from bcai.store import ChainStore, ImportResult, StoreError
 
 log = logging.getLogger("bcai.sync")
 # Import failures that are not a verdict on the block (data still to come).
@@ -189,8 +189,14 @@ class Syncer:
         timeout_s: float = 10.0,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         progress: Callable[[int, int], None] | None = None,
+        on_import: Callable[[ImportResult], None] | None = None,
+        lock: trio.Lock | None = None,
     ) -> None:
         self.host = host
+        # told of every import (after each batch, in order): a node takes
+        # back the transactions of blocks a reorg orphaned, as for gossip
+        self.on_import = on_import
+        self.lock = lock  # held around each batch's import and its `on_import` calls
         self.store = store
         self.batch = batch
         self.window = window
@@ -378,16 +384,27 @@ class Syncer:
         dl.wake.set()
 
     async def _import(self, blocks: list[Block]) -> bool:
+        if self.lock is None:
+            return await self._import_batch(blocks)
+        async with self.lock:
+            return await self._import_batch(blocks)
+
+    async def _import_batch(self, blocks: list[Block]) -> bool:
+        results: list[ImportResult] = []
+
         def run() -> InvalidBlock | None:
             for block in blocks:
                 try:
-                    self.store.import_block(block, self.now_ms())
+                    results.append(self.store.import_block(block, self.now_ms()))
                 except InvalidBlock as err:
                     return err
                 self.report.imported += 1
             return None
 
         err = await trio.to_thread.run_sync(run)
+        if self.on_import is not None:
+            for result in results:
+                self.on_import(result)
         if self.progress is not None:
             self.progress(self.store.head.height, self.report.imported)
         if err is not None and err.code in RETRYABLE_BLOCK_CODES:

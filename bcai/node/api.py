@@ -249,15 +249,18 @@ class NodeApi:
     async def account(self, req: Request) -> dict[str, Any]:
         store = self.node.runtime.store
         addr = _hex(req.params["address"], 20, "an address")
-        # the state tree is shared with imports on worker threads: read it
-        # under the store's lock, inline when free, else from a thread
-        if store.lock.acquire(blocking=False):
-            try:
-                doc = self._read_account(addr)
-            finally:
-                store.lock.release()
-        else:
-            doc = await trio.to_thread.run_sync(self._read_account_locked, addr)
+        # the next nonce needs the head and the mempool to agree: not between
+        # an import that reorged and the return of its orphaned transactions
+        async with self.node.runtime.chain.write_lock:
+            # the state tree is shared with imports on worker threads: read
+            # it under the store's lock, inline when free, else from a thread
+            if store.lock.acquire(blocking=False):
+                try:
+                    doc = self._read_account(addr)
+                finally:
+                    store.lock.release()
+            else:
+                doc = await trio.to_thread.run_sync(self._read_account_locked, addr)
         if doc is None:
             raise ApiError(503, "api-busy", "the account's proof did not verify; try again")
         return doc

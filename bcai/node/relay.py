@@ -53,7 +53,10 @@ class ChainRelay:
         self.now_ms = now_ms
         self.need_sync = trio.Event()
         self.imported: list[ImportResult] = []
-        self._write_lock = trio.Lock()
+        # held by every import with its mempool update (gossip, our own
+        # blocks, sync) and by readers that need the head and the mempool
+        # to agree (the API's next nonce)
+        self.write_lock = trio.Lock()
         # told of every import (result, seconds), for metrics and events
         self.on_import: Callable[[ImportResult, float], None] = lambda result, seconds: None
         # awaited before a gossiped block is imported, outside the import's
@@ -75,7 +78,7 @@ class ChainRelay:
         if self.store.has_block(block.block_hash()):
             return Validation.IGNORE
         await self.before_import(block, source)
-        async with self._write_lock:
+        async with self.write_lock:
             started = time.perf_counter()
             try:
                 result = await trio.to_thread.run_sync(
@@ -86,11 +89,17 @@ class ChainRelay:
                 if err.code == "block-unknown-parent":
                     self.need_sync.set()
                 return Validation.IGNORE if err.code in IGNORED_BLOCK_CODES else Validation.REJECT
-        self.imported.append(result)
+            self.imported.append(result)
+            self.settle(result)
+        return Validation.ACCEPT
+
+    def settle(self, result: ImportResult) -> None:
+        """After an import — by gossip or by sync — that moved the head: the
+        transactions of blocks a reorg orphaned come back to the mempool,
+        and what the new head included or made invalid leaves it."""
         if result.status == "head":
             self.mempool.readd(result.orphaned, self.store.read_account, self.base_fee())
             self.mempool.on_new_head(self.store.read_account, self.base_fee())
-        return Validation.ACCEPT
 
     async def validate_tx(self, _topic: str, data: bytes, _source: bytes) -> Validation:
         try:
@@ -107,7 +116,7 @@ class ChainRelay:
 
     async def publish_block(self, block: Block) -> bytes:
         """Imports our own block, then publishes it."""
-        async with self._write_lock:
+        async with self.write_lock:
             started = time.perf_counter()
             result = await trio.to_thread.run_sync(self.store.import_block, block, self.now_ms())
             self.on_import(result, time.perf_counter() - started)

@@ -210,7 +210,14 @@ class NodeRuntime:
             if not self.host.connected():
                 continue
             before = self.store.head.height
-            report = await Syncer(self.host, self.store, now_ms=_now_ms).sync()
+            syncer = Syncer(
+                self.host,
+                self.store,
+                now_ms=_now_ms,
+                on_import=self.chain.settle,
+                lock=self.chain.write_lock,
+            )
+            report = await syncer.sync()
             if report.imported:
                 self.on_event(
                     "synced", imported=report.imported, height=self.store.head.height, before=before

@@ -230,3 +230,48 @@ def test_fuzz_sync_decoders_only_raise_decode_errors(data: bytes) -> None:
             assert err.code
         else:
             assert decoded.encode() == data
+
+
+async def test_a_reorg_by_sync_reports_the_orphaned_transactions(tmp_path: Path) -> None:
+    """A node on branch A (two blocks, a transfer in each) syncs the heavier
+    branch B from a peer: the import that moves its head to B reports A's
+    transactions as orphaned to `on_import`, which a node uses to take them
+    back into its mempool (before, a reorg by sync lost them)."""
+    keys = make_keys(4, salt=9)
+    genesis = make_genesis(keys[:2])
+    a, b = Chain.start(genesis), Chain.start(genesis)
+    a_txs = []
+    for i in range(2):
+        tx = a.tx(keys[0], Transfer(to=keys[1].address, amount=10 + i))
+        a_txs.append(tx)
+        a.extend([tx], keys[2])
+    for _ in range(4):
+        b.extend([], keys[3])
+    now = max(a.now_ms(), b.now_ms()) + 1000
+    local = ChainStore(tmp_path / "local", genesis)
+    remote = ChainStore(tmp_path / "remote", genesis)
+    for blk in a.blocks:
+        local.import_block(blk, now)
+    for blk in b.blocks:
+        remote.import_block(blk, now)
+    seen: list[tuple[str, int, set[bytes]]] = []
+    async with trio.open_nursery() as nursery:
+        _, port = await serving_peer(nursery, remote)
+        host = await connected_host(nursery, local, [port])
+        report = await Syncer(
+            host,
+            local,
+            now_ms=lambda: now,
+            on_import=lambda r: seen.append(
+                (r.status, r.reorg_depth, {tx.tx_id() for tx in r.orphaned})
+            ),
+        ).sync()
+        nursery.cancel_scope.cancel()
+    assert report.imported == 4 and local.head_hash == b.blocks[-1].block_hash()
+    assert len(seen) == 4  # every imported block reported, in order
+    reorgs = [s for s in seen if s[1] > 0]
+    assert len(reorgs) == 1 and reorgs[0][:2] == ("head", 2)  # A's two blocks left
+    assert reorgs[0][2] == {tx.tx_id() for tx in a_txs}
+    assert seen[-1][0] == "head" and all(not s[2] for s in seen if s[1] == 0)
+    local.close()
+    remote.close()
