@@ -202,3 +202,6 @@ def test_bare_avx2_product_is_exact() -> None:
         bcai_native.pouw_product(a, bt, tile=32, out=np.zeros((96, 64), np.int32))
     with pytest.raises(ValueError, match="multiple of 16"):
         bcai_native.pouw_product(a, bt, tile=8)
+    with pytest.raises(ValueError, match="could overflow"):
+        wide = np.zeros((16, 131_072 + 2), np.int8)
+        bcai_native.pouw_product(wide, wide, tile=16)

@@ -420,6 +420,11 @@ fn pouw_product<'py>(
             bt.shape()
         )));
     }
+    if k > (i32::MAX as usize) / (128 * 128) {
+        return Err(PyValueError::new_err(format!(
+            "k = {k} too large: int32 sums of int8 products could overflow"
+        )));
+    }
     let out = match out {
         Some(out) => {
             if out.shape() != [n, m] || !out.is_c_contiguous() {
