@@ -220,20 +220,26 @@ class Producer:
         """A template on the head; invalid transactions are dropped from the
         mempool and the template rebuilt without them."""
         store, pool = self.store, self.mempool
-        while True:
-            base_fee = self.relay.base_fee()
-            pool.on_new_head(store.read_account, base_fee)
-            p = store.genesis.params
-            txs = pool.select(store.read_account, base_fee, p.max_block_bytes, p.max_block_txs)
-            try:
-                return await trio.to_thread.run_sync(self._build, txs)
-            except InvalidBlock as err:
-                match = TX_INDEX.match(err.message)
-                if match is None or int(match.group(1)) >= len(txs):
-                    raise
-                bad = txs[int(match.group(1))]
-                log.warning("dropping transaction %s: %s", bad.tx_id().hex(), err.code)
-                pool.remove(bad.tx_id())
+        # Under the relay's write lock, so that no import (gossip, sync)
+        # moves the head between choosing the transactions and building on
+        # them: a reorg in between made a chosen transaction's nonce look
+        # wrong against the new head, and it was dropped from the mempool
+        # for good (CI's devnet test lost a transfer this way).
+        async with self.relay.write_lock:
+            while True:
+                base_fee = self.relay.base_fee()
+                pool.on_new_head(store.read_account, base_fee)
+                p = store.genesis.params
+                txs = pool.select(store.read_account, base_fee, p.max_block_bytes, p.max_block_txs)
+                try:
+                    return await trio.to_thread.run_sync(self._build, txs)
+                except InvalidBlock as err:
+                    match = TX_INDEX.match(err.message)
+                    if match is None or int(match.group(1)) >= len(txs):
+                        raise
+                    bad = txs[int(match.group(1))]
+                    log.warning("dropping transaction %s: %s", bad.tx_id().hex(), err.code)
+                    pool.remove(bad.tx_id())
 
     async def produce_once(self) -> Block | None:
         """Seals one block on the head; None if the head moved first."""
@@ -266,5 +272,4 @@ class Producer:
             log.warning("own block %d not imported: %s", block.header.height, err)
             return None
         self.stats.blocks += 1
-        self.mempool.on_new_head(self.store.read_account, self.relay.base_fee())
         return block

@@ -52,7 +52,6 @@ class ChainRelay:
         self.mempool = mempool
         self.now_ms = now_ms
         self.need_sync = trio.Event()
-        self.imported: list[ImportResult] = []
         # held by every import with its mempool update (gossip, our own
         # blocks, sync) and by readers that need the head and the mempool
         # to agree (the API's next nonce)
@@ -89,7 +88,6 @@ class ChainRelay:
                 if err.code == "block-unknown-parent":
                     self.need_sync.set()
                 return Validation.IGNORE if err.code in IGNORED_BLOCK_CODES else Validation.REJECT
-            self.imported.append(result)
             self.settle(result)
         return Validation.ACCEPT
 
@@ -115,11 +113,12 @@ class ChainRelay:
         return Validation.ACCEPT
 
     async def publish_block(self, block: Block) -> bytes:
-        """Imports our own block, then publishes it."""
+        """Imports our own block, settles the mempool, then publishes it."""
         async with self.write_lock:
             started = time.perf_counter()
             result = await trio.to_thread.run_sync(self.store.import_block, block, self.now_ms())
             self.on_import(result, time.perf_counter() - started)
+            self.settle(result)
         return self.host.publish(BLOCKS, block.encode())
 
     def publish_tx(self, tx: Transaction) -> bytes:
