@@ -199,14 +199,28 @@ class Devnet:
         return out
 
     def wait_agreement(self, timeout: float = 30.0, min_height: int = 0) -> tuple[int, str]:
-        """Polls until every node reports the same head (at least `min_height`)."""
+        """Polls until every node's chain holds the same block at the lowest
+        of their head heights, and that height is at least `min_height`;
+        returns (height, hash). The nodes then agree on the whole chain up
+        to there; blocks mined since may still be spreading — a devnet that
+        mines every half second on a busy machine seldom has every head
+        equal at one instant, which is not a disagreement."""
         deadline = time.monotonic() + timeout
         while True:
             heads = self.heads()
-            if len(set(heads)) == 1 and heads[0][0] >= min_height:
-                return heads[0]
+            low = min(h for h, _ in heads)
+            at_low: set[str] = set()
+            if low >= min_height:
+                for node in self.nodes:
+                    with node.client() as c:
+                        at_low.add(c.block(low).hash)
+                if len(at_low) == 1:
+                    return low, at_low.pop()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"heads did not agree in {timeout} s: {heads}")
+                raise TimeoutError(
+                    f"nodes did not agree on a block at height >= {min_height} "
+                    f"in {timeout} s: heads {heads}"
+                )
             time.sleep(0.1)
 
 
