@@ -192,3 +192,28 @@ def test_a_crashed_service_stops_the_node_with_a_report(tmp_path: Path) -> None:
     )
     assert again.returncode == 2
     assert json.loads(again.stdout)["error"]["code"] == "config-bad-value"
+
+
+def test_devnet_demo_command_end_to_end(tmp_path: Path) -> None:
+    """`bcai devnet up --demo` (what `make demo` runs): its own nodes, the
+    transfers included, every node agreeing, the nodes stopped and the
+    devnet's directory kept only when asked."""
+    root = tmp_path / "net"
+    result = subprocess.run(
+        [sys.executable, "-m", "bcai", "--json", "devnet", "up", "--nodes", "3", "--demo"]
+        + ["--transfers", "6", "--period", "0.5", "--dir", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=ENV,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    doc = json.loads(result.stdout)
+    demo = doc["demo"]
+    assert demo["ok"] is True and demo["balances_ok"] is True
+    assert demo["included"] == demo["transfers"] == 6
+    assert len(demo["nodes"]) == 3 and demo["head"]["height"] >= 1
+    assert all(r["height"] >= demo["head"]["height"] for r in demo["nodes"])
+    assert demo["seal"].startswith("proof of useful work")
+    # every node stopped: none left holding its data dir
+    assert not any(root.glob("node*/node.json"))
