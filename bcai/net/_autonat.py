@@ -64,6 +64,8 @@ class Reachability:
     observed: list[str] = field(default_factory=list)  # agreed first
     successes: int = 0
     failures: int = 0
+    # why asked peers gave no verdict (their error codes), for the logs
+    inconclusive: list[str] = field(default_factory=list)
 
 
 class AutoNat:
@@ -132,7 +134,11 @@ class AutoNat:
         async def ask(pid: bytes) -> None:
             try:
                 observed[(await self.host.request(pid, "net/observed", b"")).decode()] += 1
-            except (RequestFailed, UnicodeDecodeError):
+            except RequestFailed as err:
+                result.inconclusive.append(err.code)
+                return
+            except UnicodeDecodeError:
+                result.inconclusive.append("observed-malformed")
                 return
             try:
                 await self.host.request(
@@ -145,6 +151,8 @@ class AutoNat:
             except RequestFailed as err:
                 if err.code in ("dialback-failed", "request-timeout"):
                     result.failures += 1
+                else:
+                    result.inconclusive.append(err.code)
 
         async with trio.open_nursery() as nursery:
             for pid in asked:

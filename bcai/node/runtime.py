@@ -117,6 +117,10 @@ class NodeRuntime:
             self.chain.before_import = self._prefetch_job_blobs
         self.autonat = AutoNat(self.host)
         self.nat = NatState()
+        # one reachability check at a time (the periodic loop and a caller's
+        # check): two at once each tried a port mapping, and the one that lost
+        # the race at the gateway set the node's mapping back to None
+        self._nat_check = trio.Lock()
         self.relay = Relay(self.host, config.relay)
         self.puncher = HolePuncher(self.host, self.nat.observed)
         self.dht = Dht(self.host, server=bool(config.dht_server))
@@ -234,6 +238,10 @@ class NodeRuntime:
     async def check_reachability(self) -> NatState:
         """Probes reachability; a private node tries a port mapping, and
         failing that reserves a slot at every connected relay."""
+        async with self._nat_check:
+            return await self._check_reachability()
+
+    async def _check_reachability(self) -> NatState:
         if self.config.port_mapping and self.nat.mapping is None:
             port = self.host.listen_port
             self.nat.mapping = await map_port(port) or await upnp.map_port(port)
@@ -264,6 +272,7 @@ class NodeRuntime:
             "reachability",
             status=reach.status.value,
             observed=reach.observed,
+            inconclusive=reach.inconclusive,
             relays=[r.hex() for r in self.nat.relays],
         )
         return self.nat

@@ -306,7 +306,9 @@ def test_port_mapping_makes_a_node_public_and_is_harmless_without_a_gateway(
         assert plain.cmd("probe", timeout=60)["reach"] == "private"  # no gateway: no harm
         assert time.monotonic() - t0 < 15
         probe = mapped.cmd("probe", timeout=60)
-        assert probe["reach"] == "public"  # the relay's dial-back came through the mapping
+        seen = [e for e in mapped.log if e.get("event") in ("mapped", "reachability")]
+        # the relay's dial-back came through the mapping
+        assert probe["reach"] == "public", (probe, seen)
         ev = next(e for e in mapped.log if e.get("event") == "mapped")
         assert ev["external"] == f"100.64.1.2:{mapped.port}"
         assert "mapped" not in {e.get("event") for e in plain.log}

@@ -199,9 +199,9 @@ def test_devnet_demo_command_end_to_end(tmp_path: Path) -> None:
     transfers included, every node agreeing, the nodes stopped and the
     devnet's directory kept only when asked."""
     root = tmp_path / "net"
+    args = ["devnet", "up", "--nodes", "3", "--demo", "--transfers", "6", "--period", "0.5"]
     result = subprocess.run(
-        [sys.executable, "-m", "bcai", "--json", "devnet", "up", "--nodes", "3", "--demo"]
-        + ["--transfers", "6", "--period", "0.5", "--dir", str(root)],
+        [sys.executable, "-m", "bcai", "--json", *args, "--dir", str(root)],
         capture_output=True,
         text=True,
         timeout=300,
