@@ -553,8 +553,11 @@ class Host:
             return
         try:
             conn.info.ping_s = await conn.peer.ping(timeout_s=self.config.ping_timeout_s)
-        except RequestFailed:
-            await self.disconnect(pid, "ping-timeout")
+        except RequestFailed as err:
+            # no pong, or the session ended under the ping (it is being torn
+            # down: disconnect is then a no-op); never the host's failure
+            reason = "ping-timeout" if err.code == "request-timeout" else "ping-closed"
+            await self.disconnect(pid, reason)
 
     async def _dial_loop(self) -> None:
         while True:

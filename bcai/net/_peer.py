@@ -196,6 +196,8 @@ class Peer:
                 await event.wait()
         except trio.TooSlowError as err:
             raise RequestFailed("request-timeout", "no pong") from err
+        except ConnectionClosed as err:  # closed before the ping went out (either side)
+            raise RequestFailed("request-closed", f"ping: {err.message}") from err
         finally:
             self._pongs.pop(nonce, None)
         if self.closed_reason is not None:

@@ -67,6 +67,12 @@ async def test_requests_pings_and_error_codes() -> None:
                 await client.request(method, b"")
             assert info.value.code == code
         await client.session.aclose()
+        # on a session closed under it, a ping or a request fails with a code
+        # (the host's keepalive crashed the node on the ping's raw error)
+        for call in (client.ping, lambda: client.request("echo", b"x")):
+            with pytest.raises(RequestFailed) as info:
+                await call()
+            assert info.value.code == "request-closed"
         nursery.cancel_scope.cancel()
 
 
