@@ -141,12 +141,13 @@ class AutoNat:
                 result.inconclusive.append("observed-malformed")
                 return
             try:
-                await self.host.request(
-                    pid,
-                    "net/dialback",
-                    DialBack(port=self.host.listen_port).encode(),
-                    timeout_s=self.dialback_timeout_s + 2,
-                )
+                with self.host.expecting_dialback(pid):
+                    await self.host.request(
+                        pid,
+                        "net/dialback",
+                        DialBack(port=self.host.listen_port).encode(),
+                        timeout_s=self.dialback_timeout_s + 2,
+                    )
                 result.successes += 1
             except RequestFailed as err:
                 if err.code in ("dialback-failed", "request-timeout"):

@@ -15,7 +15,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import trio
 
@@ -79,6 +79,8 @@ class Host:
         )
         self._nursery: trio.Nursery | None = None
         self._dialing: set[tuple[str, int]] = set()
+        # peers we asked to dial us back (AutoNAT), with how many asks are open
+        self._dialbacks: dict[bytes, int] = {}
         self.listen_port = 0
         self.advertise: tuple[str, ...] = config.advertise
         self.peer_changed = trio.Event()
@@ -141,6 +143,21 @@ class Host:
             self.ban(conn.info.ip, ban_s)
         await conn.peer.session.goodbye(reason)
         conn.scope.cancel()
+
+    @contextlib.contextmanager
+    def expecting_dialback(self, peer: bytes) -> Iterator[None]:
+        """While open, a connection `peer` dials to us is taken for the
+        reachability test we asked for: it is refused as a duplicate and the
+        connection we asked on is kept (the simultaneous-dial rule would
+        otherwise replace ours by it half the time, and the peer hangs up
+        on it at once)."""
+        self._dialbacks[peer] = self._dialbacks.get(peer, 0) + 1
+        try:
+            yield
+        finally:
+            self._dialbacks[peer] -= 1
+            if not self._dialbacks[peer]:
+                del self._dialbacks[peer]
 
     def ban(self, ip: str, seconds: float) -> None:
         until = time.time() + seconds
@@ -394,6 +411,8 @@ class Host:
             me_smaller = self.peer_id < pid
             if existing.relayed_via is not None and not relayed:
                 self._close(pid, "conn-upgraded")
+            elif pid in self._dialbacks:
+                return "conn-duplicate"  # the dial-back we asked for: keep ours
             elif (
                 relayed == (existing.relayed_via is not None)
                 and (not inbound) == me_smaller
