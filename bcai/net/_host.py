@@ -36,7 +36,7 @@ from bcai.net._host_types import (
 )
 from bcai.net._identity import peer_id
 from bcai.net._peer import Handler, Peer, RequestFailed
-from bcai.net._policy import PeerInfo, PeerTable
+from bcai.net._policy import PeerInfo, PeerTable, duplicate_replaces
 from bcai.net._session import FrameKind, NodeKeys, SecureSession, handshake
 from bcai.net._sockets import dial_from, open_listener
 
@@ -146,11 +146,8 @@ class Host:
 
     @contextlib.contextmanager
     def expecting_dialback(self, peer: bytes) -> Iterator[None]:
-        """While open, a connection `peer` dials to us is taken for the
-        reachability test we asked for: it is refused as a duplicate and the
-        connection we asked on is kept (the simultaneous-dial rule would
-        otherwise replace ours by it half the time, and the peer hangs up
-        on it at once)."""
+        """While open, a connection `peer` dials to us is the reachability
+        dial-back we asked for, never a replacement (`duplicate_replaces`)."""
         self._dialbacks[peer] = self._dialbacks.get(peer, 0) + 1
         try:
             yield
@@ -405,22 +402,17 @@ class Host:
             return "conn-self"
         existing = self.conns.get(pid)
         if existing is not None:
-            # A direct connection replaces a relayed one. Otherwise both sides
-            # may have dialed at once: both keep the connection dialed by the
-            # smaller peer id, so they agree on which one survives.
-            me_smaller = self.peer_id < pid
-            if existing.relayed_via is not None and not relayed:
-                self._close(pid, "conn-upgraded")
-            elif pid in self._dialbacks:
-                return "conn-duplicate"  # the dial-back we asked for: keep ours
-            elif (
-                relayed == (existing.relayed_via is not None)
-                and (not inbound) == me_smaller
-                and existing.info.inbound == me_smaller
-            ):
-                self._close(pid, "conn-duplicate")
-            else:
+            replaced = duplicate_replaces(
+                me_smaller=self.peer_id < pid,
+                inbound=inbound,
+                relayed=relayed,
+                existing_inbound=existing.info.inbound,
+                existing_relayed=existing.relayed_via is not None,
+                dialback=pid in self._dialbacks,
+            )
+            if replaced is None:
                 return "conn-duplicate"
+            self._close(pid, replaced)
         if relayed:  # the relay's address says nothing about the peer's
             reason = self.table.admission_count(inbound)
         else:

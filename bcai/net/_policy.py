@@ -40,6 +40,36 @@ def netgroup(ip: str) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
+def duplicate_replaces(
+    *,
+    me_smaller: bool,
+    inbound: bool,
+    relayed: bool,
+    existing_inbound: bool,
+    existing_relayed: bool,
+    dialback: bool,
+) -> str | None:
+    """A new connection with a peer we are already connected to: the reason
+    the existing one is closed for (the new one replaces it), or None (the
+    new one is refused as ``conn-duplicate``).
+
+    - A direct connection replaces a relayed one (``conn-upgraded``).
+    - A dial-back we asked for (reachability) never replaces ours: the
+      dialer only wanted the handshake and hangs up at once.
+    - Otherwise both sides may have dialed at once: both keep the connection
+      dialed by the smaller peer id, so they agree on which one survives.
+    """
+    if existing_relayed and not relayed:
+        return "conn-upgraded"
+    if dialback:
+        return None
+    new_dialed_by_smaller = (not inbound) == me_smaller
+    old_dialed_by_smaller = (not existing_inbound) == me_smaller
+    if relayed == existing_relayed and new_dialed_by_smaller and not old_dialed_by_smaller:
+        return "conn-duplicate"
+    return None
+
+
 @dataclass
 class PeerInfo:
     peer_id: bytes

@@ -1,9 +1,11 @@
 """Connection policy: per-IP and per-/24 limits, bans that expire, redial
-backoff, and eviction that protects diverse, fast, useful and old peers."""
+backoff, eviction that protects diverse, fast, useful and old peers, and
+which of two connections with one peer survives."""
 
 from __future__ import annotations
 
 from bcai.net import PeerInfo, PeerTable, netgroup, subnet24
+from bcai.net._policy import duplicate_replaces
 
 
 def peer(n: int, ip: str, *, inbound: bool = True, at: float = 0.0, **kw: float) -> PeerInfo:
@@ -84,3 +86,28 @@ def test_nobody_to_evict_when_all_are_protected() -> None:
     t.peers[b"b"] = peer(2, "2.2.2.2")
     assert t.eviction_candidate() is None
     assert t.admission("3.3.3.3", True, 0) == "conn-limit-inbound"
+
+
+def test_which_of_two_connections_with_one_peer_survives() -> None:
+    def rule(me_smaller: bool, inbound: bool, existing_inbound: bool, **kw: bool) -> str | None:
+        args = {"relayed": False, "existing_relayed": False, "dialback": False, **kw}
+        return duplicate_replaces(
+            me_smaller=me_smaller, inbound=inbound, existing_inbound=existing_inbound, **args
+        )
+
+    # simultaneous dials: the connection dialed by the smaller id survives on both sides
+    for me_smaller in (True, False):
+        for new_in, old_in in ((False, True), (True, False)):
+            mine = rule(me_smaller, new_in, old_in)
+            theirs = rule(not me_smaller, not new_in, not old_in)  # the peer's view
+            assert mine == theirs  # both sides make the same choice
+            new_by_smaller = (not new_in) == me_smaller
+            assert mine == ("conn-duplicate" if new_by_smaller else None)
+    # the same direction twice (a redial): the newcomer is refused
+    assert rule(True, False, False) is None and rule(False, True, True) is None
+    # a direct connection upgrades a relayed one, never the reverse
+    assert rule(True, True, True, existing_relayed=True) == "conn-upgraded"
+    assert rule(False, True, False, relayed=True) is None
+    # a dial-back we asked for never replaces ours, whoever is smaller
+    assert rule(False, True, False, dialback=True) is None
+    assert rule(False, True, False) == "conn-duplicate"  # (without the flag it would)
