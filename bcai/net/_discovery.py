@@ -173,6 +173,18 @@ class Discovery:
         else:
             self.book.attempt(addr, time.time())
 
+    def _peer_listens(self) -> set[NetAddr]:
+        """Where the directly connected peers say they listen."""
+        out = set()
+        for conn in self.host.conns.values():
+            if conn.relayed_via is not None:
+                continue
+            for text in conn.peer.session.remote.listen_addrs:
+                with contextlib.suppress(ValueError):
+                    host, port = split_address(text)
+                    out.add(NetAddr(conn.info.ip if host in ("0.0.0.0", "::") else host, port))
+        return out
+
     async def feeler(self) -> bool | None:
         """Tests one address (a tried-table collision first); None if there
         was nothing to test."""
@@ -182,15 +194,21 @@ class Discovery:
         if addr is None:
             return None
         self.stats.feelers += 1
-        try:
-            session = await connect(
-                addr.host, addr.port, self.host.keys, self.host.genesis_id, timeout_s=5.0
-            )
-        except (OSError, trio.TooSlowError, NetError):
-            alive = False
-        else:
+        if addr in self._peer_listens():
+            # a connected peer listens there: alive. And a feeler's brief
+            # connection could replace that peer's own one with us at its end
+            # (the simultaneous-dial rule), then close: both would lose it
             alive = True
-            await session.goodbye("feeler")
+        else:
+            try:
+                session = await connect(
+                    addr.host, addr.port, self.host.keys, self.host.genesis_id, timeout_s=5.0
+                )
+            except (OSError, trio.TooSlowError, NetError):
+                alive = False
+            else:
+                alive = True
+                await session.goodbye("feeler")
         if collision is not None:
             self.book.resolve_collision(collision, alive, time.time())
         elif alive:

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from bcai.net import RequestFailed
+from bcai.net import NodeKeys, RequestFailed
 from bcai.net._addrman import NetAddr
 from bcai.net._discovery import AddrList, Discovery, DiscoveryConfig
+from bcai.net._host import Host
+from bcai.net._identity import peer_id
 from bcai.store import ChainStore, load_addrbook, save_addrbook
 from tests.chain.builder import make_genesis, make_keys
-from tests.net.cluster import CONFIG, Cluster, Node
+from tests.net.cluster import CONFIG, GENESIS, Cluster, Node
 
 LOCAL = DiscoveryConfig(allow_local=True)
 
@@ -122,3 +124,32 @@ async def test_feelers_test_the_book_and_it_survives_a_restart(tmp_path: Path) -
         assert again.book.find(NetAddr("127.0.0.1", live.port)).tried
         nursery.cancel_scope.cancel()
     store.close()
+
+
+async def test_a_feeler_leaves_a_connected_peers_connection_alone() -> None:
+    """An inbound peer's listen address goes into the book's new table; a
+    feeler to it used to dial that peer, whose simultaneous-dial rule (when
+    our id is the smaller) replaced its own connection with us by the
+    feeler's, which we then closed: the peer lost us. Now the address is
+    known alive without a dial."""
+    while True:
+        ours, theirs = NodeKeys.generate(), NodeKeys.generate()
+        if peer_id(ours.identity.public_key) < peer_id(theirs.identity.public_key):
+            break
+    async with trio.open_nursery() as nursery:
+        a, b = Host(ours, GENESIS, CONFIG), Host(theirs, GENESIS, CONFIG)
+        port = await nursery.start(a.run)
+        await nursery.start(b.run)
+        disc = Discovery(a, LOCAL)
+        await b.dial("127.0.0.1", port)  # b is inbound at a; a learns b's listen address
+        with trio.fail_after(5):
+            while b.peer_id not in a.conns:
+                await trio.sleep(0.01)
+        assert NetAddr("127.0.0.1", b.listen_port) in disc.book
+        ours_before, theirs_before = a.conns[b.peer_id], b.conns[a.peer_id]
+        assert await disc.feeler() is True
+        await trio.sleep(0.3)  # time for a replaced connection to close
+        assert a.conns.get(b.peer_id) is ours_before and b.conns.get(a.peer_id) is theirs_before
+        assert b.metrics.connections_in == 0  # no feeler connection reached b
+        assert disc.book.find(NetAddr("127.0.0.1", b.listen_port)).tried
+        nursery.cancel_scope.cancel()
