@@ -6,10 +6,11 @@ attempts per second.
 CPU (here): the Rust miner vs the same AVX2 kernel without the digest
 (the best bare int8 product we have on the CPU) and vs
 `bcai.kernels.matmul_i8` (exact int8 product through BLAS). GPU (the GPU
-machine, b = 128): the tensor-core transcript kernel (Triton) vs the same
-kernel without the digest (the fastest bare int8 product we have there),
-PyTorch's `torch._int_mm` (cuBLASLt) and cuBLAS bf16 (exact for these
-entries in chunks of k <= 1024). Ops = 2 per useful int8 multiply-add
+machine, b = 128): the miner (on Hopper the hand-written kernel of
+native/cuda/transcript_sm90.cu) vs that kernel without the digest (the
+fastest bare int8 product we have there), the Triton kernel without the
+digest, PyTorch's `torch._int_mm` (cuBLASLt) and cuBLAS bf16 (exact for
+these entries in chunks of k <= 1024). Ops = 2 per useful int8 multiply-add
 (2·n·k·m per attempt).
 """
 
@@ -188,6 +189,34 @@ def test_bare_tensor_core_product_gpu(benchmark: Any, role: Any) -> None:
     def run() -> None:
         _triton.product(a, bt, out=c)
         torch.cuda.synchronize()
+
+    benchmark(run)
+    ops_info(benchmark, N_GPU)
+
+
+@needs_gpu
+@pytest.mark.benchmark(group="pouw-attempt-gpu")
+def test_bare_sm90_product_gpu(benchmark: Any, role: Any) -> None:
+    """The hand-written Hopper kernel without the digest, C written as int32."""
+    role("baseline-sm90-kernel")
+    import cupy  # noqa: PLC0415
+
+    from bcai.mining import _sm90  # noqa: PLC0415
+
+    if not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    rng = np.random.default_rng(1)
+    a = rng.integers(-127, 128, (N_GPU, N_GPU)).astype(np.int8)
+    bt = rng.integers(-127, 128, (N_GPU, N_GPU)).astype(np.int8)
+    operands = _sm90.Operands(cupy.asarray(a), cupy.asarray(bt))
+    c = cupy.empty((N_GPU, N_GPU), cupy.int32)
+    operands.product(c)
+    want = a[:3].astype(np.int64) @ bt.T.astype(np.int64)
+    assert np.array_equal(c[:3].get(), want.astype(np.int32))
+
+    def run() -> None:
+        operands.product(c)
+        cupy.cuda.Device().synchronize()
 
     benchmark(run)
     ops_info(benchmark, N_GPU)

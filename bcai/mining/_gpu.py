@@ -1,8 +1,9 @@
 """The GPU miner. With PyTorch's Triton and a tile of 64 or 128, a whole
 attempt runs on the device as one recorded CUDA graph per stream
 (`bcai.mining._gpu_graph`: BLAKE3 noise, noisy operands, the tensor-core
-transcript, the Merkle root). Otherwise the noise comes from the host, the
-noisy operands are formed through CuPy and the `__dp4a` kernel
+transcript — by Triton's kernel, or with `sm90` and b = 128 by the
+hand-written Hopper kernel of `bcai.mining._sm90` — the Merkle root). Otherwise the
+noise comes from the host, the noisy operands are formed through CuPy and the `__dp4a` kernel
 (native/cuda/pouw.cu, tiles 4 … 64) writes the transcript; the host builds
 the tree."""
 
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from bcai.mining import _triton
+from bcai.mining import _sm90, _triton
 from bcai.mining._gpu_graph import DeviceAttempt
 from bcai.pouw import PouwParams, Work
 from bcai.pouw._errors import InvalidSeal
@@ -39,11 +40,20 @@ def _kernel() -> Any:
 
 
 class GpuMiner:
+    """`sm90`: the transcript for b = 128 by the hand-written Hopper kernel
+    instead of Triton's (docs/benchmarks.md compares them: alike in the
+    mining loop on an H100, the hand-written one's bare product faster)."""
+
     name = "gpu"
 
-    def __init__(self) -> None:
+    def __init__(self, sm90: bool = False) -> None:
         if not available():
             raise InvalidSeal("pouw-miner-missing", "the GPU miner needs CuPy and a CUDA device")
+        if sm90 and not _sm90.available():
+            raise InvalidSeal(
+                "pouw-miner-missing",
+                "the gpu-sm90 miner needs a Hopper GPU (compute capability 9.0) and CuPy's NVRTC",
+            )
         self._work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) on the device
         self._int8_work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) as int8
         self.depth = DEPTH  # attempts in flight (`mine` keeps this many launched)
@@ -52,6 +62,8 @@ class GpuMiner:
         self._buffers: list[Any] = [None] * DEPTH  # a pinned host buffer per stream
         self._turn = 0
         self.tensor_cores = _triton.available()
+        self.sm90 = sm90  # b = 128 on Hopper: the hand-written kernel
+        self.name = "gpu-sm90" if sm90 else "gpu"
 
     def _operands(self, work: Work) -> tuple[Any, Any]:
         if self._work is None or self._work[0] is not work:
@@ -70,9 +82,10 @@ class GpuMiner:
             self._int8_work = (work, a8, bt8)
             self._attempts = [None] * DEPTH
         held = self._attempts[self._turn]
-        if held is None or held.tile != tile:
+        sm90 = self.sm90 and _sm90.fits(*work.shape, tile)
+        if held is None or held.tile != tile or (held.sm90 is not None) != sm90:
             _, a8, bt8 = self._int8_work
-            held = DeviceAttempt(work, tile, self._streams[self._turn], a8, bt8)
+            held = DeviceAttempt(work, tile, self._streams[self._turn], a8, bt8, sm90)
             self._attempts[self._turn] = held
         return held
 
@@ -139,6 +152,12 @@ class GpuMiner:
         CuPy's current stream."""
         n, k = a2.shape
         m = bt.shape[0]
+        if self.sm90 and _sm90.fits(n, k, m, tile):
+            out = cupy.empty((k // tile) * (n // tile) * (m // tile), cupy.uint32)
+            keys = cupy.asarray(np.array([key & 0xFFFFFFFF, key >> 32], np.uint32))
+            operands = _sm90.Operands(cupy.ascontiguousarray(a2), cupy.ascontiguousarray(bt))
+            operands.leaves(keys, out)
+            return out
         if self.tensor_cores and tile in (64, 128):
             import torch  # noqa: PLC0415 - with Triton, the `torch` extra
 

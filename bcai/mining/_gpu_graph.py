@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from bcai.mining import _device_hash, _triton
+from bcai.mining import _device_hash, _sm90, _triton
 from bcai.pouw import Work
 from bcai.pouw._transcript import LEAF_BYTES
 
@@ -25,9 +25,13 @@ KEY_WORDS = 34  # the four XOF keys (32 words), then κ and λ
 
 class DeviceAttempt:
     """Buffers and graph of one attempt over `work` with tile b = r (64 or
-    128) on `stream`; `a8`, `bt8` are A and Bᵀ on the device (int8)."""
+    128) on `stream`; `a8`, `bt8` are A and Bᵀ on the device (int8). With
+    `sm90`, the transcript is the hand-written Hopper kernel's
+    (`bcai.mining._sm90`), else Triton's."""
 
-    def __init__(self, work: Work, tile: int, stream: Any, a8: Any, bt8: Any) -> None:
+    def __init__(
+        self, work: Work, tile: int, stream: Any, a8: Any, bt8: Any, sm90: bool = False
+    ) -> None:
         import torch  # noqa: PLC0415 - with Triton, the `torch` extra
 
         n, k, m = work.shape
@@ -40,6 +44,7 @@ class DeviceAttempt:
         self.factors = _device_hash.factor_buffers(n, k, m, tile)
         self.a2 = cupy.empty((n, k), cupy.int8)
         self.bt2 = cupy.empty((m, k), cupy.int8)
+        self.sm90 = _sm90.Operands(self.a2, self.bt2) if sm90 else None
         count = (k // tile) * (n // tile) * (m // tile)
         self.leaves = cupy.empty(count, cupy.uint32)
         self.scratch = _device_hash.merkle_scratch(count)
@@ -76,7 +81,10 @@ class DeviceAttempt:
         with torch.cuda.stream(self.external):
             _triton.noisy(t["a8"], t["e_l"], t["e_r"], t["a2"])  # A' = A + E_L·E_R
             _triton.noisy(t["bt8"], t["f_rt"], t["f_lt"], t["bt2"])  # B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ
-            _triton.leaves(t["a2"], t["bt2"], tile, t["keys"], out=t["leaves"])
+            if self.sm90 is None:
+                _triton.leaves(t["a2"], t["bt2"], tile, t["keys"], out=t["leaves"])
+        if self.sm90 is not None:  # on CuPy's current stream: this one
+            self.sm90.leaves(self.spec[32:KEY_WORDS], self.leaves)
         root = _device_hash.merkle_root(self.leaves, LEAF_BYTES, self.scratch)
         copy, to_host = cupy.cuda.runtime.memcpyAsync, cupy.cuda.runtime.memcpyDeviceToHost
         size = self.leaves.nbytes

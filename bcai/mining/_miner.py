@@ -87,7 +87,13 @@ def _gpu() -> Miner:
     return GpuMiner()
 
 
-MINERS: dict[str, Callable[[], Miner]] = {"cpu": CpuMiner, "gpu": _gpu}
+def _gpu_sm90() -> Miner:
+    from bcai.mining._gpu import GpuMiner  # noqa: PLC0415 - CuPy is the `gpu` extra
+
+    return GpuMiner(sm90=True)
+
+
+MINERS: dict[str, Callable[[], Miner]] = {"cpu": CpuMiner, "gpu": _gpu, "gpu-sm90": _gpu_sm90}
 
 
 def new_miner(name: str = "cpu") -> Miner:

@@ -84,7 +84,7 @@ class MetricsSection:
 @dataclass
 class MiningSection:
     enabled: bool = _opt(False, "produce blocks")
-    backend: str = _opt("cpu", "cpu (hash seal today; the PoUW seal when it lands) or gpu")
+    backend: str = _opt("cpu", "PoUW miner: cpu, gpu, or gpu-sm90 (Hopper: hand-written kernel)")
     period_s: float = _opt(0.0, "wait this long after the head's time before mining (0: at once)")
     batch: int = _opt(20_000, "seal attempts per batch between checks for a new head")
 

@@ -1,7 +1,8 @@
-"""The GPU miner (the tensor-core Triton kernel for tiles 64 and 128, the
-__dp4a kernel of native/cuda/pouw.cu for the others) gives the CPU miner's
-transcript byte for byte, worst-case entries included, and its seals verify.
-Runs on the GPU machine; skipped elsewhere."""
+"""The GPU miner (the hand-written Hopper kernel for b = 128, the
+tensor-core Triton kernel for tiles 64 and 128, the __dp4a kernel of
+native/cuda/pouw.cu for the others) gives the CPU miner's transcript byte
+for byte, worst-case entries included, and its seals verify. Runs on the
+GPU machine; skipped elsewhere."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 
 from bcai import pouw
-from bcai.mining import CpuMiner, mine, new_miner
+from bcai.mining import CpuMiner, _sm90, mine, new_miner
 from bcai.mining._gpu import GpuMiner, available
 from bcai.pouw import PouwParams
 from bcai.pouw._noise import Noise, attempt_seed, noisy
@@ -20,15 +21,26 @@ pytestmark = [
 ]
 
 
-def gpu_miner(tensor_cores: bool) -> GpuMiner:
+KERNELS = ["dp4a", "triton", "sm90"]
+
+
+def gpu_miner(kernel: str) -> GpuMiner:
+    """The GPU miner held to one transcript kernel."""
     miner = GpuMiner()
-    if tensor_cores and not miner.tensor_cores:
+    if kernel != "dp4a" and not miner.tensor_cores:
         pytest.skip("no PyTorch with Triton here")
-    miner.tensor_cores = tensor_cores
+    if kernel == "sm90" and not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    miner.tensor_cores = kernel != "dp4a"
+    miner.sm90 = kernel == "sm90"
     return miner
 
 
-@pytest.mark.parametrize("tensor_cores", [False, True])
+def takes(kernel: str, tile: int) -> bool:
+    return {"dp4a": tile <= 64, "triton": tile in (64, 128), "sm90": tile == 128}[kernel]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize(
     ("tile", "n", "k", "m"),
     [
@@ -40,20 +52,22 @@ def gpu_miner(tensor_cores: bool) -> GpuMiner:
         (128, 512, 1024, 512),
     ],
 )
-def test_gpu_transcript_equals_cpu(tile: int, n: int, k: int, m: int, tensor_cores: bool) -> None:
-    if (tensor_cores and tile < 64) or (not tensor_cores and tile > 64):
-        pytest.skip("the tensor-core kernel takes tiles 64 and 128, the __dp4a one up to 64")
+def test_gpu_transcript_equals_cpu(tile: int, n: int, k: int, m: int, kernel: str) -> None:
+    if not takes(kernel, tile):
+        pytest.skip(f"the {kernel} kernel does not take b = {tile}")
     params = PouwParams(tile=tile, n=n, k=k, m=m)
     work = pouw.derived_work(bytes([tile]) * 32, params)
     seed = attempt_seed(b"gpu", n + k + m)
     a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, tile))
     key = pouw.digest_key(seed)
     assert key >> 32  # λ is in play
-    assert gpu_miner(tensor_cores).leaves(a2, b2, tile, key) == CpuMiner().leaves(a2, b2, tile, key)
+    assert gpu_miner(kernel).leaves(a2, b2, tile, key) == CpuMiner().leaves(a2, b2, tile, key)
 
 
-@pytest.mark.parametrize(("tile", "tensor_cores"), [(64, False), (64, True), (128, True)])
-def test_gpu_worst_case_entries(tile: int, tensor_cores: bool) -> None:
+@pytest.mark.parametrize(
+    ("tile", "kernel"), [(64, "dp4a"), (64, "triton"), (128, "triton"), (128, "sm90")]
+)
+def test_gpu_worst_case_entries(tile: int, kernel: str) -> None:
     """|entries| = 127 everywhere, k large: the int32 sums on the card are
     exact (the same leaves as the CPU's, whose sums are checked exactly) —
     on the tensor cores too, whose accumulators start at the key's offsets
@@ -63,25 +77,31 @@ def test_gpu_worst_case_entries(tile: int, tensor_cores: bool) -> None:
     b2 = np.full((k, tile), 127, np.int8)
     b2[::3] = -127
     key = 9 | 0xA5A5A5A5 << 32
-    assert gpu_miner(tensor_cores).leaves(a2, b2, tile, key) == CpuMiner().leaves(a2, b2, tile, key)
+    assert gpu_miner(kernel).leaves(a2, b2, tile, key) == CpuMiner().leaves(a2, b2, tile, key)
 
 
-@pytest.mark.parametrize("tile", [32, 128])
-def test_gpu_mined_seal_verifies(tile: int) -> None:
+@pytest.mark.parametrize(("tile", "backend"), [(32, "gpu"), (128, "gpu"), (128, "gpu-sm90")])
+def test_gpu_mined_seal_verifies(tile: int, backend: str) -> None:
+    if backend == "gpu-sm90" and not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
     params = PouwParams(tile=tile, checks=8, n=256, k=256, m=256)
     work = pouw.derived_work(b"\x11" * 32, params)
-    seal = mine(b"gpu-seal", (2**256 - 1) >> 3, work, params, miner=new_miner("gpu"))
+    miner = new_miner(backend)
+    assert miner.name == backend
+    seal = mine(b"gpu-seal", (2**256 - 1) >> 3, work, params, miner=miner)
     assert seal is not None
     pouw.verify(b"gpu-seal", (2**256 - 1) >> 3, seal, work, params)
     pouw.full_verify(b"gpu-seal", seal, work, params)
 
 
-@pytest.mark.parametrize("tile", [64, 128])
-def test_gpu_attempt_with_device_noise_equals_cpu(tile: int) -> None:
+@pytest.mark.parametrize(("tile", "kernel"), [(64, "triton"), (128, "triton"), (128, "sm90")])
+def test_gpu_attempt_with_device_noise_equals_cpu(tile: int, kernel: str) -> None:
+    """The whole attempt recorded as a CUDA graph (noise, noisy operands,
+    transcript by either tensor-core kernel, root) gives the CPU's leaves."""
     params = PouwParams(tile=tile, n=256, k=512, m=384)
     work = pouw.derived_work(b"\x22" * 32, params)
     seed = attempt_seed(b"noise-on-device", 3)
-    gpu = new_miner("gpu")
+    gpu = gpu_miner(kernel)
     assert gpu.attempt_leaves(work, seed, params) == CpuMiner().attempt_leaves(work, seed, params)
 
 
@@ -168,8 +188,8 @@ def test_recorded_attempt_replays_with_each_nonces_keys() -> None:
     assert all(held is not None and held.graph is not None for held in miner._attempts)
 
 
-@pytest.mark.parametrize("tile", [32, 128])
-def test_mining_loop_attempts_equal_the_cpus(tile: int) -> None:
+@pytest.mark.parametrize(("tile", "backend"), [(32, "gpu"), (128, "gpu"), (128, "gpu-sm90")])
+def test_mining_loop_attempts_equal_the_cpus(tile: int, backend: str) -> None:
     """`mine` with attempts in flight on every stream: each finished
     attempt's ticket is the CPU miner's for that nonce (no stream's buffers
     reused before its attempt was read)."""
@@ -178,7 +198,9 @@ def test_mining_loop_attempts_equal_the_cpus(tile: int) -> None:
 
     params = PouwParams(tile=tile, n=256, k=256, m=256)
     work = pouw.derived_work(bytes([tile]) * 32, params)
-    miner = new_miner("gpu")
+    if backend == "gpu-sm90" and not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    miner = new_miner(backend)
     cpu = [run_attempt(b"loop", nonce, work, params, CpuMiner()) for nonce in range(7)]
     best = min(cpu, key=lambda found: found.ticket)
     target = int.from_bytes(best.ticket, "big")  # only the best of the seven wins

@@ -1,0 +1,260 @@
+// The PoUW transcript on Hopper's tensor cores, written by hand (sm_90a):
+// the same leaves as bcai/mining/_triton.py, the Rust miner and the NumPy
+// reference (docs/pouw.md), byte for byte.
+//
+// A persistent kernel, one block of three warpgroups per SM, 128×128 output
+// tiles (b = 128). One warp of the third warpgroup streams the b-wide
+// slices of A' (128 rows × 128 bytes) and B'ᵀ (128 rows × 128 bytes) into
+// shared memory with the bulk tensor copy engine (TMA, 128-byte swizzle).
+// The two consumer warpgroups ("ping-pong") take the block's tiles in turn,
+// each a whole tile (128 accumulator registers a thread, raised by
+// setmaxnreg) with a ring of RING stages of its own, and multiply with
+// wgmma (m64n128k32, s8 × s8 → s32, operands in shared memory). They take
+// turns at the tensor cores (named barriers): a warpgroup issues a slice's
+// product (two halves of 64 rows), hands the turn over once the first half
+// is done, digests that half while the second is multiplied, then the
+// second while the other warpgroup's slice is multiplied. The digest of
+// the accumulator y = S_ℓ + κ + e·φ is Σ (y XOR λ)² mod 2^32 — one XOR and
+// one multiply-add per entry (docs/pouw.md); a leaf is the sum of its
+// tile's four warps' digests (one shared-memory atomic a warp), written
+// when the tile is done.
+//
+// bcai_product_sm90 is the same kernel without the digest, storing C: the
+// bare product the transcript is measured against.
+
+typedef unsigned int u32;
+typedef unsigned long long u64;
+
+#define TILE 128
+#define HALF 64            // rows of one wgmma (m64)
+#define RING 3             // stages per consumer warpgroup: 2 × 3 × 32 KiB of shared memory
+#define STAGE_BYTES (2 * TILE * TILE)
+#define MAX_SLICES 256     // k <= 32768
+#define GROUP 8            // tile rows per group: blocks running together share A' and B' in L2
+#define PHI 0x9E3779B9u
+
+__device__ __forceinline__ u32 smem(const void* p) { return (u32)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void bar_init(u64* bar, u32 count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem(bar)), "r"(count));
+}
+
+__device__ __forceinline__ void bar_wait(u64* bar, u32 parity) {
+    u32 done;
+    do {
+        asm volatile(
+            "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+            " selp.u32 %0, 1, 0, p;\n}"
+            : "=r"(done) : "r"(smem(bar)), "r"(parity) : "memory");
+    } while (!done);
+}
+
+__device__ __forceinline__ void bar_arrive(u64* bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem(bar)) : "memory");
+}
+
+__device__ __forceinline__ void bar_expect(u64* bar, u32 bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem(bar)), "r"(bytes)
+                 : "memory");
+}
+
+__device__ __forceinline__ void tma_load(void* dst, const void* map, u64* bar, int x, int y) {
+    asm volatile(
+        "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes"
+        " [%0], [%1, {%2, %3}], [%4];"
+        ::"r"(smem(dst)), "l"((u64)map), "r"(x), "r"(y), "r"(smem(bar)) : "memory");
+}
+
+// a K-major operand of 128-byte rows in 128-byte swizzle: 8-row groups 1024 bytes apart
+__device__ __forceinline__ u64 operand(u32 addr) {
+    return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
+}
+
+__device__ __forceinline__ void mma(u32 (&d)[64], u64 a, u64 b, int accumulate) {
+    asm volatile(
+        "{\n .reg .pred p;\n setp.ne.b32 p, %66, 0;\n"
+        " wgmma.mma_async.sync.aligned.m64n128k32.s32.s8.s8\n"
+        " {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63},\n %64, %65, p;\n}"
+        : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3]), "+r"(d[4]), "+r"(d[5]), "+r"(d[6]), "+r"(d[7]),
+          "+r"(d[8]), "+r"(d[9]), "+r"(d[10]), "+r"(d[11]), "+r"(d[12]), "+r"(d[13]), "+r"(d[14]), "+r"(d[15]),
+          "+r"(d[16]), "+r"(d[17]), "+r"(d[18]), "+r"(d[19]), "+r"(d[20]), "+r"(d[21]), "+r"(d[22]), "+r"(d[23]),
+          "+r"(d[24]), "+r"(d[25]), "+r"(d[26]), "+r"(d[27]), "+r"(d[28]), "+r"(d[29]), "+r"(d[30]), "+r"(d[31]),
+          "+r"(d[32]), "+r"(d[33]), "+r"(d[34]), "+r"(d[35]), "+r"(d[36]), "+r"(d[37]), "+r"(d[38]), "+r"(d[39]),
+          "+r"(d[40]), "+r"(d[41]), "+r"(d[42]), "+r"(d[43]), "+r"(d[44]), "+r"(d[45]), "+r"(d[46]), "+r"(d[47]),
+          "+r"(d[48]), "+r"(d[49]), "+r"(d[50]), "+r"(d[51]), "+r"(d[52]), "+r"(d[53]), "+r"(d[54]), "+r"(d[55]),
+          "+r"(d[56]), "+r"(d[57]), "+r"(d[58]), "+r"(d[59]), "+r"(d[60]), "+r"(d[61]), "+r"(d[62]), "+r"(d[63])
+        : "l"(a), "l"(b), "r"(accumulate));
+}
+
+// the registers' values are fixed here: the compiler moves no access to them across
+__device__ __forceinline__ void pin(u32 (&d)[64]) {
+#pragma unroll
+    for (int i = 0; i < 64; ++i) asm volatile("" : "+r"(d[i])::"memory");
+}
+
+__device__ __forceinline__ void mma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+__device__ __forceinline__ void mma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void mma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory"); }
+
+// a 64-row block of a 128-deep slice: four k32 steps over a stage
+__device__ __forceinline__ void slice(u32 (&d)[64], u32 a, u32 b, int accumulate) {
+#pragma unroll
+    for (int kk = 0; kk < 4; ++kk) mma(d, operand(a + 32 * kk), operand(b + 32 * kk), accumulate || kk > 0);
+}
+
+__device__ __forceinline__ void place(int t, int num_i, int num_j, int& pi, int& pj) {
+    const int width = GROUP * num_j, first = (t / width) * GROUP;
+    const int size = min(num_i - first, GROUP);
+    pi = first + (t % width) % size;
+    pj = (t % width) / size;
+}
+
+__device__ __forceinline__ void init_barriers(u64* full, u64* empty, int count, u32 consumers) {
+    for (int s = 0; s < count; ++s) {
+        bar_init(&full[s], 1);
+        bar_init(&empty[s], consumers);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+
+__device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;" ::"r"(id) : "memory"); }
+__device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;" ::"r"(id) : "memory"); }
+
+// Σ (y XOR λ)² mod 2^32 over 64 entries of a thread
+__device__ __forceinline__ u32 digest(const u32 (&d)[64], u32 mask) {
+    u32 v[4] = {0, 0, 0, 0};  // four sums: no chain of dependent multiply-adds
+#pragma unroll
+    for (int i = 0; i < 64; ++i) {
+        const u32 y = d[i] ^ mask;
+        v[i % 4] += y * y;
+    }
+    return (v[0] + v[1]) + (v[2] + v[3]);
+}
+
+template <int DIGEST>  // 1: the transcript's leaves into `out` (u32); 0: C = A'·B' into `out` (int32, n×m)
+__device__ __forceinline__ void body(
+    const void* map_a, const void* map_b, void* out, const u32* keys, int n, int k, int m)
+{
+    extern __shared__ unsigned char raw[];
+    unsigned char* base = raw + ((1024 - (smem(raw) & 1023)) & 1023);  // 128-byte swizzle: 1024-aligned
+    u64* full = (u64*)(base + 2 * RING * STAGE_BYTES);  // [warpgroup][stage]
+    u64* empty = full + 2 * RING;
+    u32* parts = (u32*)(empty + 2 * RING);  // [warpgroup][parity][slice]: a tile's leaves
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, wg = warp / 4;
+    const int num_i = n / TILE, num_j = m / TILE, tiles = num_i * num_j, slices = k / TILE;
+    // this block's tiles t = blockIdx.x + r·gridDim.x; warpgroup r % 2 takes tile r
+    const int mine = (tiles - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
+    const int items0 = (mine + 1) / 2 * slices, items1 = mine / 2 * slices;  // slices each multiplies
+    if (tid == 0) init_barriers(full, empty, 2 * RING, 4);
+    if (DIGEST)
+        for (int i = tid; i < 4 * MAX_SLICES; i += 384) parts[i] = 0;
+    __syncthreads();
+
+    if (wg == 2) {  // the producer
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+        if (warp == 8 && lane == 0) {
+            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)map_a) : "memory");
+            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)map_b) : "memory");
+            int it[2] = {0, 0};
+            for (int r = 0; r < mine; r += 2) {
+                int pi[2], pj[2];
+                place(blockIdx.x + r * gridDim.x, num_i, num_j, pi[0], pj[0]);
+                if (r + 1 < mine) place(blockIdx.x + (r + 1) * gridDim.x, num_i, num_j, pi[1], pj[1]);
+                for (int s = 0; s < slices; ++s) {
+                    for (int w = 0; w < 2 && r + w < mine; ++w) {  // the two warpgroups' slices s in turn
+                        const int stage = w * RING + it[w] % RING;
+                        bar_wait(&empty[stage], ((it[w] / RING) & 1) ^ 1);
+                        bar_expect(&full[stage], STAGE_BYTES);
+                        unsigned char* at = base + stage * STAGE_BYTES;
+                        tma_load(at, map_a, &full[stage], s * TILE, pi[w] * TILE);
+                        tma_load(at + TILE * TILE, map_b, &full[stage], s * TILE, pj[w] * TILE);
+                        ++it[w];
+                    }
+                }
+            }
+        }
+        return;
+    }
+
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+    // a consumer: lo[4j + 2h + c] is entry (row0 + 8h, 8j + col0 + c) of its tile, hi[...] 64 rows below
+    const int row0 = (warp % 4) * 16 + lane / 4, col0 = 2 * (lane % 4);
+    const u32 key = DIGEST ? keys[0] : 0u, mask = DIGEST ? keys[1] : 0u;
+    u32* part = parts + wg * 2 * MAX_SLICES;
+    u32 lo[64], hi[64];
+    int item = 0, it = 0, parity = 0;
+    for (int r = wg; r < mine; r += 2) {
+        int pi, pj;
+        place(blockIdx.x + r * gridDim.x, num_i, num_j, pi, pj);
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {  // y starts at κ + e·φ (int32 sums wrap mod 2^32)
+            const u32 e = (row0 + 8 * ((i / 2) % 2)) * TILE + 8 * (i / 4) + col0 + i % 2;
+            lo[i] = DIGEST ? key + e * PHI : 0u;
+            hi[i] = DIGEST ? key + (e + HALF * TILE) * PHI : 0u;
+        }
+        for (int s = 0; s < slices; ++s, ++item, ++it) {
+            const int stage = wg * RING + it % RING;
+            bar_wait(&full[stage], (it / RING) & 1);
+            const u32 a = smem(base + stage * STAGE_BYTES), b = a + TILE * TILE;
+            // turns: warpgroup 0 issues its slice i, then warpgroup 1 its slice i, then 0 its i + 1 …
+            if (wg == 0) {
+                if (item >= 1 && item <= items1) named_sync(2);
+            } else {
+                named_sync(3);
+            }
+            mma_fence();
+            pin(lo);
+            pin(hi);
+            slice(lo, a, b, 1);
+            mma_commit();
+            slice(hi, a + HALF * TILE, b, 1);
+            mma_commit();
+            mma_wait<1>();  // the first half is done: the other warpgroup's slice may queue behind the second
+            pin(lo);
+            if (wg == 0) {
+                if (item < items1) named_arrive(3);
+            } else {
+                if (item + 1 < items0) named_arrive(2);
+            }
+            u32 sum = DIGEST ? digest(lo, mask) : 0u;  // under the second half's product
+            mma_wait<0>();
+            pin(hi);
+            if (lane == 0) bar_arrive(&empty[stage]);
+            if (DIGEST) {
+                sum = __reduce_add_sync(0xffffffffu, sum + digest(hi, mask));
+                if (lane == 0) atomicAdd(part + parity * MAX_SLICES + s, sum);
+            }
+        }
+        if (DIGEST) {
+            asm volatile("bar.sync %0, 128;" ::"r"(4 + wg) : "memory");  // the tile's four warps are done
+            u32* leaves = (u32*)out;
+            for (int s = tid % 128; s < slices; s += 128) {
+                leaves[((long long)s * num_i + pi) * num_j + pj] = part[parity * MAX_SLICES + s];
+                part[parity * MAX_SLICES + s] = 0;
+            }
+            parity ^= 1;
+        } else {
+            int* c = (int*)out;
+#pragma unroll
+            for (int i = 0; i < 64; i += 2) {
+                const long long row = (long long)pi * TILE + row0 + 8 * ((i / 2) % 2);
+                const int col = pj * TILE + 8 * (i / 4) + col0;
+                *(int2*)(c + row * m + col) = make_int2((int)lo[i], (int)lo[i + 1]);
+                *(int2*)(c + (row + HALF) * m + col) = make_int2((int)hi[i], (int)hi[i + 1]);
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(384, 1) bcai_transcript_sm90(
+    const void* map_a, const void* map_b, u32* leaves, const u32* keys, int n, int k, int m)
+{
+    body<1>(map_a, map_b, leaves, keys, n, k, m);
+}
+
+extern "C" __global__ void __launch_bounds__(384, 1) bcai_product_sm90(
+    const void* map_a, const void* map_b, int* c, int n, int k, int m)
+{
+    body<0>(map_a, map_b, c, nullptr, n, k, m);
+}
