@@ -1,12 +1,17 @@
 """The hand-written sm_90 kernel against the Triton one and cuBLASLt: leaves
 identical on random operands of several shapes, the bare products equal to
 torch's, then device time (CUDA events, medians of 200) at n = k = m = N
-of both transcript kernels, their bare forms and `torch._int_mm`, each
-with the SM clock read right after it (docs/benchmarks.md)."""
+of both transcript kernels, their bare forms and `torch._int_mm`, then
+each run back to back for two seconds with the SM clock and the board's
+power sampled meanwhile (NVML): under the power limit, the clock is what
+the digest's integer work costs (docs/benchmarks.md)."""
 
 import json
 import os
+import statistics
 import sys
+import threading
+import time
 from typing import Any
 
 import cupy
@@ -49,15 +54,49 @@ leaves = _triton.leaves(a, bt, 128, keys)
 c = torch.empty((N, N), dtype=torch.int32, device="cuda")
 cl, cc = cupy.from_dlpack(leaves), cupy.from_dlpack(c)
 out["CUBLAS_WORKSPACE_CONFIG"] = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
+out["power limit W"] = pynvml.nvmlDeviceGetEnforcedPowerLimit(gpu) / 1000
+
+
+def sustained(fn: Any, seconds: float = 2.0) -> tuple[float, int, float]:
+    """ms per call over `seconds` of back-to-back calls; median SM clock
+    (MHz) and board power (W) sampled every 10 ms meanwhile."""
+    samples: list[tuple[int, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.01):
+            clock = pynvml.nvmlDeviceGetClockInfo(gpu, pynvml.NVML_CLOCK_SM)
+            samples.append((clock, pynvml.nvmlDeviceGetPowerUsage(gpu) / 1000))
+
+    fn()
+    torch.cuda.synchronize()
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < seconds:
+        for _ in range(20):
+            fn()
+        torch.cuda.synchronize()
+        calls += 20
+    elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    clocks, watts = zip(*samples[len(samples) // 4 :], strict=True)  # after the ramp
+    return elapsed / calls * 1e3, int(statistics.median(clocks)), round(statistics.median(watts))
+
+
+kernels = (
+    ("sm90 transcript", lambda: ops.leaves(ck, cl)),
+    ("sm90 bare", lambda: ops.product(cc)),
+    ("triton transcript", lambda: _triton.leaves(a, bt, 128, keys, leaves)),
+    ("triton bare", lambda: _triton.product(a, bt, out=c)),
+    ("torch._int_mm", lambda: torch._int_mm(a, bt.t())),
+)
 for _ in range(3):
-    for name, fn in (
-        ("sm90 transcript", lambda: ops.leaves(ck, cl)),
-        ("sm90 bare", lambda: ops.product(cc)),
-        ("triton transcript", lambda: _triton.leaves(a, bt, 128, keys, leaves)),
-        ("triton bare", lambda: _triton.product(a, bt, out=c)),
-        ("torch._int_mm", lambda: torch._int_mm(a, bt.t())),
-    ):
+    for name, fn in kernels:
         ms = median_ms(fn, runs=200)
-        mhz = pynvml.nvmlDeviceGetClockInfo(gpu, pynvml.NVML_CLOCK_SM)  # under this load
-        out.setdefault(name, []).append((round(ms, 4), round(OPS / ms / 1e9, 1), mhz))
+        out.setdefault(name, []).append((round(ms, 4), round(OPS / ms / 1e9, 1)))
+for name, fn in kernels:
+    ms, mhz, watts = sustained(fn)
+    out[name + ", sustained (ms, MHz, W)"] = (round(ms, 4), mhz, watts)
 print(json.dumps(out))
