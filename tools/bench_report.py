@@ -39,7 +39,7 @@ def main(path: str) -> int:
                 role = b["extra_info"].get("role", "")
                 if t is not None and role in ("baseline", "baseline-int"):
                     goal = 50 if role == "baseline-int" and group.startswith("int8") else t
-                    target = f">= {goal}x " + ("ok" if r >= goal else "MISSED")
+                    target = f">= {goal:.3g}x " + ("ok" if r >= goal else "MISSED")
                     failed |= r < goal
             print(f"| {group} | {b['name']} | {median * 1e3:.3f} ms | {ratio} | {target} |")
     return 1 if failed else 0
