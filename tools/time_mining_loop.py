@@ -27,9 +27,7 @@ def every_sm(n: int, m: int) -> int:
 
 
 def miner(sm90: bool) -> GpuMiner:
-    held = GpuMiner()
-    held.sm90 = sm90
-    return held
+    return GpuMiner(sm90=sm90)
 
 
 variants: dict[str, tuple[GpuMiner, Any]] = {

@@ -1,8 +1,8 @@
 """The GPU miner. With PyTorch's Triton and a tile of 64 or 128, a whole
 attempt runs on the device as one recorded CUDA graph per stream
 (`bcai.mining._gpu_graph`: BLAKE3 noise, noisy operands, the tensor-core
-transcript — by Triton's kernel, or with `sm90` and b = 128 by the
-hand-written Hopper kernel of `bcai.mining._sm90` — the Merkle root). Otherwise the
+transcript — on Hopper with b = 128 by the hand-written kernel of
+`bcai.mining._sm90`, else by Triton's — the Merkle root). Otherwise the
 noise comes from the host, the noisy operands are formed through CuPy and the `__dp4a` kernel
 (native/cuda/pouw.cu, tiles 4 … 64) writes the transcript; the host builds
 the tree."""
@@ -41,19 +41,22 @@ def _kernel() -> Any:
 
 class GpuMiner:
     """`sm90`: the transcript for b = 128 by the hand-written Hopper kernel
-    instead of Triton's (docs/benchmarks.md compares them: alike in the
-    mining loop on an H100, the hand-written one's bare product faster)."""
+    (`bcai.mining._sm90`) instead of Triton's; by default wherever it runs
+    (on an H100 10–13% more attempts per second than with Triton's,
+    docs/benchmarks.md). `sm90=False` keeps Triton's (`gpu-triton`)."""
 
     name = "gpu"
 
-    def __init__(self, sm90: bool = False) -> None:
+    def __init__(self, sm90: bool | None = None) -> None:
         if not available():
             raise InvalidSeal("pouw-miner-missing", "the GPU miner needs CuPy and a CUDA device")
-        if sm90 and not _sm90.available():
+        self.sm90 = sm90 is not False and _sm90.available()
+        if sm90 and not self.sm90:
             raise InvalidSeal(
                 "pouw-miner-missing",
-                "the gpu-sm90 miner needs a Hopper GPU (compute capability 9.0) and CuPy's NVRTC",
+                "the sm90 kernel needs a Hopper GPU (compute capability 9.0) and CuPy's NVRTC",
             )
+        self.name = "gpu" if sm90 is None else ("gpu-sm90" if sm90 else "gpu-triton")
         self._work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) on the device
         self._int8_work: tuple[Work, Any, Any] | None = None  # (work, A, Bᵀ) as int8
         self.depth = DEPTH  # attempts in flight (`mine` keeps this many launched)
@@ -62,8 +65,6 @@ class GpuMiner:
         self._buffers: list[Any] = [None] * DEPTH  # a pinned host buffer per stream
         self._turn = 0
         self.tensor_cores = _triton.available()
-        self.sm90 = sm90  # b = 128 on Hopper: the hand-written kernel
-        self.name = "gpu-sm90" if sm90 else "gpu"
 
     def _operands(self, work: Work) -> tuple[Any, Any]:
         if self._work is None or self._work[0] is not work:

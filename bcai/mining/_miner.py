@@ -87,13 +87,23 @@ def _gpu() -> Miner:
     return GpuMiner()
 
 
-def _gpu_sm90() -> Miner:
-    from bcai.mining._gpu import GpuMiner  # noqa: PLC0415 - CuPy is the `gpu` extra
+def _gpu_kernel(sm90: bool) -> Callable[[], Miner]:
+    def make() -> Miner:
+        from bcai.mining._gpu import GpuMiner  # noqa: PLC0415 - CuPy is the `gpu` extra
 
-    return GpuMiner(sm90=True)
+        return GpuMiner(sm90=sm90)
+
+    return make
 
 
-MINERS: dict[str, Callable[[], Miner]] = {"cpu": CpuMiner, "gpu": _gpu, "gpu-sm90": _gpu_sm90}
+# gpu: the hand-written Hopper transcript kernel where it runs, else Triton's;
+# gpu-sm90 / gpu-triton: that kernel only
+MINERS: dict[str, Callable[[], Miner]] = {
+    "cpu": CpuMiner,
+    "gpu": _gpu,
+    "gpu-sm90": _gpu_kernel(True),
+    "gpu-triton": _gpu_kernel(False),
+}
 
 
 def new_miner(name: str = "cpu") -> Miner:

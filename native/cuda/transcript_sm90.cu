@@ -121,15 +121,20 @@ __device__ __forceinline__ void init_barriers(u64* full, u64* empty, int count, 
 __device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;" ::"r"(id) : "memory"); }
 
-// Σ (y XOR λ)² mod 2^32 over 64 entries of a thread
+// v + y·y mod 2^32, opaque to the compiler: it may not fold the digest's
+// separate sums into one chain of dependent multiply-adds (it did: 128 in a row)
+__device__ __forceinline__ u32 square_add(u32 y, u32 v) {
+    u32 r;
+    asm("mad.lo.u32 %0, %1, %1, %2;" : "=r"(r) : "r"(y), "r"(v));
+    return r;
+}
+
+// Σ (y XOR λ)² mod 2^32 over 64 entries of a thread, in eight independent sums
 __device__ __forceinline__ u32 digest(const u32 (&d)[64], u32 mask) {
-    u32 v[4] = {0, 0, 0, 0};  // four sums: no chain of dependent multiply-adds
+    u32 v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 #pragma unroll
-    for (int i = 0; i < 64; ++i) {
-        const u32 y = d[i] ^ mask;
-        v[i % 4] += y * y;
-    }
-    return (v[0] + v[1]) + (v[2] + v[3]);
+    for (int i = 0; i < 64; ++i) v[i % 8] = square_add(d[i] ^ mask, v[i % 8]);
+    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
 
 template <int DIGEST>  // 1: the transcript's leaves into `out` (u32); 0: C = A'·B' into `out` (int32, n×m)
@@ -181,17 +186,22 @@ __device__ __forceinline__ void body(
     // a consumer: lo[4j + 2h + c] is entry (row0 + 8h, 8j + col0 + c) of its tile, hi[...] 64 rows below
     const int row0 = (warp % 4) * 16 + lane / 4, col0 = 2 * (lane % 4);
     const u32 key = DIGEST ? keys[0] : 0u, mask = DIGEST ? keys[1] : 0u;
+    const u32 first = key + (u32)(row0 * TILE + col0) * PHI;  // κ + e0·φ, e0 this thread's first entry
     u32* part = parts + wg * 2 * MAX_SLICES;
     u32 lo[64], hi[64];
     int item = 0, it = 0, parity = 0;
     for (int r = wg; r < mine; r += 2) {
         int pi, pj;
         place(blockIdx.x + r * gridDim.x, num_i, num_j, pi, pj);
+        // y starts at κ + e·φ (int32 sums wrap mod 2^32): κ + e0·φ plus constants. Opaque to
+        // the compiler, so that it holds no start values in registers across the tiles
+        u32 start = first;
+        asm volatile("" : "+r"(start));
 #pragma unroll
-        for (int i = 0; i < 64; ++i) {  // y starts at κ + e·φ (int32 sums wrap mod 2^32)
-            const u32 e = (row0 + 8 * ((i / 2) % 2)) * TILE + 8 * (i / 4) + col0 + i % 2;
-            lo[i] = DIGEST ? key + e * PHI : 0u;
-            hi[i] = DIGEST ? key + (e + HALF * TILE) * PHI : 0u;
+        for (int i = 0; i < 64; ++i) {
+            const u32 e = (8 * ((i / 2) % 2)) * TILE + 8 * (i / 4) + i % 2;  // from e0
+            lo[i] = DIGEST ? start + e * PHI : 0u;
+            hi[i] = DIGEST ? start + (e + HALF * TILE) * PHI : 0u;
         }
         for (int s = 0; s < slices; ++s, ++item, ++it) {
             const int stage = wg * RING + it % RING;
@@ -217,7 +227,8 @@ __device__ __forceinline__ void body(
             } else {
                 if (item + 1 < items0) named_arrive(2);
             }
-            u32 sum = DIGEST ? digest(lo, mask) : 0u;  // under the second half's product
+            u32 sum = DIGEST ? digest(lo, mask) : 0u;  // under the second half's product:
+            asm volatile("" : "+r"(sum));              // done before the wait, not moved after it
             mma_wait<0>();
             pin(hi);
             if (lane == 0) bar_arrive(&empty[stage]);
