@@ -26,8 +26,8 @@ KEY_WORDS = 34  # the four XOF keys (32 words), then κ and λ
 class DeviceAttempt:
     """Buffers and graph of one attempt over `work` with tile b = r (64 or
     128) on `stream`; `a8`, `bt8` are A and Bᵀ on the device (int8). With
-    `sm90`, the transcript is the hand-written Hopper kernel's
-    (`bcai.mining._sm90`), else Triton's."""
+    `sm90`, the noisy operands and the transcript are the hand-written
+    Hopper kernels' (`bcai.mining._sm90`), else Triton's."""
 
     def __init__(
         self, work: Work, tile: int, stream: Any, a8: Any, bt8: Any, sm90: bool = False
@@ -41,10 +41,14 @@ class DeviceAttempt:
         _, shapes, self.blocks = _device_hash.noise_spec(b"", n, k, m, tile)
         self.spec = cupy.zeros(KEY_WORDS + len(shapes), cupy.uint32)
         self.spec[KEY_WORDS:] = cupy.asarray(np.array(shapes, np.uint32))
-        self.factors = _device_hash.factor_buffers(n, k, m, tile)
         self.a2 = cupy.empty((n, k), cupy.int8)
         self.bt2 = cupy.empty((m, k), cupy.int8)
         self.sm90 = _sm90.Operands(self.a2, self.bt2) if sm90 else None
+        self.factors = _device_hash.factor_buffers(n, k, m, tile)
+        e_l, e_rt, f_rt, f_l = self.factors
+        self.noisy = (  # A' = A + E_L·E_R and B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ by the Hopper kernel
+            (_sm90.Noisy((a8, e_l, e_rt, self.a2), (bt8, f_rt, f_l, self.bt2)),) if sm90 else ()
+        )
         count = (k // tile) * (n // tile) * (m // tile)
         self.leaves = cupy.empty(count, cupy.uint32)
         self.scratch = _device_hash.merkle_scratch(count)
@@ -78,13 +82,15 @@ class DeviceAttempt:
 
         t, tile = self.t, self.tile
         _device_hash.launch_noise(self.spec[:32], self.spec[KEY_WORDS:], self.factors, self.blocks)
-        with torch.cuda.stream(self.external):
-            _triton.noisy(t["a8"], t["e_l"], t["e_r"], t["a2"])  # A' = A + E_L·E_R
-            _triton.noisy(t["bt8"], t["f_rt"], t["f_lt"], t["bt2"])  # B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ
-            if self.sm90 is None:
-                _triton.leaves(t["a2"], t["bt2"], tile, t["keys"], out=t["leaves"])
         if self.sm90 is not None:  # on CuPy's current stream: this one
+            for operand in self.noisy:
+                operand.launch()
             self.sm90.leaves(self.spec[32:KEY_WORDS], self.leaves)
+        else:
+            with torch.cuda.stream(self.external):
+                _triton.noisy(t["a8"], t["e_l"], t["e_r"], t["a2"])  # A' = A + E_L·E_R
+                _triton.noisy(t["bt8"], t["f_rt"], t["f_lt"], t["bt2"])  # B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ
+                _triton.leaves(t["a2"], t["bt2"], tile, t["keys"], out=t["leaves"])
         root = _device_hash.merkle_root(self.leaves, LEAF_BYTES, self.scratch)
         copy, to_host = cupy.cuda.runtime.memcpyAsync, cupy.cuda.runtime.memcpyDeviceToHost
         size = self.leaves.nbytes

@@ -28,6 +28,7 @@ RING = 3  # stages per consumer warpgroup
 MAX_K = 256 * TILE  # a tile's leaves wait in shared memory: k/128 ≤ 256
 THREADS = 384  # two consumer warpgroups and the producer's
 SHARED = 2 * RING * STAGE + 4 * 8 * RING + 4 * 4 * (MAX_K // TILE) + 1024  # + 1024: alignment
+NOISY_SHARED = 2 * 3 * TILE * TILE + 16 + 1024  # two stages: the factors' rows, the base tile
 
 
 def available() -> bool:
@@ -73,14 +74,15 @@ def _compile(source: str) -> bytes:
 
 
 @functools.cache
-def _functions() -> tuple[Any, Any]:
+def _functions() -> tuple[Any, Any, Any]:
     source = resources.files("bcai.mining").joinpath("cuda/transcript_sm90.cu").read_text()
     module = cupy.cuda.function.Module()
     module.load(_compile(source))
-    kernels = module.get_function("bcai_transcript_sm90"), module.get_function("bcai_product_sm90")
+    names = "bcai_transcript_sm90", "bcai_product_sm90", "bcai_noisy_sm90"
+    kernels = tuple(module.get_function(name) for name in names)
     attribute = getattr(cupy.cuda.driver, "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES", 8)
-    for kernel in kernels:
-        cupy.cuda.driver.funcSetAttribute(kernel.ptr, attribute, SHARED)  # more than 48 KiB
+    for kernel, shared in zip(kernels, (SHARED, SHARED, NOISY_SHARED), strict=True):
+        cupy.cuda.driver.funcSetAttribute(kernel.ptr, attribute, shared)  # more than 48 KiB
     _modules.append(module)  # the functions live as long as it does
     return kernels
 
@@ -110,13 +112,13 @@ def _encode() -> Any:
     return encode
 
 
-UINT8, INTERLEAVE_NONE, SWIZZLE_128B, L2_128B, OOB_NONE = 0, 0, 3, 2, 0
+UINT8, INTERLEAVE_NONE, SWIZZLE_NONE, SWIZZLE_128B, L2_128B, OOB_NONE = 0, 0, 0, 3, 2, 0
 
 
-def tensor_map(matrix: Any) -> Any:
+def tensor_map(matrix: Any, swizzle: bool = True) -> Any:
     """The TMA descriptor of an int8 row-major CuPy matrix (rows × k, k
-    innermost) in 128×128 boxes with the 128-byte swizzle, as 128 bytes in
-    device memory."""
+    innermost) in 128×128 boxes — with the 128-byte swizzle wgmma reads, or
+    none (plain row-major tiles) — as 128 bytes in device memory."""
     rows, k = matrix.shape
     if matrix.dtype != cupy.int8 or not matrix.flags.c_contiguous or matrix.data.ptr % 16:
         raise ValueError("a tensor map needs a contiguous int8 matrix on a 16-byte boundary")
@@ -136,7 +138,7 @@ def tensor_map(matrix: Any) -> Any:
         box,
         steps,
         INTERLEAVE_NONE,
-        SWIZZLE_128B,
+        SWIZZLE_128B if swizzle else SWIZZLE_NONE,
         L2_128B,
         OOB_NONE,
     )
@@ -178,7 +180,7 @@ class Operands:
         count = (k // TILE) * (n // TILE) * (m // TILE)
         if (out.dtype, out.size, keys.dtype, keys.size) != (cupy.uint32, count, cupy.uint32, 2):
             raise ValueError(f"the leaves need {count} uint32 and the keys two uint32")
-        transcript, _ = _functions()
+        transcript, _, _ = _functions()
         transcript(
             (_grid(n, m),),
             (THREADS,),
@@ -191,10 +193,47 @@ class Operands:
         n, k, m = self.shape
         if out.dtype != cupy.int32 or out.shape != (n, m) or not out.flags.c_contiguous:
             raise ValueError(f"the product needs a contiguous {n}×{m} int32 matrix")
-        _, product = _functions()
+        _, product, _ = _functions()
         product(
             (_grid(n, m),),
             (THREADS,),
             (*self.maps, out, np.int32(n), np.int32(k), np.int32(m)),
             shared_mem=SHARED,
         )
+
+
+class Noisy:
+    """Noisy operands, out = base + left·rightᵀ as int8 (wrapping like the
+    host's), r = 128, one launch for up to two: A' = A + E_L·E_R from E_L
+    (n×r) and E_Rᵀ (k×r), and B'ᵀ = Bᵀ + F_Rᵀ·F_L from F_Rᵀ (m×r) and F_L
+    (k×r) — the factors as `bcai.mining._device_hash.factor_buffers` holds
+    them. Each operand is (base, left, right, out); tensor maps encoded once
+    for these buffers."""
+
+    def __init__(self, *operands: tuple[Any, Any, Any, Any]) -> None:
+        if not 1 <= len(operands) <= 2:
+            raise ValueError("one or two noisy operands a launch")
+        args: list[Any] = []
+        tiles = 0
+        for base, left, right, out in operands:
+            rows, cols = base.shape
+            if left.shape != (rows, TILE) or right.shape != (cols, TILE) or out.shape != base.shape:
+                raise ValueError(
+                    f"a noisy operand needs {rows}×{TILE} and {cols}×{TILE} factors for a "
+                    f"{rows}×{cols} base, got {left.shape}, {right.shape} and out {out.shape}"
+                )
+            check(rows, TILE, cols, TILE)
+            count = (rows // TILE) * (cols // TILE)
+            maps = (tensor_map(left), tensor_map(right), tensor_map(base), tensor_map(out))
+            args += [*maps, np.int32(cols), np.int32(count)]
+            tiles += count
+        if len(operands) == 1:
+            args += [*args[:5], np.int32(0)]  # no second operand
+        self.args = tuple(args)
+        sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
+        self.grid = min(tiles, 2 * sms)  # two blocks an SM (two stages of 48 KiB each)
+
+    def launch(self) -> None:
+        """On CuPy's current stream."""
+        _, _, noisy = _functions()
+        noisy((self.grid,), (128,), self.args, shared_mem=NOISY_SHARED)

@@ -21,6 +21,13 @@
 //
 // bcai_product_sm90 is the same kernel without the digest, storing C: the
 // bare product the transcript is measured against.
+//
+// bcai_noisy_sm90 forms both noisy operands, out = base + left·rightᵀ as
+// int8 (A' = A + E_L·E_R from E_L and E_Rᵀ; B'ᵀ = Bᵀ + F_Rᵀ·F_L from F_Rᵀ
+// and F_L; r = 128): persistent warpgroups over the 128×128 tiles, the
+// factors' rows and the base tile in by TMA (the next tile's under this
+// one's work), one wgmma slice, the sum written over the base tile in shared
+// memory and out by TMA.
 
 typedef unsigned int u32;
 typedef unsigned long long u64;
@@ -32,6 +39,9 @@ typedef unsigned long long u64;
 #define MAX_SLICES 256     // k <= 32768
 #define GROUP 8            // tile rows per group: blocks running together share A' and B' in L2
 #define PHI 0x9E3779B9u
+#define NOISY_STAGE (3 * TILE * TILE)  // noisy operands: the factors' rows and the base tile
+
+extern __shared__ unsigned char raw[];  // dynamic shared memory, each kernel's layout its own
 
 __device__ __forceinline__ u32 smem(const void* p) { return (u32)__cvta_generic_to_shared(p); }
 
@@ -141,7 +151,6 @@ template <int DIGEST>  // 1: the transcript's leaves into `out` (u32); 0: C = A'
 __device__ __forceinline__ void body(
     const void* map_a, const void* map_b, void* out, const u32* keys, int n, int k, int m)
 {
-    extern __shared__ unsigned char raw[];
     unsigned char* base = raw + ((1024 - (smem(raw) & 1023)) & 1023);  // 128-byte swizzle: 1024-aligned
     u64* full = (u64*)(base + 2 * RING * STAGE_BYTES);  // [warpgroup][stage]
     u64* empty = full + 2 * RING;
@@ -268,4 +277,92 @@ extern "C" __global__ void __launch_bounds__(384, 1) bcai_product_sm90(
     const void* map_a, const void* map_b, int* c, int n, int k, int m)
 {
     body<0>(map_a, map_b, c, nullptr, n, k, m);
+}
+
+struct NoisyMaps {  // one noisy operand: factors (rows × r, cols × r), base and output (rows × cols)
+    const void* left;
+    const void* right;
+    const void* base;
+    const void* out;
+};
+
+// byte (row, col) of a 128×128 int8 tile in the 128-byte swizzle: the 16-byte
+// chunks of row r permuted by r mod 8 (what TMA writes and reads)
+__device__ __forceinline__ int swizzled(int row, int col) {
+    return row * TILE + (((col >> 4) ^ (row & 7)) << 4) + (col & 15);
+}
+
+extern "C" __global__ void __launch_bounds__(128) bcai_noisy_sm90(
+    const void* a_left, const void* a_right, const void* a_base, const void* a_out, int a_cols, int a_tiles,
+    const void* b_left, const void* b_right, const void* b_base, const void* b_out, int b_cols, int b_tiles)
+{
+    // persistent over both operands' tiles; two stages (the factors' rows and the base tile,
+    // overwritten by the output tile): the next tile's loads run under this one's work
+    unsigned char* base = raw + ((1024 - (smem(raw) & 1023)) & 1023);
+    u64* full = (u64*)(base + 2 * NOISY_STAGE);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, tiles = a_tiles + b_tiles;
+    const NoisyMaps ops[2] = {{a_left, a_right, a_base, a_out}, {b_left, b_right, b_base, b_out}};
+    auto load = [&](int t, int stage) {  // thread 0: tile t's operands into a stage
+        const int which = t >= a_tiles, u = t - which * a_tiles, cols = which ? b_cols : a_cols;
+        const int I = u / (cols / TILE), J = u % (cols / TILE);
+        unsigned char* at = base + stage * NOISY_STAGE;
+        bar_expect(&full[stage], 3 * TILE * TILE);
+        tma_load(at, ops[which].left, &full[stage], 0, I * TILE);
+        tma_load(at + TILE * TILE, ops[which].right, &full[stage], 0, J * TILE);
+        tma_load(at + 2 * TILE * TILE, ops[which].base, &full[stage], J * TILE, I * TILE);
+    };
+    if (threadIdx.x == 0) {
+        bar_init(&full[0], 1);
+        bar_init(&full[1], 1);
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        for (int w = 0; w < 2; ++w) {
+            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)ops[w].left) : "memory");
+            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)ops[w].right) : "memory");
+            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)ops[w].base) : "memory");
+            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)ops[w].out) : "memory");
+        }
+        if ((int)blockIdx.x < tiles) load(blockIdx.x, 0);
+    }
+    __syncthreads();
+    const int row0 = warp * 16 + lane / 4, col0 = 2 * (lane % 4);
+    int i = 0;
+    for (int t = blockIdx.x; t < tiles; t += gridDim.x, ++i) {
+        const int stage = i % 2, next = t + gridDim.x;
+        if (threadIdx.x == 0 && next < tiles) {
+            asm volatile("cp.async.bulk.wait_group.read 0;" ::: "memory");  // the other stage's store has read it
+            load(next, stage ^ 1);
+        }
+        bar_wait(&full[stage], (i / 2) & 1);
+        unsigned char* at = base + stage * NOISY_STAGE;
+        unsigned char* tile = at + 2 * TILE * TILE;
+        u32 lo[64], hi[64];
+        mma_fence();
+        slice(lo, smem(at), smem(at + TILE * TILE), 0);
+        slice(hi, smem(at) + HALF * TILE, smem(at + TILE * TILE), 0);
+        mma_commit();
+        mma_wait<0>();
+        pin(lo);
+        pin(hi);
+#pragma unroll
+        for (int e = 0; e < 64; e += 2) {  // two neighbouring entries a time, int8 sums wrapping as on the host
+            const int row = row0 + 8 * ((e / 2) % 2), col = 8 * (e / 4) + col0;
+            unsigned short* p = (unsigned short*)(tile + swizzled(row, col));
+            unsigned short* q = (unsigned short*)(tile + swizzled(row + HALF, col));
+            const unsigned short x = *p, y = *q;
+            const u32 x0 = (u32)(signed char)(x & 0xFF) + lo[e], x1 = (u32)(signed char)(x >> 8) + lo[e + 1];
+            const u32 y0 = (u32)(signed char)(y & 0xFF) + hi[e], y1 = (u32)(signed char)(y >> 8) + hi[e + 1];
+            *p = (unsigned short)((x0 & 0xFF) | (x1 & 0xFF) << 8);
+            *q = (unsigned short)((y0 & 0xFF) | (y1 & 0xFF) << 8);
+        }
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the writes, seen by TMA
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            const int which = t >= a_tiles, u = t - which * a_tiles, cols = which ? b_cols : a_cols;
+            asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];"
+                         ::"l"((u64)ops[which].out), "r"(u % (cols / TILE) * TILE), "r"(u / (cols / TILE) * TILE),
+                           "r"(smem(tile)) : "memory");
+            asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+        }
+    }
+    if (threadIdx.x == 0) asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
 }

@@ -99,6 +99,32 @@ def test_leaves_equal_the_cpus(n: int, k: int, m: int) -> None:
 
 @pytest.mark.gpu
 @hopper
+@pytest.mark.parametrize(("rows", "cols"), [(128, 128), (384, 256), (1280, 3840)])
+def test_noisy_operand_is_the_hosts(rows: int, cols: int) -> None:
+    """out = base + left·rightᵀ in int8, wrapping as the host's numpy does;
+    factors with entries in {-1, 0, 1} as the noise has them."""
+    import cupy  # noqa: PLC0415
+
+    rng = np.random.default_rng(rows + cols)
+    base = rng.integers(-128, 128, (rows, cols), dtype=np.int8)
+    left = rng.integers(-1, 2, (rows, 128), dtype=np.int8)
+    right = rng.integers(-1, 2, (cols, 128), dtype=np.int8)
+    out = cupy.zeros((rows, cols), cupy.int8)
+    other = cupy.zeros((cols, rows), cupy.int8)  # a second operand in the same launch
+    _sm90.Noisy(
+        (device(base), device(left), device(right), out),
+        (device(base.T), device(right), device(left), other),
+    ).launch()
+    want = (base.astype(np.int64) + left.astype(np.int64) @ right.T.astype(np.int64)) & 0xFF
+    np.testing.assert_array_equal(out.get(), want.astype(np.uint8).view(np.int8))
+    np.testing.assert_array_equal(other.get(), want.astype(np.uint8).view(np.int8).T)
+    single = cupy.zeros((rows, cols), cupy.int8)
+    _sm90.Noisy((device(base), device(left), device(right), single)).launch()
+    np.testing.assert_array_equal(single.get(), out.get())
+
+
+@pytest.mark.gpu
+@hopper
 def test_bad_operands_are_refused() -> None:
     import cupy  # noqa: PLC0415
 
@@ -117,3 +143,5 @@ def test_bad_operands_are_refused() -> None:
         operands.leaves(keys, cupy.zeros(7, cupy.uint32))
     with pytest.raises(ValueError, match="256×256 int32"):
         operands.product(cupy.zeros((256, 128), cupy.int32))
+    with pytest.raises(ValueError, match="256×128 and 256×128 factors"):
+        _sm90.Noisy((a, cupy.zeros((256, 64), cupy.int8), cupy.zeros((256, 128), cupy.int8), a))
