@@ -42,7 +42,7 @@ def _kernel() -> Any:
 class GpuMiner:
     """`sm90`: the transcript for b = 128 by the hand-written Hopper kernel
     (`bcai.mining._sm90`) instead of Triton's; by default wherever it runs
-    (on an H100 10–13% more attempts per second than with Triton's,
+    (on an H100 11–14% more attempts per second than with Triton's,
     docs/benchmarks.md). `sm90=False` keeps Triton's (`gpu-triton`)."""
 
     name = "gpu"
