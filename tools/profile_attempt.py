@@ -46,9 +46,8 @@ device_ms(
 
 
 def noisy() -> None:
-    if att.noisy:  # the hand-written kernel (Hopper)
-        for operand in att.noisy:
-            operand.launch()
+    if att.noisy is not None:  # the hand-written kernel (Hopper)
+        att.noisy.launch()
         return
     with torch.cuda.stream(ext):
         _triton.noisy(t["a8"], t["e_l"], t["e_r"], t["a2"])

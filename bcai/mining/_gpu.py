@@ -1,11 +1,11 @@
 """The GPU miner. With PyTorch's Triton and a tile of 64 or 128, a whole
 attempt runs on the device as one recorded CUDA graph per stream
 (`bcai.mining._gpu_graph`: BLAKE3 noise, noisy operands, the tensor-core
-transcript — on Hopper with b = 128 by the hand-written kernel of
+transcript — on Hopper with b = 128 by the hand-written kernels of
 `bcai.mining._sm90`, else by Triton's — the Merkle root). Otherwise the
-noise comes from the host, the noisy operands are formed through CuPy and the `__dp4a` kernel
-(native/cuda/pouw.cu, tiles 4 … 64) writes the transcript; the host builds
-the tree."""
+noise comes from the host, the noisy operands are formed through CuPy and
+the `__dp4a` kernel (native/cuda/pouw.cu, tiles 4 … 64) writes the
+transcript; the host builds the tree."""
 
 from __future__ import annotations
 
@@ -40,10 +40,10 @@ def _kernel() -> Any:
 
 
 class GpuMiner:
-    """`sm90`: the transcript for b = 128 by the hand-written Hopper kernel
-    (`bcai.mining._sm90`) instead of Triton's; by default wherever it runs
-    (on an H100 11–14% more attempts per second than with Triton's,
-    docs/benchmarks.md). `sm90=False` keeps Triton's (`gpu-triton`)."""
+    """`sm90`: the noisy operands and the transcript for b = 128 by the
+    hand-written Hopper kernels (`bcai.mining._sm90`) instead of Triton's;
+    by default wherever they run (on an H100 11–14% more attempts per
+    second, docs/benchmarks.md). `sm90=False` keeps Triton's (`gpu-triton`)."""
 
     name = "gpu"
 

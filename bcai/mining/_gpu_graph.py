@@ -46,9 +46,9 @@ class DeviceAttempt:
         self.sm90 = _sm90.Operands(self.a2, self.bt2) if sm90 else None
         self.factors = _device_hash.factor_buffers(n, k, m, tile)
         e_l, e_rt, f_rt, f_l = self.factors
-        self.noisy = (  # A' = A + E_L·E_R and B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ by the Hopper kernel
-            (_sm90.Noisy((a8, e_l, e_rt, self.a2), (bt8, f_rt, f_l, self.bt2)),) if sm90 else ()
-        )
+        # A' = A + E_L·E_R and B'ᵀ = Bᵀ + F_Rᵀ·F_Lᵀ in one launch of the Hopper kernel
+        operands = (a8, e_l, e_rt, self.a2), (bt8, f_rt, f_l, self.bt2)
+        self.noisy = _sm90.Noisy(*operands) if sm90 else None
         count = (k // tile) * (n // tile) * (m // tile)
         self.leaves = cupy.empty(count, cupy.uint32)
         self.scratch = _device_hash.merkle_scratch(count)
@@ -82,9 +82,8 @@ class DeviceAttempt:
 
         t, tile = self.t, self.tile
         _device_hash.launch_noise(self.spec[:32], self.spec[KEY_WORDS:], self.factors, self.blocks)
-        if self.sm90 is not None:  # on CuPy's current stream: this one
-            for operand in self.noisy:
-                operand.launch()
+        if self.sm90 is not None and self.noisy is not None:  # on CuPy's current stream: this one
+            self.noisy.launch()
             self.sm90.leaves(self.spec[32:KEY_WORDS], self.leaves)
         else:
             with torch.cuda.stream(self.external):
