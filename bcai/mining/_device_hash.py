@@ -48,8 +48,8 @@ def noise_spec(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[bytes, l
     (rows, cols, sparse: 12 integers) and the number of XOF blocks of the
     largest factor."""
     sparse = rank > MAX_NOISE_TERMS
-    if sparse and rank > 128:
-        raise ValueError(f"the GPU noise kernel takes sparse ranks up to 128, got {rank}")
+    if sparse and rank != 128:
+        raise ValueError(f"the GPU noise kernel takes sparse rank 128 only, got {rank}")
     shapes = [
         (n, rank, int(sparse)),  # E_L
         (k, rank, 0),  # E_Rᵀ

@@ -16,17 +16,16 @@
 __constant__ unsigned IV[8] = {0x6A09E667u, 0xBB67AE85u, 0x3C6EF372u, 0xA54FF53Au,
                                0x510E527Fu, 0x9B05688Cu, 0x1F83D9ABu, 0x5BE0CD19u};
 
-// the message word order of each of the 7 rounds (the permutation applied
-// round after round)
-__constant__ unsigned char SCHEDULE[7][16] = {
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-    {2, 6, 3, 10, 7, 0, 4, 13, 1, 11, 12, 5, 9, 14, 15, 8},
-    {3, 4, 10, 12, 13, 2, 7, 14, 6, 5, 9, 0, 11, 15, 8, 1},
-    {10, 7, 12, 9, 14, 3, 13, 15, 4, 0, 11, 2, 5, 8, 1, 6},
-    {12, 13, 9, 11, 15, 10, 14, 8, 7, 2, 5, 3, 0, 1, 6, 4},
-    {9, 14, 11, 5, 8, 12, 15, 1, 13, 3, 0, 10, 2, 6, 4, 7},
-    {11, 15, 5, 0, 1, 9, 8, 6, 14, 10, 2, 12, 3, 4, 7, 13},
-};
+// BLAKE3's message permutation, applied to the message words in registers
+// between rounds (every index a compile-time constant: a table in constant
+// memory indexed per round put the 16 words in local memory)
+__device__ __forceinline__ void permute(unsigned* m) {
+    const unsigned t0 = m[0], t1 = m[1], t2 = m[2], t3 = m[3], t4 = m[4], t5 = m[5], t6 = m[6],
+                   t7 = m[7], t8 = m[8], t9 = m[9], t10 = m[10], t11 = m[11], t12 = m[12],
+                   t13 = m[13], t14 = m[14], t15 = m[15];
+    m[0] = t2, m[1] = t6, m[2] = t3, m[3] = t10, m[4] = t7, m[5] = t0, m[6] = t4, m[7] = t13;
+    m[8] = t1, m[9] = t11, m[10] = t12, m[11] = t5, m[12] = t9, m[13] = t14, m[14] = t15, m[15] = t8;
+}
 
 __device__ __forceinline__ unsigned rotr(unsigned x, int n) { return __funnelshift_r(x, x, n); }
 
@@ -53,17 +52,20 @@ __device__ void compress(const unsigned* cv, const unsigned* m, unsigned long lo
     v[13] = (unsigned)(counter >> 32);
     v[14] = len;
     v[15] = flags;
+    unsigned w[16];
+#pragma unroll
+    for (int i = 0; i < 16; ++i) w[i] = m[i];
 #pragma unroll
     for (int r = 0; r < 7; ++r) {
-        const unsigned char* s = SCHEDULE[r];
-        g(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
-        g(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
-        g(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
-        g(v, 3, 7, 11, 15, m[s[6]], m[s[7]]);
-        g(v, 0, 5, 10, 15, m[s[8]], m[s[9]]);
-        g(v, 1, 6, 11, 12, m[s[10]], m[s[11]]);
-        g(v, 2, 7, 8, 13, m[s[12]], m[s[13]]);
-        g(v, 3, 4, 9, 14, m[s[14]], m[s[15]]);
+        g(v, 0, 4, 8, 12, w[0], w[1]);
+        g(v, 1, 5, 9, 13, w[2], w[3]);
+        g(v, 2, 6, 10, 14, w[4], w[5]);
+        g(v, 3, 7, 11, 15, w[6], w[7]);
+        g(v, 0, 5, 10, 15, w[8], w[9]);
+        g(v, 1, 6, 11, 12, w[10], w[11]);
+        g(v, 2, 7, 8, 13, w[12], w[13]);
+        g(v, 3, 4, 9, 14, w[14], w[15]);
+        if (r < 6) permute(w);
     }
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
@@ -72,12 +74,29 @@ __device__ void compress(const unsigned* cv, const unsigned* m, unsigned long lo
     }
 }
 
+// A sparse factor's row (r = 128, g = 2) from one XOF block: byte j sets ±1
+// (even +1, odd −1) at column 2j + ((byte >> 1) & 1), so in word j / 2 (every
+// register index known at compile time: no local memory).
+__device__ __forceinline__ void sparse_row(const unsigned* word, uint4* dst) {
+    unsigned row[32];  // 128 entries, four to a word
+#pragma unroll
+    for (int w = 0; w < 32; ++w) row[w] = 0;
+#pragma unroll
+    for (int j = 0; j < 64; ++j) {
+        const unsigned byte = (word[j >> 2] >> (8 * (j & 3))) & 0xFF;
+        const unsigned c = 2 * j + ((byte >> 1) & 1);
+        row[j >> 1] |= ((byte & 1) ? 0xFFu : 0x01u) << (8 * (c & 3));
+    }
+#pragma unroll
+    for (int v = 0; v < 8; ++v) dst[v] = make_uint4(row[4 * v], row[4 * v + 1], row[4 * v + 2], row[4 * v + 3]);
+}
+
 // One noise factor per blockIdx.y (0 … 3), from the XOF of the hash of the
 // 32-byte key keys[8·f … 8·f + 7] (derive_key(context, σ)), written in the
 // order it is generated (row-major). shape[f] = (rows, cols, sparse): dense
 // factors take 2 bits per entry (TERNARY: 00, 11 → 0, 01 → 1, 10 → −1), a
 // thread expanding one 64-byte XOF block into 256 entries; sparse ones
-// (cols = r = 64·g ≤ 128) a thread per row i, from XOF block i: byte j sets
+// (cols = r = 128: g = 2) a thread per row i, from XOF block i: byte j sets
 // ±1 (even +1, odd −1) at column j·g + ((byte >> 1) & (g − 1)). Rows are
 // assembled in registers and stored 16 bytes at a time.
 extern "C" __global__ void bcai_noise(const unsigned* __restrict__ keys, const int* __restrict__ shape,
@@ -98,19 +117,8 @@ extern "C" __global__ void bcai_noise(const unsigned* __restrict__ keys, const i
         m[8 + i] = 0;
     }
     compress(IV, m, (unsigned long long)blk, 32, CHUNK_START | CHUNK_END | ROOT, word);
-    if (sparse) {
-        const int g = cols / 64;
-        unsigned row[32];  // cols <= 128 entries, four to a word
-#pragma unroll
-        for (int w = 0; w < 32; ++w) row[w] = 0;
-        for (int j = 0; j < 64; ++j) {
-            const unsigned byte = (word[j >> 2] >> (8 * (j & 3))) & 0xFF;
-            const int c = j * g + ((byte >> 1) & (g - 1));
-            row[c >> 2] |= ((byte & 1) ? 0xFFu : 0x01u) << (8 * (c & 3));
-        }
-        uint4* dst = (uint4*)(out + blk * cols);
-        for (int v = 0; v < cols / 16; ++v)
-            dst[v] = make_uint4(row[4 * v], row[4 * v + 1], row[4 * v + 2], row[4 * v + 3]);
+    if (sparse) {  // cols = r = 128 (noise_spec)
+        sparse_row(word, (uint4*)(out + blk * cols));
         return;
     }
     unsigned expanded[64];  // entry 4b + q is the 2-bit code q of byte b
@@ -133,8 +141,9 @@ extern "C" __global__ void bcai_noise(const unsigned* __restrict__ keys, const i
             dst[v] = make_uint4(expanded[4 * v], expanded[4 * v + 1], expanded[4 * v + 2], expanded[4 * v + 3]);
         return;
     }
-    for (long long e = first; e < entries; ++e)
-        out[e] = (signed char)((expanded[(e - first) >> 2] >> (8 * ((e - first) & 3))) & 0xFF);
+#pragma unroll
+    for (int e = 0; e < 256; ++e)  // the last, partial block
+        if (first + e < entries) out[first + e] = (signed char)((expanded[e >> 2] >> (8 * (e & 3))) & 0xFF);
 }
 
 __device__ __forceinline__ void node(const unsigned* key, const unsigned* left, const unsigned* right,
@@ -150,51 +159,81 @@ __device__ __forceinline__ void node(const unsigned* key, const unsigned* left, 
     for (int i = 0; i < 8; ++i) out[i] = w[i];
 }
 
-#define SPAN 512  // hashes reduced by one thread block (256 threads)
+#define SPAN 512  // hashes reduced by one thread block of SPAN / 2 threads
 
-// One level-group of the RFC 6962-shaped tree, built bottom-up (an unpaired
-// last node carried up unchanged): each thread block takes SPAN consecutive
-// hashes — the leaf hashes of `leaves` (leaf_bytes each) when leaf_bytes > 0,
-// else the 32-byte hashes of `nodes` — and writes the root of its aligned
-// span. Spans are aligned powers of two, so the roots of the spans are the
-// tree's nodes SPAN levels up; the host repeats until one is left.
-extern "C" __global__ void bcai_merkle_span(const unsigned char* __restrict__ leaves, int leaf_bytes,
-                                            const unsigned* __restrict__ nodes, long long count,
-                                            const unsigned* __restrict__ keys, unsigned* __restrict__ out) {
-    __shared__ unsigned level[SPAN][8];
-    const long long first = (long long)blockIdx.x * SPAN;
-    int size = (int)min((long long)SPAN, count - first);
-    const unsigned* key_leaf = keys;
-    const unsigned* key_node = keys + 8;
-    for (int t = threadIdx.x; t < size; t += blockDim.x) {
-        if (leaf_bytes > 0) {
-            unsigned m[16] = {0}, w[16];
-            const unsigned char* p = leaves + (first + t) * leaf_bytes;
-            for (int b = 0; b < leaf_bytes; ++b) m[b >> 2] |= (unsigned)p[b] << (8 * (b & 3));
-            compress(key_leaf, m, 0, (unsigned)leaf_bytes, CHUNK_START | CHUNK_END | ROOT | KEYED_HASH, w);
+// The leaf hash of one leaf_bytes-byte leaf (1 … 64) at p.
+__device__ __forceinline__ void leaf_hash(const unsigned* key, const unsigned char* p, int leaf_bytes,
+                                          unsigned* out) {
+    unsigned m[16], w[16];
+    if (leaf_bytes == 4 && ((unsigned long long)p & 3) == 0) {  // the transcript's leaves
+        m[0] = *(const unsigned*)p;
 #pragma unroll
-            for (int i = 0; i < 8; ++i) level[t][i] = w[i];
-        } else {
+        for (int i = 1; i < 16; ++i) m[i] = 0;
+    } else {
 #pragma unroll
-            for (int i = 0; i < 8; ++i) level[t][i] = nodes[(first + t) * 8 + i];
+        for (int i = 0; i < 16; ++i) {
+            unsigned x = 0;
+#pragma unroll
+            for (int q = 0; q < 4; ++q)
+                if (4 * i + q < leaf_bytes) x |= (unsigned)p[4 * i + q] << (8 * q);
+            m[i] = x;
         }
     }
-    __syncthreads();
-    while (size > 1) {
-        const int pairs = size / 2;
-        unsigned h[2][8];
-        int mine = 0;
-        for (int p = threadIdx.x; p < pairs; p += blockDim.x, ++mine) node(key_node, level[2 * p], level[2 * p + 1], h[mine]);
-        __syncthreads();
-        mine = 0;
-        for (int p = threadIdx.x; p < pairs; p += blockDim.x, ++mine)
+    compress(key, m, 0, (unsigned)leaf_bytes, CHUNK_START | CHUNK_END | ROOT | KEYED_HASH, w);
 #pragma unroll
-            for (int i = 0; i < 8; ++i) level[p][i] = h[mine][i];
-        if (size & 1 && threadIdx.x == 0)
+    for (int i = 0; i < 8; ++i) out[i] = w[i];
+}
+
+// One level-group of the RFC 6962-shaped tree, built bottom-up (an unpaired
+// last node carried up unchanged): each thread block (SPAN / 2 threads) takes
+// SPAN consecutive hashes — the leaf hashes of `leaves` (leaf_bytes each)
+// when leaf_bytes > 0, else the 32-byte hashes of `nodes` — and writes the
+// root of its aligned span. Spans are aligned powers of two, so the roots of
+// the spans are the tree's nodes SPAN levels up; the host repeats until one
+// is left. A thread takes the span's hashes 2t and 2t + 1 and joins them in
+// registers; then one node a thread per level through shared memory.
+extern "C" __global__ void __launch_bounds__(SPAN / 2)
+    bcai_merkle_span(const unsigned char* __restrict__ leaves, int leaf_bytes,
+                     const unsigned* __restrict__ nodes, long long count, const unsigned* __restrict__ keys,
+                     unsigned* __restrict__ out) {
+    __shared__ unsigned level[SPAN / 2][8];
+    const long long first = (long long)blockIdx.x * SPAN;
+    const int size = (int)min((long long)SPAN, count - first);
+    const unsigned* key_leaf = keys;
+    const unsigned* key_node = keys + 8;
+    const int t = threadIdx.x;
+    unsigned h[2][8];
 #pragma unroll
-            for (int i = 0; i < 8; ++i) level[pairs][i] = level[size - 1][i];
-        __syncthreads();
-        size = pairs + (size & 1);
+    for (int j = 0; j < 2; ++j) {
+        if (2 * t + j >= size) break;
+        if (leaf_bytes > 0) {
+            leaf_hash(key_leaf, leaves + (first + 2 * t + j) * leaf_bytes, leaf_bytes, h[j]);
+        } else {
+#pragma unroll
+            for (int i = 0; i < 8; ++i) h[j][i] = nodes[(first + 2 * t + j) * 8 + i];
+        }
     }
-    if (threadIdx.x < 8) out[blockIdx.x * 8 + threadIdx.x] = level[0][threadIdx.x];
+    if (2 * t + 1 < size) {
+        node(key_node, h[0], h[1], h[0]);
+    }
+    if (2 * t < size)
+#pragma unroll
+        for (int i = 0; i < 8; ++i) level[t][i] = h[0][i];
+    __syncthreads();
+    int width = (size + 1) / 2;  // hashes in `level`
+    while (width > 1) {
+        const int pairs = width / 2;
+        unsigned x[8];
+        if (t < pairs) node(key_node, level[2 * t], level[2 * t + 1], x);
+        __syncthreads();
+        if (t < pairs)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) level[t][i] = x[i];
+        if (width & 1 && t == 0)
+#pragma unroll
+            for (int i = 0; i < 8; ++i) level[pairs][i] = level[width - 1][i];
+        __syncthreads();
+        width = pairs + (width & 1);
+    }
+    if (t < 8) out[blockIdx.x * 8 + t] = level[0][t];
 }

@@ -128,7 +128,7 @@ def test_device_noise_equals_host(rank: int, n: int, k: int, m: int) -> None:
     assert np.array_equal(f_l, host.f_l)
 
 
-@pytest.mark.parametrize("leaf_bytes", [4, 8, 32, 64])
+@pytest.mark.parametrize("leaf_bytes", [1, 4, 5, 8, 32, 33, 64])
 @pytest.mark.parametrize("count", [1, 2, 3, 5, 511, 512, 513, 1025, 32768, 70001])
 def test_device_merkle_root_equals_host(count: int, leaf_bytes: int) -> None:
     import cupy  # noqa: PLC0415

@@ -1,0 +1,64 @@
+"""The device BLAKE3 kernels (native/cuda/blake3.cu) against an earlier
+source of them, e.g. `git show REV:native/cuda/blake3.cu > old.cu`: the
+Merkle root of a transcript's 4-byte leaves at n = 4096, 8192 and 16384
+(b = 128) and the noise factors' XOF, each result checked equal to the
+other source's and the Merkle root to the host's, then CUDA events
+(median of 50). Usage: time_device_hash.py OLD.cu"""
+
+import json
+import sys
+from typing import Any
+
+import cupy
+import numpy as np
+from _cuda_timing import median_ms
+
+from bcai.crypto import merkle_root_packed
+from bcai.mining import _device_hash
+
+with open(sys.argv[1]) as source:
+    old = cupy.RawModule(code=source.read(), options=("-std=c++14",))
+modules = {"old": old, "new": _device_hash._module()}
+out: dict[str, Any] = {"device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()}
+
+
+def using(module: Any) -> None:
+    _device_hash._module = lambda: module  # type: ignore[assignment]
+
+
+def merkle(n: int) -> None:
+    count = (n // 128) ** 3
+    data = cupy.asarray(np.random.default_rng(n).integers(0, 2**32, count, np.uint32))
+    scratch = _device_hash.merkle_scratch(count)
+    roots = {}
+    for name, module in modules.items():
+        using(module)
+        roots[name] = cupy.asnumpy(_device_hash.merkle_root(data, 4, scratch)).tobytes()
+    assert roots["old"] == roots["new"] == merkle_root_packed(cupy.asnumpy(data).tobytes(), 4)
+    for name, module in modules.items():
+        using(module)
+        ms = median_ms(lambda: _device_hash.merkle_root(data, 4, scratch))
+        out[f"merkle n={n} ({count} leaves) {name}"] = round(ms, 4)
+
+
+def noise(n: int) -> None:
+    seed = b"\x07" * 32
+    factors = {}
+    for name, module in modules.items():
+        using(module)
+        factors[name] = [cupy.asnumpy(f) for f in _device_hash.noise_factors(seed, n, n, n, 128)]
+    assert all(np.array_equal(a, b) for a, b in zip(factors["old"], factors["new"], strict=True))
+    keys, shapes, blocks = _device_hash.noise_spec(seed, n, n, n, 128)
+    words = cupy.asarray(np.frombuffer(keys, "<u4"))
+    spec = cupy.asarray(np.array(shapes, np.int32))
+    buffers = _device_hash.factor_buffers(n, n, n, 128)
+    for name, module in modules.items():
+        using(module)
+        ms = median_ms(lambda: _device_hash.launch_noise(words, spec, buffers, blocks))
+        out[f"noise XOF n={n} {name}"] = round(ms, 4)
+
+
+for n in (4096, 8192, 16384):
+    merkle(n)
+    noise(n)
+    print(json.dumps(out), flush=True)
