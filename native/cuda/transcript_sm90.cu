@@ -49,14 +49,14 @@ __device__ __forceinline__ void bar_init(u64* bar, u32 count) {
     asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem(bar)), "r"(count));
 }
 
+// the spin loop inside the asm: to the compiler no divergent loop, so what follows may stay on
+// the uniform datapath
 __device__ __forceinline__ void bar_wait(u64* bar, u32 parity) {
-    u32 done;
-    do {
-        asm volatile(
-            "{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-            " selp.u32 %0, 1, 0, p;\n}"
-            : "=r"(done) : "r"(smem(bar)), "r"(parity) : "memory");
-    } while (!done);
+    asm volatile(
+        "{\n .reg .pred p;\n WAIT:\n"
+        " mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+        " @!p bra WAIT;\n}"
+        ::"r"(smem(bar)), "r"(parity) : "memory");
 }
 
 __device__ __forceinline__ void bar_arrive(u64* bar) {
@@ -76,8 +76,10 @@ __device__ __forceinline__ void tma_load(void* dst, const void* map, u64* bar, i
 }
 
 // a K-major operand of 128-byte rows in 128-byte swizzle: 8-row groups 1024 bytes apart
+// (start address >> 4, leading byte offset 1 — unused when swizzled — stride 1024 >> 4, 128-byte swizzle)
 __device__ __forceinline__ u64 operand(u32 addr) {
-    return (u64)((addr & 0x3FFFF) >> 4) | ((u64)1 << 16) | ((u64)(1024 >> 4) << 32) | ((u64)1 << 62);
+    const u32 lo = ((addr & 0x3FFFF) >> 4) | (1u << 16), hi = (1024 >> 4) | (1u << 30);
+    return ((u64)hi << 32) | lo;
 }
 
 __device__ __forceinline__ void mma(u32 (&d)[64], u64 a, u64 b, int accumulate) {
@@ -147,51 +149,13 @@ __device__ __forceinline__ u32 digest(const u32 (&d)[64], u32 mask) {
     return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
 
-template <int DIGEST>  // 1: the transcript's leaves into `out` (u32); 0: C = A'·B' into `out` (int32, n×m)
-__device__ __forceinline__ void body(
-    const void* map_a, const void* map_b, void* out, const u32* keys, int n, int k, int m)
+// A consumer warpgroup WG: its tiles (r = WG, WG + 2, …), each slice multiplied in its turn and digested
+template <int DIGEST, int WG>
+__device__ __forceinline__ void consume(unsigned char* base, u64* full, u64* empty, u32* parts, void* out,
+                                        const u32* keys, int n, int k, int m, int mine, int items0, int items1)
 {
-    unsigned char* base = raw + ((1024 - (smem(raw) & 1023)) & 1023);  // 128-byte swizzle: 1024-aligned
-    u64* full = (u64*)(base + 2 * RING * STAGE_BYTES);  // [warpgroup][stage]
-    u64* empty = full + 2 * RING;
-    u32* parts = (u32*)(empty + 2 * RING);  // [warpgroup][parity][slice]: a tile's leaves
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, wg = warp / 4;
-    const int num_i = n / TILE, num_j = m / TILE, tiles = num_i * num_j, slices = k / TILE;
-    // this block's tiles t = blockIdx.x + r·gridDim.x; warpgroup r % 2 takes tile r
-    const int mine = (tiles - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
-    const int items0 = (mine + 1) / 2 * slices, items1 = mine / 2 * slices;  // slices each multiplies
-    if (tid == 0) init_barriers(full, empty, 2 * RING, 4);
-    if (DIGEST)
-        for (int i = tid; i < 4 * MAX_SLICES; i += 384) parts[i] = 0;
-    __syncthreads();
-
-    if (wg == 2) {  // the producer
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
-        if (warp == 8 && lane == 0) {
-            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)map_a) : "memory");
-            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)map_b) : "memory");
-            int it[2] = {0, 0};
-            for (int r = 0; r < mine; r += 2) {
-                int pi[2], pj[2];
-                place(blockIdx.x + r * gridDim.x, num_i, num_j, pi[0], pj[0]);
-                if (r + 1 < mine) place(blockIdx.x + (r + 1) * gridDim.x, num_i, num_j, pi[1], pj[1]);
-                for (int s = 0; s < slices; ++s) {
-                    for (int w = 0; w < 2 && r + w < mine; ++w) {  // the two warpgroups' slices s in turn
-                        const int stage = w * RING + it[w] % RING;
-                        bar_wait(&empty[stage], ((it[w] / RING) & 1) ^ 1);
-                        bar_expect(&full[stage], STAGE_BYTES);
-                        unsigned char* at = base + stage * STAGE_BYTES;
-                        tma_load(at, map_a, &full[stage], s * TILE, pi[w] * TILE);
-                        tma_load(at + TILE * TILE, map_b, &full[stage], s * TILE, pj[w] * TILE);
-                        ++it[w];
-                    }
-                }
-            }
-        }
-        return;
-    }
-
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, wg = WG;
+    const int num_i = n / TILE, num_j = m / TILE, slices = k / TILE;
     // a consumer: lo[4j + 2h + c] is entry (row0 + 8h, 8j + col0 + c) of its tile, hi[...] 64 rows below
     const int row0 = (warp % 4) * 16 + lane / 4, col0 = 2 * (lane % 4);
     const u32 key = DIGEST ? keys[0] : 0u, mask = DIGEST ? keys[1] : 0u;
@@ -265,6 +229,60 @@ __device__ __forceinline__ void body(
             }
         }
     }
+}
+
+template <int DIGEST>  // 1: the transcript's leaves into `out` (u32); 0: C = A'·B' into `out` (int32, n×m)
+__device__ __forceinline__ void body(
+    const void* map_a, const void* map_b, void* out, const u32* keys, int n, int k, int m)
+{
+    unsigned char* base = raw + ((1024 - (smem(raw) & 1023)) & 1023);  // 128-byte swizzle: 1024-aligned
+    u64* full = (u64*)(base + 2 * RING * STAGE_BYTES);  // [warpgroup][stage]
+    u64* empty = full + 2 * RING;
+    u32* parts = (u32*)(empty + 2 * RING);  // [warpgroup][parity][slice]: a tile's leaves
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int wg = __shfl_sync(0xffffffffu, warp / 4, 0);  // warp-uniform to the compiler
+    const int num_i = n / TILE, num_j = m / TILE, tiles = num_i * num_j, slices = k / TILE;
+    // this block's tiles t = blockIdx.x + r·gridDim.x; warpgroup r % 2 takes tile r
+    const int mine = (tiles - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
+    const int items0 = (mine + 1) / 2 * slices, items1 = mine / 2 * slices;  // slices each multiplies
+    if (tid == 0) init_barriers(full, empty, 2 * RING, 4);
+    if (DIGEST)
+        for (int i = tid; i < 4 * MAX_SLICES; i += 384) parts[i] = 0;
+    __syncthreads();
+
+    if (wg == 2) {  // the producer
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
+        if (warp == 8 && lane == 0) {
+            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)map_a) : "memory");
+            asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)map_b) : "memory");
+            int it[2] = {0, 0};
+            for (int r = 0; r < mine; r += 2) {
+                int pi[2], pj[2];
+                place(blockIdx.x + r * gridDim.x, num_i, num_j, pi[0], pj[0]);
+                if (r + 1 < mine) place(blockIdx.x + (r + 1) * gridDim.x, num_i, num_j, pi[1], pj[1]);
+                for (int s = 0; s < slices; ++s) {
+                    for (int w = 0; w < 2 && r + w < mine; ++w) {  // the two warpgroups' slices s in turn
+                        const int stage = w * RING + it[w] % RING;
+                        bar_wait(&empty[stage], ((it[w] / RING) & 1) ^ 1);
+                        bar_expect(&full[stage], STAGE_BYTES);
+                        unsigned char* at = base + stage * STAGE_BYTES;
+                        tma_load(at, map_a, &full[stage], s * TILE, pi[w] * TILE);
+                        tma_load(at + TILE * TILE, map_b, &full[stage], s * TILE, pj[w] * TILE);
+                        ++it[w];
+                    }
+                }
+            }
+        }
+        return;
+    }
+
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+    // the warpgroup a compile-time constant: stages, shared-memory addresses and wgmma descriptors
+    // are then uniform (computed once a warp on the uniform datapath, not per thread beside the digest)
+    if (wg == 0)
+        consume<DIGEST, 0>(base, full, empty, parts, out, keys, n, k, m, mine, items0, items1);
+    else
+        consume<DIGEST, 1>(base, full, empty, parts, out, keys, n, k, m, mine, items0, items1);
 }
 
 extern "C" __global__ void __launch_bounds__(384, 1) bcai_transcript_sm90(
