@@ -8,16 +8,13 @@ the digest's integer work costs (docs/benchmarks.md)."""
 
 import json
 import os
-import statistics
 import sys
-import threading
-import time
 from typing import Any
 
 import cupy
 import pynvml
 import torch
-from _cuda_timing import median_ms
+from _cuda_timing import median_ms, sustained
 
 from bcai.mining import _sm90, _triton
 
@@ -55,34 +52,6 @@ c = torch.empty((N, N), dtype=torch.int32, device="cuda")
 cl, cc = cupy.from_dlpack(leaves), cupy.from_dlpack(c)
 out["CUBLAS_WORKSPACE_CONFIG"] = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
 out["power limit W"] = pynvml.nvmlDeviceGetEnforcedPowerLimit(gpu) / 1000
-
-
-def sustained(fn: Any, seconds: float = 2.0) -> tuple[float, int, float]:
-    """ms per call over `seconds` of back-to-back calls; median SM clock
-    (MHz) and board power (W) sampled every 10 ms meanwhile."""
-    samples: list[tuple[int, float]] = []
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.01):
-            clock = pynvml.nvmlDeviceGetClockInfo(gpu, pynvml.NVML_CLOCK_SM)
-            samples.append((clock, pynvml.nvmlDeviceGetPowerUsage(gpu) / 1000))
-
-    fn()
-    torch.cuda.synchronize()
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    start, calls = time.perf_counter(), 0
-    while time.perf_counter() - start < seconds:
-        for _ in range(20):
-            fn()
-        torch.cuda.synchronize()
-        calls += 20
-    elapsed = time.perf_counter() - start
-    stop.set()
-    sampler.join()
-    clocks, watts = zip(*samples[len(samples) // 4 :], strict=True)  # after the ramp
-    return elapsed / calls * 1e3, int(statistics.median(clocks)), round(statistics.median(watts))
 
 
 kernels = (

@@ -141,12 +141,56 @@ __device__ __forceinline__ u32 square_add(u32 y, u32 v) {
     return r;
 }
 
-// Σ (y XOR λ)² mod 2^32 over 64 entries of a thread, in eight independent sums
+#ifndef DIGEST_FORM  // 0: the digest of docs/pouw.md; others only to time what it costs
+#define DIGEST_FORM 0   // (tools/time_digest_forms.py: their leaves are not the transcript's)
+#endif
+
+// v XOR y XOR λ, one opaque three-input logic op (DIGEST_FORM 1)
+__device__ __forceinline__ u32 xor3(u32 y, u32 mask, u32 v) {
+    u32 r;
+    asm("lop3.b32 %0, %1, %2, %3, 0x96;" : "=r"(r) : "r"(y), "r"(mask), "r"(v));
+    return r;
+}
+
+// Σ (y XOR λ)² mod 2^32 over 64 entries of a thread, in eight independent sums. Other forms
+// (DIGEST_FORM): 1 the XOR alone (one logic op an entry), 2 the square alone (one multiply-add),
+// 3 the digest of every second entry (half of each)
 __device__ __forceinline__ u32 digest(const u32 (&d)[64], u32 mask) {
     u32 v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 #pragma unroll
-    for (int i = 0; i < 64; ++i) v[i % 8] = square_add(d[i] ^ mask, v[i % 8]);
+    for (int i = 0; i < 64; ++i) {
+        if (DIGEST_FORM == 0) v[i % 8] = square_add(d[i] ^ mask, v[i % 8]);
+        if (DIGEST_FORM == 1) v[i % 8] = xor3(d[i], mask, v[i % 8]);
+        if (DIGEST_FORM == 2) v[i % 8] = square_add(d[i], v[i % 8]);
+        if (DIGEST_FORM == 3 && i % 2 == 0) v[i % 8] = square_add(d[i] ^ mask, v[i % 8]);
+    }
     return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+}
+
+// Waits until the stage of a warpgroup's slice number `it` (counted over its tiles) is loaded;
+// its shared-memory address
+__device__ __forceinline__ u32 ready(u64* full, unsigned char* base, int wg, int it) {
+    const int stage = wg * RING + it % RING;
+    bar_wait(&full[stage], (it / RING) & 1);
+    return smem(base + stage * STAGE_BYTES);
+}
+
+// Turns at the tensor cores: warpgroup 0 issues its slice i, then warpgroup 1 its slice i, then 0
+// its i + 1 … (`item` counts a warpgroup's slices over its tiles; the two may have unequal counts)
+__device__ __forceinline__ void wait_turn(int wg, int item, int items1) {
+    if (wg == 0) {
+        if (item >= 1 && item <= items1) named_sync(2);
+    } else {
+        named_sync(3);
+    }
+}
+
+__device__ __forceinline__ void give_turn(int wg, int item, int items0, int items1) {
+    if (wg == 0) {
+        if (item < items1) named_arrive(3);
+    } else {
+        if (item + 1 < items0) named_arrive(2);
+    }
 }
 
 // A consumer warpgroup WG: its tiles (r = WG, WG + 2, …), each slice multiplied in its turn and digested
@@ -176,16 +220,16 @@ __device__ __forceinline__ void consume(unsigned char* base, u64* full, u64* emp
             lo[i] = DIGEST ? start + e * PHI : 0u;
             hi[i] = DIGEST ? start + (e + HALF * TILE) * PHI : 0u;
         }
+        // A slice's first half is digested under its second half's product, its second half
+        // under the other warpgroup's; the warp's sum of the two is reduced and added to the
+        // leaf under the next slice's products, not between this slice's and the next issue.
+        // (Digesting the second half after the next first half is issued would give it longer,
+        // but with a product in flight across the loop's back edge ptxas serialises them all.)
+        u32 held = 0;  // this warp's digest of slice s − 1 until its share of the leaf is added
         for (int s = 0; s < slices; ++s, ++item, ++it) {
             const int stage = wg * RING + it % RING;
-            bar_wait(&full[stage], (it / RING) & 1);
-            const u32 a = smem(base + stage * STAGE_BYTES), b = a + TILE * TILE;
-            // turns: warpgroup 0 issues its slice i, then warpgroup 1 its slice i, then 0 its i + 1 …
-            if (wg == 0) {
-                if (item >= 1 && item <= items1) named_sync(2);
-            } else {
-                named_sync(3);
-            }
+            const u32 a = ready(full, base, wg, it), b = a + TILE * TILE;
+            wait_turn(wg, item, items1);
             mma_fence();
             pin(lo);
             pin(hi);
@@ -193,22 +237,23 @@ __device__ __forceinline__ void consume(unsigned char* base, u64* full, u64* emp
             mma_commit();
             slice(hi, a + HALF * TILE, b, 1);
             mma_commit();
+            if (DIGEST && s > 0) {  // slice s − 1's share of its leaf, under this slice's products
+                held = __reduce_add_sync(0xffffffffu, held);
+                if (lane == 0) atomicAdd(part + parity * MAX_SLICES + s - 1, held);
+            }
             mma_wait<1>();  // the first half is done: the other warpgroup's slice may queue behind the second
             pin(lo);
-            if (wg == 0) {
-                if (item < items1) named_arrive(3);
-            } else {
-                if (item + 1 < items0) named_arrive(2);
-            }
-            u32 sum = DIGEST ? digest(lo, mask) : 0u;  // under the second half's product:
-            asm volatile("" : "+r"(sum));              // done before the wait, not moved after it
+            give_turn(wg, item, items0, items1);
+            held = DIGEST ? digest(lo, mask) : 0u;  // under the second half's product:
+            asm volatile("" : "+r"(held));          // done before the wait, not moved after it
             mma_wait<0>();
             pin(hi);
             if (lane == 0) bar_arrive(&empty[stage]);
-            if (DIGEST) {
-                sum = __reduce_add_sync(0xffffffffu, sum + digest(hi, mask));
-                if (lane == 0) atomicAdd(part + parity * MAX_SLICES + s, sum);
-            }
+            if (DIGEST) held += digest(hi, mask);
+        }
+        if (DIGEST) {  // the tile's last slice
+            held = __reduce_add_sync(0xffffffffu, held);
+            if (lane == 0) atomicAdd(part + parity * MAX_SLICES + slices - 1, held);
         }
         if (DIGEST) {
             asm volatile("bar.sync %0, 128;" ::"r"(4 + wg) : "memory");  // the tile's four warps are done

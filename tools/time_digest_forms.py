@@ -1,0 +1,66 @@
+"""What the digest costs the hand-written transcript kernel, by its parts:
+the kernel compiled with each DIGEST_FORM of native/cuda/transcript_sm90.cu
+(0 the digest, 1 its XOR alone, 2 its multiply-add alone, 3 the digest of
+every second entry) and the bare product, at n = k = m = N: CUDA events
+(median of 200, three rounds) and two seconds sustained with the SM clock
+and board power (NVML). Form 0's leaves are checked against Triton's; the
+others' leaves are not the transcript's by design. Usage:
+time_digest_forms.py [N]"""
+
+import json
+import sys
+from typing import Any
+
+import cupy
+import numpy as np
+import torch
+from _cuda_timing import median_ms, sustained
+
+from bcai.mining import _sm90, _triton
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
+compile_source = _sm90._compile
+a = torch.randint(-128, 128, (N, N), dtype=torch.int8, device="cuda")
+bt = torch.randint(-128, 128, (N, N), dtype=torch.int8, device="cuda")
+keys = torch.tensor([0x12345678, 0xA5A5A5A5], dtype=torch.int64).to(torch.uint32).cuda()
+want = _triton.leaves(a, bt, 128, keys)
+got = torch.empty_like(want)
+c = torch.empty((N, N), dtype=torch.int32, device="cuda")
+ck, cl, cc = cupy.from_dlpack(keys), cupy.from_dlpack(got), cupy.from_dlpack(c)
+out: dict[str, Any] = {"device": torch.cuda.get_device_name(), "n": N}
+
+
+def form(number: int) -> _sm90.Operands:
+    _sm90._compile = lambda source: compile_source(f"#define DIGEST_FORM {number}\n{source}")  # type: ignore[assignment]
+    _sm90._functions.cache_clear()
+    return _sm90.Operands(cupy.from_dlpack(a), cupy.from_dlpack(bt))
+
+
+variants: dict[str, Any] = {}
+for number in range(4):
+    ops = form(number)
+    ops.leaves(ck, cl)
+    if number == 0 and not torch.equal(got, want):
+        sys.exit("form 0 is not the transcript")
+    kernels = _sm90._functions()  # this form's, held by the closure below
+    variants[f"form {number}"] = lambda ops=ops, kernels=kernels: _launch(ops, kernels)
+variants["bare"] = lambda ops=ops: ops.product(cc)
+
+
+def _launch(ops: _sm90.Operands, kernels: Any) -> None:
+    n, k, m = ops.shape
+    kernels[0](
+        (_sm90._grid(n, m),),
+        (_sm90.THREADS,),
+        (*ops.maps, cl, ck, np.int32(n), np.int32(k), np.int32(m)),
+        shared_mem=_sm90.SHARED,
+    )
+
+
+for _ in range(3):
+    for name, fn in variants.items():
+        out.setdefault(name, []).append(round(median_ms(fn, runs=200), 4))
+for name, fn in variants.items():
+    ms, mhz, watts = sustained(fn)
+    out[name + ", sustained (ms, MHz, W)"] = (round(ms, 4), mhz, watts)
+print(json.dumps(out))
