@@ -1,9 +1,10 @@
-"""The device BLAKE3 kernels (native/cuda/blake3.cu) against an earlier
-source of them, e.g. `git show REV:native/cuda/blake3.cu > old.cu`: the
-Merkle root of a transcript's 4-byte leaves at n = 4096, 8192 and 16384
-(b = 128) and the noise factors' XOF, each result checked equal to the
-other source's and the Merkle root to the host's, then CUDA events
-(median of 50). Usage: time_device_hash.py OLD.cu"""
+"""The device BLAKE3 kernels (native/cuda/blake3.cu): the Merkle root of a
+transcript's 4-byte leaves at n = 4096, 8192 and 16384 (b = 128), its last
+pass fused into the one before and a launch a pass, and the noise factors'
+XOF against an earlier source of the kernels (e.g. `git show
+REV:native/cuda/blake3.cu > old.cu`, its kernels' signatures unchanged).
+Each result checked equal to the other's and the Merkle root to the host's,
+then CUDA events (median of 50). Usage: time_device_hash.py OLD.cu"""
 
 import json
 import sys
@@ -30,15 +31,14 @@ def merkle(n: int) -> None:
     count = (n // 128) ** 3
     data = cupy.asarray(np.random.default_rng(n).integers(0, 2**32, count, np.uint32))
     scratch = _device_hash.merkle_scratch(count)
-    roots = {}
-    for name, module in modules.items():
-        using(module)
-        roots[name] = cupy.asnumpy(_device_hash.merkle_root(data, 4, scratch)).tobytes()
-    assert roots["old"] == roots["new"] == merkle_root_packed(cupy.asnumpy(data).tobytes(), 4)
-    for name, module in modules.items():
-        using(module)
-        ms = median_ms(lambda: _device_hash.merkle_root(data, 4, scratch))
-        out[f"merkle n={n} ({count} leaves) {name}"] = round(ms, 4)
+    using(modules["new"])
+    host = merkle_root_packed(cupy.asnumpy(data).tobytes(), 4)
+    for fuse in (True, False):
+        root = cupy.asnumpy(_device_hash.merkle_root(data, 4, scratch, fuse)).tobytes()
+        assert root == host, fuse
+        ms = median_ms(lambda fuse=fuse: _device_hash.merkle_root(data, 4, scratch, fuse))
+        form = "fused" if fuse else "a launch a pass"
+        out[f"merkle n={n} ({count} leaves) {form}"] = round(ms, 4)
 
 
 def noise(n: int) -> None:

@@ -92,9 +92,10 @@ def noise_factors(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[Any, 
 
 
 def merkle_scratch(count: int) -> list[Any]:
-    """The device buffers `merkle_root` writes for `count` leaves: one per
-    pass, the last holding the root."""
-    out = []
+    """The device buffers `merkle_root` uses for `count` leaves: a counter
+    (zero; the kernel leaves it at zero), then one per pass, the last
+    holding the root."""
+    out = [cupy.zeros(1, cupy.uint32)]
     while True:
         count = (count + SPAN - 1) // SPAN
         out.append(cupy.empty(count * 8, cupy.uint32))
@@ -102,19 +103,29 @@ def merkle_scratch(count: int) -> list[Any]:
             return out
 
 
-def merkle_root(leaves: Any, leaf_bytes: int, scratch: list[Any] | None = None) -> Any:
+def merkle_root(
+    leaves: Any, leaf_bytes: int, scratch: list[Any] | None = None, fuse: bool = True
+) -> Any:
     """The Merkle root (8 uint32 words on the device) of the consecutive
     `leaf_bytes`-byte leaves of a device array, on CuPy's current stream
-    (into `scratch` from `merkle_scratch` when given: nothing allocated)."""
+    (into `scratch` from `merkle_scratch` when given: nothing allocated).
+    A pass per SPAN levels; the last pass runs in the launch before it (its
+    last block to finish) unless `fuse` is off (a launch a pass, to time
+    the difference: tools/time_device_hash.py)."""
     if not 0 < leaf_bytes <= 64 or leaves.nbytes % leaf_bytes or not leaves.nbytes:
         raise ValueError(f"{leaves.nbytes} bytes are not whole {leaf_bytes}-byte leaves (1..64)")
     span = _module().get_function("bcai_merkle_span")
     count = leaves.nbytes // leaf_bytes
-    passes = scratch if scratch is not None else merkle_scratch(count)
+    buffers = scratch if scratch is not None else merkle_scratch(count)
+    counter, passes = buffers[0], buffers[1:]
     data, nodes, width = leaves.view(cupy.uint8).ravel(), passes[-1], leaf_bytes
-    for out in passes:
+    at = 0
+    while at < len(passes):
+        out = passes[at]
         groups = out.size // 8
+        last = fuse and at + 2 == len(passes)  # the next pass, the last, is one block: fused here
         args = (data, np.int32(width), nodes, np.int64(count), _merkle_keys(), out)
-        span((groups,), (THREADS,), args)
+        span((groups,), (THREADS,), (*args, counter, passes[-1], np.int32(last)))
         nodes, count, width = out, groups, 0
+        at += 2 if last else 1
     return passes[-1]

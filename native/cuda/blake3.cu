@@ -184,21 +184,13 @@ __device__ __forceinline__ void leaf_hash(const unsigned* key, const unsigned ch
     for (int i = 0; i < 8; ++i) out[i] = w[i];
 }
 
-// One level-group of the RFC 6962-shaped tree, built bottom-up (an unpaired
-// last node carried up unchanged): each thread block (SPAN / 2 threads) takes
-// SPAN consecutive hashes — the leaf hashes of `leaves` (leaf_bytes each)
-// when leaf_bytes > 0, else the 32-byte hashes of `nodes` — and writes the
-// root of its aligned span. Spans are aligned powers of two, so the roots of
-// the spans are the tree's nodes SPAN levels up; the host repeats until one
-// is left. A thread takes the span's hashes 2t and 2t + 1 and joins them in
-// registers; then one node a thread per level through shared memory.
-extern "C" __global__ void __launch_bounds__(SPAN / 2)
-    bcai_merkle_span(const unsigned char* __restrict__ leaves, int leaf_bytes,
-                     const unsigned* __restrict__ nodes, long long count, const unsigned* __restrict__ keys,
-                     unsigned* __restrict__ out) {
-    __shared__ unsigned level[SPAN / 2][8];
-    const long long first = (long long)blockIdx.x * SPAN;
-    const int size = (int)min((long long)SPAN, count - first);
+// The root of `size` (≤ SPAN) consecutive hashes from `first` — the leaf hashes of `leaves`
+// (leaf_bytes each) when leaf_bytes > 0, else the 32-byte hashes of `nodes` — into level[0], by
+// a block of SPAN / 2 threads: a thread takes hashes 2t and 2t + 1 and joins them in registers,
+// then one node a thread per level through shared memory (an unpaired last node carried up).
+__device__ void span_root(const unsigned char* __restrict__ leaves, int leaf_bytes,
+                          const unsigned* __restrict__ nodes, long long first, int size,
+                          const unsigned* __restrict__ keys, unsigned (*level)[8]) {
     const unsigned* key_leaf = keys;
     const unsigned* key_node = keys + 8;
     const int t = threadIdx.x;
@@ -208,14 +200,12 @@ extern "C" __global__ void __launch_bounds__(SPAN / 2)
         if (2 * t + j >= size) break;
         if (leaf_bytes > 0) {
             leaf_hash(key_leaf, leaves + (first + 2 * t + j) * leaf_bytes, leaf_bytes, h[j]);
-        } else {
+        } else {  // written by other blocks of this launch when fused: read past L1
 #pragma unroll
-            for (int i = 0; i < 8; ++i) h[j][i] = nodes[(first + 2 * t + j) * 8 + i];
+            for (int i = 0; i < 8; ++i) h[j][i] = __ldcg(nodes + (first + 2 * t + j) * 8 + i);
         }
     }
-    if (2 * t + 1 < size) {
-        node(key_node, h[0], h[1], h[0]);
-    }
+    if (2 * t + 1 < size) node(key_node, h[0], h[1], h[0]);
     if (2 * t < size)
 #pragma unroll
         for (int i = 0; i < 8; ++i) level[t][i] = h[0][i];
@@ -235,5 +225,32 @@ extern "C" __global__ void __launch_bounds__(SPAN / 2)
         __syncthreads();
         width = pairs + (width & 1);
     }
+}
+
+// One pass of the RFC 6962-shaped tree, built bottom-up: each block (SPAN / 2 threads) writes the
+// root of its aligned span of SPAN hashes (leaves when leaf_bytes > 0, else `nodes`) to `out`.
+// Spans are aligned powers of two, so their roots are the tree's nodes SPAN levels up; the host
+// repeats until one is left. With `fuse` (the roots are at most SPAN), the block that finishes
+// last also reduces them into `root` — the last pass without a launch of its own; `counter`
+// (zero) counts the finished blocks and is left at zero again.
+extern "C" __global__ void __launch_bounds__(SPAN / 2)
+    bcai_merkle_span(const unsigned char* __restrict__ leaves, int leaf_bytes,
+                     const unsigned* __restrict__ nodes, long long count, const unsigned* __restrict__ keys,
+                     unsigned* __restrict__ out, unsigned* counter, unsigned* root, int fuse) {
+    __shared__ unsigned level[SPAN / 2][8];
+    __shared__ bool last;
+    const long long first = (long long)blockIdx.x * SPAN;
+    span_root(leaves, leaf_bytes, nodes, first, (int)min((long long)SPAN, count - first), keys, level);
+    const int t = threadIdx.x;
     if (t < 8) out[blockIdx.x * 8 + t] = level[0][t];
+    if (!fuse) return;
+    __threadfence();  // this block's root, seen by the last block before it counts this one
+    __syncthreads();
+    if (t == 0) last = atomicAdd(counter, 1u) == gridDim.x - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    span_root(nullptr, 0, out, 0, (int)gridDim.x, keys, level);
+    if (t < 8) root[t] = level[0][t];
+    if (t == 0) *counter = 0;  // for the next launch (a recorded graph replays this one)
 }

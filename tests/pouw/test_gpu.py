@@ -129,7 +129,7 @@ def test_device_noise_equals_host(rank: int, n: int, k: int, m: int) -> None:
 
 
 @pytest.mark.parametrize("leaf_bytes", [1, 4, 5, 8, 32, 33, 64])
-@pytest.mark.parametrize("count", [1, 2, 3, 5, 511, 512, 513, 1025, 32768, 70001])
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 511, 512, 513, 1025, 32768, 70001, 262145])
 def test_device_merkle_root_equals_host(count: int, leaf_bytes: int) -> None:
     import cupy  # noqa: PLC0415
 
@@ -141,6 +141,25 @@ def test_device_merkle_root_equals_host(count: int, leaf_bytes: int) -> None:
     assert cupy.asnumpy(root).astype("<u4").tobytes() == merkle_root_packed(
         data.tobytes(), leaf_bytes
     )
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_device_merkle_root_reuses_its_scratch(fuse: bool) -> None:
+    """The fused last pass leaves its counter at zero: the same buffers give
+    the right root again (as a recorded graph replays them), three passes
+    at 300,001 leaves."""
+    import cupy  # noqa: PLC0415
+
+    from bcai.crypto import merkle_root_packed  # noqa: PLC0415
+    from bcai.mining import _device_hash  # noqa: PLC0415
+
+    scratch = _device_hash.merkle_scratch(300_001)
+    assert len(scratch) == 1 + 3
+    for seed in range(3):
+        data = np.random.default_rng(seed).integers(0, 2**32, 300_001, np.uint32)
+        root = _device_hash.merkle_root(cupy.asarray(data), 4, scratch, fuse)
+        assert cupy.asnumpy(root).tobytes() == merkle_root_packed(data.tobytes(), 4)
+    assert int(scratch[0][0]) == 0
 
 
 def test_device_merkle_root_refuses_partial_leaves() -> None:
