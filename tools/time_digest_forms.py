@@ -31,8 +31,10 @@ out: dict[str, Any] = {"device": torch.cuda.get_device_name(), "n": N}
 
 
 def form(number: int) -> _sm90.Operands:
-    _sm90._compile = lambda source: compile_source(f"#define DIGEST_FORM {number}\n{source}")  # type: ignore[assignment]
-    _sm90._functions.cache_clear()
+    _sm90._compile = lambda source, consumers: compile_source(  # type: ignore[assignment]
+        f"#define DIGEST_FORM {number}\n{source}", consumers
+    )
+    _sm90._kernels.cache_clear()
     return _sm90.Operands(cupy.from_dlpack(a), cupy.from_dlpack(bt))
 
 
@@ -49,11 +51,12 @@ variants["bare"] = lambda ops=ops: ops.product(cc)
 
 def _launch(ops: _sm90.Operands, kernels: Any) -> None:
     n, k, m = ops.shape
+    threads, shared = _sm90.layout(_sm90.TRANSCRIPT_CONSUMERS)
     kernels[0](
         (_sm90._grid(n, m),),
-        (_sm90.THREADS,),
+        (threads,),
         (*ops.maps, cl, ck, np.int32(n), np.int32(k), np.int32(m)),
-        shared_mem=_sm90.SHARED,
+        shared_mem=shared,
     )
 
 

@@ -24,10 +24,25 @@ except ImportError:  # pragma: no cover - cupy is the `gpu` extra
 
 TILE = 128
 STAGE = 2 * TILE * TILE  # a slice of A' and of B'ᵀ in shared memory
-RING = 3  # stages per consumer warpgroup
 MAX_K = 256 * TILE  # a tile's leaves wait in shared memory: k/128 ≤ 256
-THREADS = 384  # two consumer warpgroups and the producer's
-SHARED = 2 * RING * STAGE + 4 * 8 * RING + 4 * 4 * (MAX_K // TILE) + 1024  # + 1024: alignment
+
+
+def layout(consumers: int) -> tuple[int, int]:
+    """Threads and dynamic shared memory of the transcript kernel built with
+    `consumers` consumer warpgroups (CONSUMERS in the source): theirs and the
+    producer's; RING stages a consumer, a full and an empty barrier a stage,
+    two tiles' leaves a consumer, and 1024 bytes to align."""
+    ring = 3 if consumers == 2 else 2
+    stages = consumers * ring
+    return 128 * (consumers + 1), stages * STAGE + 2 * 8 * stages + 2 * 4 * consumers * (
+        MAX_K // TILE
+    ) + 1024
+
+
+# Consumer warpgroups a block: the transcript's digest is hidden best with three taking turns
+# (each digests under the other two's products), the bare product is fastest with two (deeper
+# rings of stages); docs/benchmarks.md, tools/time_consumers.py
+TRANSCRIPT_CONSUMERS, PRODUCT_CONSUMERS = 3, 2
 NOISY_SHARED = 2 * 3 * TILE * TILE + 16 + 1024  # two stages: the factors' rows, the base tile
 
 
@@ -58,12 +73,12 @@ def check(n: int, k: int, m: int, tile: int) -> None:
         )
 
 
-def _compile(source: str) -> bytes:
+def _compile(source: str, consumers: int) -> bytes:
     from cupy_backends.cuda.libs import nvrtc  # noqa: PLC0415 - CuPy's NVRTC binding
 
     program = nvrtc.createProgram(source, "transcript_sm90.cu", (), ())
     try:
-        options = ("--gpu-architecture=sm_90a", "-std=c++17")
+        options = ("--gpu-architecture=sm_90a", "-std=c++17", f"-DCONSUMERS={consumers}")
         try:
             nvrtc.compileProgram(program, options)
         except nvrtc.NVRTCError as error:
@@ -74,17 +89,27 @@ def _compile(source: str) -> bytes:
 
 
 @functools.cache
-def _functions() -> tuple[Any, Any, Any]:
+def _kernels(consumers: int) -> tuple[Any, Any, Any]:
+    """The transcript, product and noisy-operand kernels of the source built
+    with `consumers` consumer warpgroups a block."""
     source = resources.files("bcai.mining").joinpath("cuda/transcript_sm90.cu").read_text()
     module = cupy.cuda.function.Module()
-    module.load(_compile(source))
+    module.load(_compile(source, consumers))
     names = "bcai_transcript_sm90", "bcai_product_sm90", "bcai_noisy_sm90"
     kernels = tuple(module.get_function(name) for name in names)
     attribute = getattr(cupy.cuda.driver, "CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES", 8)
-    for kernel, shared in zip(kernels, (SHARED, SHARED, NOISY_SHARED), strict=True):
-        cupy.cuda.driver.funcSetAttribute(kernel.ptr, attribute, shared)  # more than 48 KiB
+    _, shared = layout(consumers)
+    for kernel, size in zip(kernels, (shared, shared, NOISY_SHARED), strict=True):
+        cupy.cuda.driver.funcSetAttribute(kernel.ptr, attribute, size)  # more than 48 KiB
     _modules.append(module)  # the functions live as long as it does
     return kernels
+
+
+def _functions() -> tuple[Any, Any, Any]:
+    """The transcript kernel (TRANSCRIPT_CONSUMERS), the bare product and
+    the noisy operands (PRODUCT_CONSUMERS)."""
+    _, product, noisy = _kernels(PRODUCT_CONSUMERS)
+    return _kernels(TRANSCRIPT_CONSUMERS)[0], product, noisy
 
 
 _modules: list[Any] = []
@@ -181,11 +206,12 @@ class Operands:
         if (out.dtype, out.size, keys.dtype, keys.size) != (cupy.uint32, count, cupy.uint32, 2):
             raise ValueError(f"the leaves need {count} uint32 and the keys two uint32")
         transcript, _, _ = _functions()
+        threads, shared = layout(TRANSCRIPT_CONSUMERS)
         transcript(
             (_grid(n, m),),
-            (THREADS,),
+            (threads,),
             (*self.maps, out, keys, np.int32(n), np.int32(k), np.int32(m)),
-            shared_mem=SHARED,
+            shared_mem=shared,
         )
 
     def product(self, out: Any) -> None:
@@ -194,11 +220,12 @@ class Operands:
         if out.dtype != cupy.int32 or out.shape != (n, m) or not out.flags.c_contiguous:
             raise ValueError(f"the product needs a contiguous {n}×{m} int32 matrix")
         _, product, _ = _functions()
+        threads, shared = layout(PRODUCT_CONSUMERS)
         product(
             (_grid(n, m),),
-            (THREADS,),
+            (threads,),
             (*self.maps, out, np.int32(n), np.int32(k), np.int32(m)),
-            shared_mem=SHARED,
+            shared_mem=shared,
         )
 
 

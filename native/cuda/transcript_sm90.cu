@@ -2,22 +2,21 @@
 // the same leaves as bcai/mining/_triton.py, the Rust miner and the NumPy
 // reference (docs/pouw.md), byte for byte.
 //
-// A persistent kernel, one block of three warpgroups per SM, 128×128 output
-// tiles (b = 128). One warp of the third warpgroup streams the b-wide
-// slices of A' (128 rows × 128 bytes) and B'ᵀ (128 rows × 128 bytes) into
-// shared memory with the bulk tensor copy engine (TMA, 128-byte swizzle).
-// The two consumer warpgroups ("ping-pong") take the block's tiles in turn,
-// each a whole tile (128 accumulator registers a thread, raised by
-// setmaxnreg) with a ring of RING stages of its own, and multiply with
-// wgmma (m64n128k32, s8 × s8 → s32, operands in shared memory). They take
-// turns at the tensor cores (named barriers): a warpgroup issues a slice's
-// product (two halves of 64 rows), hands the turn over once the first half
-// is done, digests that half while the second is multiplied, then the
-// second while the other warpgroup's slice is multiplied. The digest of
-// the accumulator y = S_ℓ + κ + e·φ is Σ (y XOR λ)² mod 2^32 — one XOR and
-// one multiply-add per entry (docs/pouw.md); a leaf is the sum of its
-// tile's four warps' digests (one shared-memory atomic a warp), written
-// when the tile is done.
+// A persistent kernel, one block per SM of CONSUMERS + 1 warpgroups, 128×128 output tiles
+// (b = 128). One warp of the last warpgroup streams the b-wide slices of A' (128 rows × 128
+// bytes) and B'ᵀ (128 rows × 128 bytes) into shared memory with the bulk tensor copy engine (TMA,
+// 128-byte swizzle). The consumer warpgroups take the block's tiles in turn, each a whole tile
+// (128 accumulator registers a thread, raised by setmaxnreg) with a ring of RING stages of its
+// own, and multiply with wgmma (m64n128k32, s8 × s8 → s32, operands in shared memory). They take
+// turns at the tensor cores (named barriers): a warpgroup issues a slice's product (two halves
+// of 64 rows), hands the turn over once the first half is done, digests that half while the
+// second is multiplied, then the second while the other warpgroups' slices are multiplied. The
+// digest of the accumulator y = S_ℓ + κ + e·φ is Σ (y XOR λ)² mod 2^32 — one XOR and one
+// multiply-add per entry (docs/pouw.md); a leaf is the sum of its tile's four warps' digests (one
+// shared-memory atomic a warp, added under the next slice's products), written when the tile is
+// done. The transcript runs with three consumers (the second half's digest then has two other
+// warpgroups' products to hide under, not one), the bare product with two (RING 3: it is
+// fastest so); bcai/mining/_sm90.py builds the source for each.
 //
 // bcai_product_sm90 is the same kernel without the digest, storing C: the
 // bare product the transcript is measured against.
@@ -34,7 +33,11 @@ typedef unsigned long long u64;
 
 #define TILE 128
 #define HALF 64            // rows of one wgmma (m64)
-#define RING 3             // stages per consumer warpgroup: 2 × 3 × 32 KiB of shared memory
+#ifndef CONSUMERS
+#define CONSUMERS 2        // consumer warpgroups a block (2 or 3), taking turns at the tensor cores
+#endif
+#define RING (CONSUMERS == 2 ? 3 : 2)  // stages per consumer warpgroup: C × RING × 32 KiB ≤ 192 KiB
+#define THREADS (128 * (CONSUMERS + 1))
 #define STAGE_BYTES (2 * TILE * TILE)
 #define MAX_SLICES 256     // k <= 32768
 #define GROUP 8            // tile rows per group: blocks running together share A' and B' in L2
@@ -175,28 +178,36 @@ __device__ __forceinline__ u32 ready(u64* full, unsigned char* base, int wg, int
     return smem(base + stage * STAGE_BYTES);
 }
 
-// Turns at the tensor cores: warpgroup 0 issues its slice i, then warpgroup 1 its slice i, then 0
-// its i + 1 … (`item` counts a warpgroup's slices over its tiles; the two may have unequal counts)
-__device__ __forceinline__ void wait_turn(int wg, int item, int items1) {
-    if (wg == 0) {
-        if (item >= 1 && item <= items1) named_sync(2);
-    } else {
-        named_sync(3);
-    }
+// Turns at the tensor cores: warpgroup 0 issues its slice i, then warpgroup 1 its slice i, … then
+// 0 its slice i + 1. `items` counts each warpgroup's slices over its tiles: the counts fall with
+// the warpgroup by at most one tile's, so a warpgroup with slice i has a predecessor with it. A
+// warpgroup waits at barrier 2 + its number for its predecessor's first half to be done.
+__device__ __forceinline__ int last_with(const int* items, int i) {  // the last warpgroup with slice i
+    int w = 0;
+#pragma unroll
+    for (int v = 1; v < CONSUMERS; ++v)
+        if (i < items[v]) w = v;
+    return w;
 }
 
-__device__ __forceinline__ void give_turn(int wg, int item, int items0, int items1) {
-    if (wg == 0) {
-        if (item < items1) named_arrive(3);
-    } else {
-        if (item + 1 < items0) named_arrive(2);
-    }
+__device__ __forceinline__ void wait_turn(int wg, int item, const int* items) {
+    if (wg > 0)
+        named_sync(2 + wg);
+    else if (item > 0 && last_with(items, item - 1) != 0)  // (not after its own slice)
+        named_sync(2);
 }
 
-// A consumer warpgroup WG: its tiles (r = WG, WG + 2, …), each slice multiplied in its turn and digested
+__device__ __forceinline__ void give_turn(int wg, int item, const int* items) {
+    if (wg + 1 < CONSUMERS && item < items[wg + 1])
+        named_arrive(3 + wg);
+    else if (wg != 0 && item + 1 < items[0])
+        named_arrive(2);
+}
+
+// A consumer warpgroup WG: its tiles (r = WG, WG + C, …), each slice multiplied in its turn and digested
 template <int DIGEST, int WG>
 __device__ __forceinline__ void consume(unsigned char* base, u64* full, u64* empty, u32* parts, void* out,
-                                        const u32* keys, int n, int k, int m, int mine, int items0, int items1)
+                                        const u32* keys, int n, int k, int m, int mine, const int* items)
 {
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, wg = WG;
     const int num_i = n / TILE, num_j = m / TILE, slices = k / TILE;
@@ -207,7 +218,7 @@ __device__ __forceinline__ void consume(unsigned char* base, u64* full, u64* emp
     u32* part = parts + wg * 2 * MAX_SLICES;
     u32 lo[64], hi[64];
     int item = 0, it = 0, parity = 0;
-    for (int r = wg; r < mine; r += 2) {
+    for (int r = wg; r < mine; r += CONSUMERS) {
         int pi, pj;
         place(blockIdx.x + r * gridDim.x, num_i, num_j, pi, pj);
         // y starts at κ + e·φ (int32 sums wrap mod 2^32): κ + e0·φ plus constants. Opaque to
@@ -229,7 +240,7 @@ __device__ __forceinline__ void consume(unsigned char* base, u64* full, u64* emp
         for (int s = 0; s < slices; ++s, ++item, ++it) {
             const int stage = wg * RING + it % RING;
             const u32 a = ready(full, base, wg, it), b = a + TILE * TILE;
-            wait_turn(wg, item, items1);
+            wait_turn(wg, item, items);
             mma_fence();
             pin(lo);
             pin(hi);
@@ -243,7 +254,7 @@ __device__ __forceinline__ void consume(unsigned char* base, u64* full, u64* emp
             }
             mma_wait<1>();  // the first half is done: the other warpgroup's slice may queue behind the second
             pin(lo);
-            give_turn(wg, item, items0, items1);
+            give_turn(wg, item, items);
             held = DIGEST ? digest(lo, mask) : 0u;  // under the second half's product:
             asm volatile("" : "+r"(held));          // done before the wait, not moved after it
             mma_wait<0>();
@@ -256,7 +267,7 @@ __device__ __forceinline__ void consume(unsigned char* base, u64* full, u64* emp
             if (lane == 0) atomicAdd(part + parity * MAX_SLICES + slices - 1, held);
         }
         if (DIGEST) {
-            asm volatile("bar.sync %0, 128;" ::"r"(4 + wg) : "memory");  // the tile's four warps are done
+            asm volatile("bar.sync %0, 128;" ::"r"(8 + wg) : "memory");  // the tile's four warps are done
             u32* leaves = (u32*)out;
             for (int s = tid % 128; s < slices; s += 128) {
                 leaves[((long long)s * num_i + pi) * num_j + pj] = part[parity * MAX_SLICES + s];
@@ -281,32 +292,37 @@ __device__ __forceinline__ void body(
     const void* map_a, const void* map_b, void* out, const u32* keys, int n, int k, int m)
 {
     unsigned char* base = raw + ((1024 - (smem(raw) & 1023)) & 1023);  // 128-byte swizzle: 1024-aligned
-    u64* full = (u64*)(base + 2 * RING * STAGE_BYTES);  // [warpgroup][stage]
-    u64* empty = full + 2 * RING;
-    u32* parts = (u32*)(empty + 2 * RING);  // [warpgroup][parity][slice]: a tile's leaves
+    u64* full = (u64*)(base + CONSUMERS * RING * STAGE_BYTES);  // [warpgroup][stage]
+    u64* empty = full + CONSUMERS * RING;
+    u32* parts = (u32*)(empty + CONSUMERS * RING);  // [warpgroup][parity][slice]: a tile's leaves
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int wg = __shfl_sync(0xffffffffu, warp / 4, 0);  // warp-uniform to the compiler
     const int num_i = n / TILE, num_j = m / TILE, tiles = num_i * num_j, slices = k / TILE;
-    // this block's tiles t = blockIdx.x + r·gridDim.x; warpgroup r % 2 takes tile r
+    // this block's tiles t = blockIdx.x + r·gridDim.x; warpgroup r % C takes tile r
     const int mine = (tiles - (int)blockIdx.x + (int)gridDim.x - 1) / (int)gridDim.x;
-    const int items0 = (mine + 1) / 2 * slices, items1 = mine / 2 * slices;  // slices each multiplies
-    if (tid == 0) init_barriers(full, empty, 2 * RING, 4);
+    int items[CONSUMERS];  // slices each consumer multiplies
+#pragma unroll
+    for (int w = 0; w < CONSUMERS; ++w) items[w] = (mine > w ? (mine - w + CONSUMERS - 1) / CONSUMERS : 0) * slices;
+    if (tid == 0) init_barriers(full, empty, CONSUMERS * RING, 4);
     if (DIGEST)
-        for (int i = tid; i < 4 * MAX_SLICES; i += 384) parts[i] = 0;
+        for (int i = tid; i < 2 * CONSUMERS * MAX_SLICES; i += THREADS) parts[i] = 0;
     __syncthreads();
 
-    if (wg == 2) {  // the producer
-        asm volatile("setmaxnreg.dec.sync.aligned.u32 40;");
-        if (warp == 8 && lane == 0) {
+    if (wg == CONSUMERS) {  // the producer
+        asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(CONSUMERS == 2 ? 40 : 24));
+        if (warp == 4 * CONSUMERS && lane == 0) {
             asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)map_a) : "memory");
             asm volatile("fence.proxy.tensormap::generic.acquire.gpu [%0], 128;" ::"l"((u64)map_b) : "memory");
-            int it[2] = {0, 0};
-            for (int r = 0; r < mine; r += 2) {
-                int pi[2], pj[2];
-                place(blockIdx.x + r * gridDim.x, num_i, num_j, pi[0], pj[0]);
-                if (r + 1 < mine) place(blockIdx.x + (r + 1) * gridDim.x, num_i, num_j, pi[1], pj[1]);
+            int it[CONSUMERS] = {};
+            for (int r = 0; r < mine; r += CONSUMERS) {
+                int pi[CONSUMERS], pj[CONSUMERS];
+#pragma unroll
+                for (int w = 0; w < CONSUMERS; ++w)
+                    if (r + w < mine) place(blockIdx.x + (r + w) * gridDim.x, num_i, num_j, pi[w], pj[w]);
                 for (int s = 0; s < slices; ++s) {
-                    for (int w = 0; w < 2 && r + w < mine; ++w) {  // the two warpgroups' slices s in turn
+#pragma unroll
+                    for (int w = 0; w < CONSUMERS; ++w) {  // the warpgroups' slices s in turn
+                        if (r + w >= mine) break;
                         const int stage = w * RING + it[w] % RING;
                         bar_wait(&empty[stage], ((it[w] / RING) & 1) ^ 1);
                         bar_expect(&full[stage], STAGE_BYTES);
@@ -321,22 +337,24 @@ __device__ __forceinline__ void body(
         return;
     }
 
-    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;");
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(CONSUMERS == 2 ? 232 : 160));
     // the warpgroup a compile-time constant: stages, shared-memory addresses and wgmma descriptors
     // are then uniform (computed once a warp on the uniform datapath, not per thread beside the digest)
     if (wg == 0)
-        consume<DIGEST, 0>(base, full, empty, parts, out, keys, n, k, m, mine, items0, items1);
+        consume<DIGEST, 0>(base, full, empty, parts, out, keys, n, k, m, mine, items);
+    else if (wg == 1 || CONSUMERS == 2)
+        consume<DIGEST, 1>(base, full, empty, parts, out, keys, n, k, m, mine, items);
     else
-        consume<DIGEST, 1>(base, full, empty, parts, out, keys, n, k, m, mine, items0, items1);
+        consume<DIGEST, CONSUMERS - 1>(base, full, empty, parts, out, keys, n, k, m, mine, items);
 }
 
-extern "C" __global__ void __launch_bounds__(384, 1) bcai_transcript_sm90(
+extern "C" __global__ void __launch_bounds__(THREADS, 1) bcai_transcript_sm90(
     const void* map_a, const void* map_b, u32* leaves, const u32* keys, int n, int k, int m)
 {
     body<1>(map_a, map_b, leaves, keys, n, k, m);
 }
 
-extern "C" __global__ void __launch_bounds__(384, 1) bcai_product_sm90(
+extern "C" __global__ void __launch_bounds__(THREADS, 1) bcai_product_sm90(
     const void* map_a, const void* map_b, int* c, int n, int k, int m)
 {
     body<0>(map_a, map_b, c, nullptr, n, k, m);

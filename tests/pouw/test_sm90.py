@@ -61,9 +61,20 @@ def device(matrix: np.ndarray):  # type: ignore[no-untyped-def]
     return cupy.asarray(np.ascontiguousarray(matrix))
 
 
-# 300 tiles on a GPU of 132 SMs: 100 blocks of three tiles, two for one
-# warpgroup and one for the other; 1 tile: the second warpgroup has none
-SHAPES = [(128, 128, 128), (256, 384, 640), (1280, 256, 3840)]
+# Tiles a block on a GPU of 132 SMs (the block's consumer warpgroups take
+# them in turn: three for the transcript, two for the bare product): 1 tile
+# (the other warpgroups have none); 10 tiles on 10 blocks; 300 on 100 blocks
+# of 3; 264 on 132 of 2; 133 on 67 blocks, 66 of 2 and one of 1; 512 on 128
+# of 4 (one warpgroup two tiles, the others one); 640 on 128 of 5
+SHAPES = [
+    (128, 128, 128),
+    (256, 384, 640),
+    (1280, 256, 3840),
+    (1536, 128, 2816),
+    (896, 128, 2432),
+    (2048, 128, 4096),
+    (2560, 128, 4096),
+]
 
 
 @pytest.mark.gpu
