@@ -185,12 +185,12 @@ __device__ __forceinline__ void leaf_hash(const unsigned* key, const unsigned ch
 }
 
 // The root of `size` (≤ SPAN) consecutive hashes from `first` — the leaf hashes of `leaves`
-// (leaf_bytes each) when leaf_bytes > 0, else the 32-byte hashes of `nodes` — into level[0], by
+// (leaf_bytes each) when leaf_bytes > 0, else the 32-byte hashes of `nodes` — into level[·][0], by
 // a block of SPAN / 2 threads: a thread takes hashes 2t and 2t + 1 and joins them in registers,
 // then one node a thread per level through shared memory (an unpaired last node carried up).
 __device__ void span_root(const unsigned char* __restrict__ leaves, int leaf_bytes,
                           const unsigned* __restrict__ nodes, long long first, int size,
-                          const unsigned* __restrict__ keys, unsigned (*level)[8]) {
+                          const unsigned* __restrict__ keys, unsigned (*level)[SPAN / 2]) {
     const unsigned* key_leaf = keys;
     const unsigned* key_node = keys + 8;
     const int t = threadIdx.x;
@@ -208,20 +208,27 @@ __device__ void span_root(const unsigned char* __restrict__ leaves, int leaf_byt
     if (2 * t + 1 < size) node(key_node, h[0], h[1], h[0]);
     if (2 * t < size)
 #pragma unroll
-        for (int i = 0; i < 8; ++i) level[t][i] = h[0][i];
+        for (int i = 0; i < 8; ++i) level[i][t] = h[0][i];
     __syncthreads();
     int width = (size + 1) / 2;  // hashes in `level`
     while (width > 1) {
         const int pairs = width / 2;
-        unsigned x[8];
-        if (t < pairs) node(key_node, level[2 * t], level[2 * t + 1], x);
+        unsigned l[8], r[8], x[8];
+        if (t < pairs) {
+#pragma unroll
+            for (int i = 0; i < 8; ++i) {
+                l[i] = level[i][2 * t];
+                r[i] = level[i][2 * t + 1];
+            }
+            node(key_node, l, r, x);
+        }
         __syncthreads();
         if (t < pairs)
 #pragma unroll
-            for (int i = 0; i < 8; ++i) level[t][i] = x[i];
+            for (int i = 0; i < 8; ++i) level[i][t] = x[i];
         if (width & 1 && t == 0)
 #pragma unroll
-            for (int i = 0; i < 8; ++i) level[pairs][i] = level[width - 1][i];
+            for (int i = 0; i < 8; ++i) level[i][pairs] = level[i][width - 1];
         __syncthreads();
         width = pairs + (width & 1);
     }
@@ -237,12 +244,12 @@ extern "C" __global__ void __launch_bounds__(SPAN / 2)
     bcai_merkle_span(const unsigned char* __restrict__ leaves, int leaf_bytes,
                      const unsigned* __restrict__ nodes, long long count, const unsigned* __restrict__ keys,
                      unsigned* __restrict__ out, unsigned* counter, unsigned* root, int fuse) {
-    __shared__ unsigned level[SPAN / 2][8];
+    __shared__ unsigned level[8][SPAN / 2];  // word i of hash t at [i][t]: no bank conflicts
     __shared__ bool last;
     const long long first = (long long)blockIdx.x * SPAN;
     span_root(leaves, leaf_bytes, nodes, first, (int)min((long long)SPAN, count - first), keys, level);
     const int t = threadIdx.x;
-    if (t < 8) out[blockIdx.x * 8 + t] = level[0][t];
+    if (t < 8) out[blockIdx.x * 8 + t] = level[t][0];
     if (!fuse) return;
     __threadfence();  // this block's root, seen by the last block before it counts this one
     __syncthreads();
@@ -251,6 +258,6 @@ extern "C" __global__ void __launch_bounds__(SPAN / 2)
     if (!last) return;
     __threadfence();
     span_root(nullptr, 0, out, 0, (int)gridDim.x, keys, level);
-    if (t < 8) root[t] = level[0][t];
+    if (t < 8) root[t] = level[t][0];
     if (t == 0) *counter = 0;  // for the next launch (a recorded graph replays this one)
 }
