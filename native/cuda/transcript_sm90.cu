@@ -155,9 +155,26 @@ __device__ __forceinline__ u32 xor3(u32 y, u32 mask, u32 v) {
     return r;
 }
 
+// v + ⌊y·y / 2^32⌋, the square's high word (DIGEST_FORM 4)
+__device__ __forceinline__ u32 square_hi_add(u32 y, u32 v) {
+    u32 r;
+    asm("mad.hi.u32 %0, %1, %1, %2;" : "=r"(r) : "r"(y), "r"(v));
+    return r;
+}
+
+// v + x·y mod 2^32 (DIGEST_FORM 5)
+__device__ __forceinline__ u32 product_add(u32 x, u32 y, u32 v) {
+    u32 r;
+    asm("mad.lo.u32 %0, %1, %2, %3;" : "=r"(r) : "r"(x), "r"(y), "r"(v));
+    return r;
+}
+
 // Σ (y XOR λ)² mod 2^32 over 64 entries of a thread, in eight independent sums. Other forms
-// (DIGEST_FORM): 1 the XOR alone (one logic op an entry), 2 the square alone (one multiply-add),
-// 3 the digest of every second entry (half of each)
+// (DIGEST_FORM), candidates timed for a cheaper digest: 1 the XOR alone (one logic op an entry),
+// 2 the square alone (one multiply-add), 3 the digest of every second entry (half of each),
+// 4 the square's high word (one multiply-add, high half), 5 products of neighbouring entries
+// (one multiply-add for two entries), 6 products of neighbouring entries each XORed with λ,
+// 7 products of neighbouring entries, the first XORed with λ
 __device__ __forceinline__ u32 digest(const u32 (&d)[64], u32 mask) {
     u32 v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 #pragma unroll
@@ -166,6 +183,10 @@ __device__ __forceinline__ u32 digest(const u32 (&d)[64], u32 mask) {
         if (DIGEST_FORM == 1) v[i % 8] = xor3(d[i], mask, v[i % 8]);
         if (DIGEST_FORM == 2) v[i % 8] = square_add(d[i], v[i % 8]);
         if (DIGEST_FORM == 3 && i % 2 == 0) v[i % 8] = square_add(d[i] ^ mask, v[i % 8]);
+        if (DIGEST_FORM == 4) v[i % 8] = square_hi_add(d[i], v[i % 8]);
+        if (DIGEST_FORM == 5 && i % 2 == 0) v[i % 8] = product_add(d[i], d[i + 1], v[i % 8]);
+        if (DIGEST_FORM == 6 && i % 2 == 0) v[i % 8] = product_add(d[i] ^ mask, d[i + 1] ^ mask, v[i % 8]);
+        if (DIGEST_FORM == 7 && i % 2 == 0) v[i % 8] = product_add(d[i] ^ mask, d[i + 1], v[i % 8]);
     }
     return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }
