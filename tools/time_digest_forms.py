@@ -1,12 +1,10 @@
-"""What the digest costs the hand-written transcript kernel, by its parts:
-the kernel compiled with each DIGEST_FORM of native/cuda/transcript_sm90.cu
-(0 the digest, 1 its XOR alone, 2 its multiply-add alone, 3 the digest of
-every second entry, 4 the square's high word, 5 products of neighbouring
-entries, 6 the same each XORed with λ, 7 the first XORed with λ) and the
-bare product, at n = k = m = N: CUDA events
-(median of 200, three rounds) and two seconds sustained with the SM clock
-and board power (NVML). Form 0's leaves are checked against Triton's; the
-others' leaves are not the transcript's by design. Usage:
+"""What the digest costs the hand-written transcript kernel: the kernel
+compiled with each DIGEST_FORM of native/cuda/transcript_sm90.cu (0 the
+digest, Σ (y_2i XOR λ)·y_2i+1; 1 v2's Σ (y XOR λ)²; 2 the pairs each
+XORed with λ; 3 the pairs without λ) and the bare product, at n = k = m =
+N: CUDA events (median of 200, three rounds) and two seconds sustained with
+the SM clock and board power (NVML). Form 0's leaves are checked against
+Triton's; the others' leaves are not the transcript's by design. Usage:
 time_digest_forms.py [N] [FORM,FORM,…]"""
 
 import json
@@ -21,7 +19,7 @@ from _cuda_timing import median_ms, sustained
 from bcai.mining import _sm90, _triton
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
-FORMS = [int(f) for f in sys.argv[2].split(",")] if len(sys.argv) > 2 else list(range(8))
+FORMS = [int(f) for f in sys.argv[2].split(",")] if len(sys.argv) > 2 else list(range(4))
 compile_source = _sm90._compile
 a = torch.randint(-128, 128, (N, N), dtype=torch.int8, device="cuda")
 bt = torch.randint(-128, 128, (N, N), dtype=torch.int8, device="cuda")

@@ -6,12 +6,12 @@ B'[slice, tile columns] into an int32 accumulator, and after every slice
 writes the tile's leaf. The accumulator of entry e starts at κ + e·φ instead
 of 0 (int32 accumulation wraps modulo 2^32), so after slice ℓ it holds
 y_e = S_ℓ[e] + κ + e·φ — the digest's operand — and the leaf
-d = Σ_e (y_e XOR λ)² mod 2^32 costs one XOR and one multiply-add per entry
-(docs/pouw.md). The sum over the tile is the costly part (a reduction
-across warps through shared memory, a barrier): per slice the kernel only
-sums each row, and the rows' sums of `CHUNK` slices are summed across the
-tile together. Measured against the same kernel without the digest and
-against cuBLAS in benches/bench_pouw.py.
+d = Σ_i (y_{2i} XOR λ)·y_{2i+1} mod 2^32 costs one XOR and one multiply-add
+per pair of neighbouring entries (docs/pouw.md). The sum over the tile is
+the costly part (a reduction across warps through shared memory, a
+barrier): per slice the kernel only sums each row, and the rows' sums of
+`CHUNK` slices are summed across the tile together. Measured against the
+same kernel without the digest and against cuBLAS in benches/bench_pouw.py.
 
 Triton comes with PyTorch's CUDA wheels; this module imports it lazily.
 """
@@ -83,7 +83,7 @@ def _kernels() -> tuple[Any, Any]:
             acc = tl.zeros((tile, tile), tl.int32)
         a_ptrs = a_ptr + rows[:, None].to(tl.int64) * sa_i + kr[None, :] * sa_t
         b_ptrs = b_ptr + kr[:, None] * sb_t + cols[None, :].to(tl.int64) * sb_j
-        # DIGEST: per slice only the row sums of (y XOR λ)², summed within
+        # DIGEST: per slice only the row sums of (y_2i XOR λ)·y_2i+1, summed within
         # the few threads that hold a row (no barrier); they wait in column
         # `slot` of `parts` and the sums across the tile — one reduction
         # through shared memory — are taken once every `chunk` slices
@@ -95,9 +95,14 @@ def _kernels() -> tuple[Any, Any]:
             a_ptrs += tile * sa_t
             b_ptrs += tile * sb_t
             if mode == 1:
-                y = acc.to(tl.uint32, bitcast=True) ^ mask
+                # a row's neighbouring entries in pairs
+                first, second = tl.split(
+                    tl.reshape(acc.to(tl.uint32, bitcast=True), (tile, tile // 2, 2))
+                )
                 slot = step % chunk
-                parts = tl.where(slots[None, :] == slot, tl.sum(y * y, axis=1)[:, None], parts)
+                parts = tl.where(
+                    slots[None, :] == slot, tl.sum((first ^ mask) * second, axis=1)[:, None], parts
+                )
                 if (slot == chunk - 1) or (step == steps - 1):
                     leaf = step - slot + slots
                     at = out_ptr + (leaf * num_i + pid_i) * num_j + pid_j

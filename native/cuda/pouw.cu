@@ -6,7 +6,8 @@
 // the whole inner dimension. Per b-wide slice: the slice of A' (b rows) and
 // of B'ᵀ (b rows) is staged in shared memory as packed int8×4 words, the
 // products run on __dp4a, then every thread digests its 16 entries,
-// z = ((x + κ + e·0x9E3779B9) mod 2^32) XOR λ and d += z² (mod 2^32), and
+// y = (x + κ + e·0x9E3779B9) mod 2^32 and d += (y XOR λ)·y' (mod 2^32) for
+// each entry of an even column, y' its right neighbour's, and
 // the block sums the digests (addition mod 2^32: any order gives the same
 // leaf). The tensor-core kernel is bcai/mining/_triton.py (tiles 64, 128).
 // (A kernel may as well start its accumulator at κ + e·0x9E3779B9 instead
@@ -54,14 +55,26 @@ extern "C" __global__ void bcai_pouw_transcript(
 #pragma unroll
                 for (int j = 0; j < 4; ++j) acc[i][j] = __dp4a(a[i], b[j], acc[i][j]);
         }
+        // Σ (y_2i XOR λ)·y_2i+1 over pairs of neighbouring columns: with q = 1 a thread holds
+        // the whole 4×4 tile; else column c's neighbour c XOR 1 (q even) is the same (i, j)
+        // entry of the thread tx XOR 1 — the next lane (tid = ty·q + tx)
         unsigned int d = 0;
+        const unsigned int lanes = nt >= 32 ? 0xFFFFFFFFu : (1u << nt) - 1u;
 #pragma unroll
         for (int i = 0; i < 4; ++i)
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 const unsigned int e = (unsigned int)((ty + i * q) * tile + tx + j * q);
-                const unsigned int z = ((unsigned int)acc[i][j] + (key + e * 0x9E3779B9u)) ^ mask;
-                d += z * z;
+                const unsigned int y = (unsigned int)acc[i][j] + (key + e * 0x9E3779B9u);
+                if (q == 1) {
+                    if (j % 2 == 0) {
+                        const unsigned int next = (unsigned int)acc[i][j + 1] + (key + (e + 1) * 0x9E3779B9u);
+                        d += (y ^ mask) * next;
+                    }
+                } else {
+                    const unsigned int next = __shfl_xor_sync(lanes, y, 1);
+                    if ((tx & 1) == 0) d += (y ^ mask) * next;
+                }
             }
         red[tid] = d;
         __syncthreads();

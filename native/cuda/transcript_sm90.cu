@@ -11,8 +11,8 @@
 // turns at the tensor cores (named barriers): a warpgroup issues a slice's product (two halves
 // of 64 rows), hands the turn over once the first half is done, digests that half while the
 // second is multiplied, then the second while the other warpgroups' slices are multiplied. The
-// digest of the accumulator y = S_ℓ + κ + e·φ is Σ (y XOR λ)² mod 2^32 — one XOR and one
-// multiply-add per entry (docs/pouw.md); a leaf is the sum of its tile's four warps' digests (one
+// digest of the accumulator y = S_ℓ + κ + e·φ is Σ (y_2i XOR λ)·y_2i+1 mod 2^32 over pairs of
+// neighbouring columns — one XOR and one multiply-add a pair (docs/pouw.md); a leaf is the sum of its tile's four warps' digests (one
 // shared-memory atomic a warp, added under the next slice's products), written when the tile is
 // done. The transcript runs with three consumers (the second half's digest then has two other
 // warpgroups' products to hide under, not one), the bare product with two (RING 3: it is
@@ -136,57 +136,33 @@ __device__ __forceinline__ void init_barriers(u64* full, u64* empty, int count, 
 __device__ __forceinline__ void named_sync(int id) { asm volatile("bar.sync %0, 256;" ::"r"(id) : "memory"); }
 __device__ __forceinline__ void named_arrive(int id) { asm volatile("bar.arrive %0, 256;" ::"r"(id) : "memory"); }
 
-// v + y·y mod 2^32, opaque to the compiler: it may not fold the digest's
-// separate sums into one chain of dependent multiply-adds (it did: 128 in a row)
-__device__ __forceinline__ u32 square_add(u32 y, u32 v) {
-    u32 r;
-    asm("mad.lo.u32 %0, %1, %1, %2;" : "=r"(r) : "r"(y), "r"(v));
-    return r;
-}
-
 #ifndef DIGEST_FORM  // 0: the digest of docs/pouw.md; others only to time what it costs
 #define DIGEST_FORM 0   // (tools/time_digest_forms.py: their leaves are not the transcript's)
 #endif
 
-// v XOR y XOR λ, one opaque three-input logic op (DIGEST_FORM 1)
-__device__ __forceinline__ u32 xor3(u32 y, u32 mask, u32 v) {
-    u32 r;
-    asm("lop3.b32 %0, %1, %2, %3, 0x96;" : "=r"(r) : "r"(y), "r"(mask), "r"(v));
-    return r;
-}
-
-// v + ⌊y·y / 2^32⌋, the square's high word (DIGEST_FORM 4)
-__device__ __forceinline__ u32 square_hi_add(u32 y, u32 v) {
-    u32 r;
-    asm("mad.hi.u32 %0, %1, %1, %2;" : "=r"(r) : "r"(y), "r"(v));
-    return r;
-}
-
-// v + x·y mod 2^32 (DIGEST_FORM 5)
+// v + x·y mod 2^32, opaque to the compiler: it may not fold the digest's separate sums into one
+// chain of dependent multiply-adds (it did: 128 in a row)
 __device__ __forceinline__ u32 product_add(u32 x, u32 y, u32 v) {
     u32 r;
     asm("mad.lo.u32 %0, %1, %2, %3;" : "=r"(r) : "r"(x), "r"(y), "r"(v));
     return r;
 }
 
-// Σ (y XOR λ)² mod 2^32 over 64 entries of a thread, in eight independent sums. Other forms
-// (DIGEST_FORM), candidates timed for a cheaper digest: 1 the XOR alone (one logic op an entry),
-// 2 the square alone (one multiply-add), 3 the digest of every second entry (half of each),
-// 4 the square's high word (one multiply-add, high half), 5 products of neighbouring entries
-// (one multiply-add for two entries), 6 products of neighbouring entries each XORed with λ,
-// 7 products of neighbouring entries, the first XORed with λ
+// Σ (y_2i XOR λ)·y_2i+1 mod 2^32 over a thread's 64 entries — 32 pairs of neighbouring columns
+// (d[i], d[i + 1], i even) — in eight independent sums. Other forms (DIGEST_FORM), timed for the
+// record: 1 v2's Σ (y XOR λ)² (a XOR and a multiply-add an entry), 2 the pairs each XORed with
+// λ, 3 the pairs without λ
 __device__ __forceinline__ u32 digest(const u32 (&d)[64], u32 mask) {
     u32 v[8] = {0, 0, 0, 0, 0, 0, 0, 0};
 #pragma unroll
-    for (int i = 0; i < 64; ++i) {
-        if (DIGEST_FORM == 0) v[i % 8] = square_add(d[i] ^ mask, v[i % 8]);
-        if (DIGEST_FORM == 1) v[i % 8] = xor3(d[i], mask, v[i % 8]);
-        if (DIGEST_FORM == 2) v[i % 8] = square_add(d[i], v[i % 8]);
-        if (DIGEST_FORM == 3 && i % 2 == 0) v[i % 8] = square_add(d[i] ^ mask, v[i % 8]);
-        if (DIGEST_FORM == 4) v[i % 8] = square_hi_add(d[i], v[i % 8]);
-        if (DIGEST_FORM == 5 && i % 2 == 0) v[i % 8] = product_add(d[i], d[i + 1], v[i % 8]);
-        if (DIGEST_FORM == 6 && i % 2 == 0) v[i % 8] = product_add(d[i] ^ mask, d[i + 1] ^ mask, v[i % 8]);
-        if (DIGEST_FORM == 7 && i % 2 == 0) v[i % 8] = product_add(d[i] ^ mask, d[i + 1], v[i % 8]);
+    for (int i = 0; i < 64; i += 2) {
+        if (DIGEST_FORM == 0) v[i % 8] = product_add(d[i] ^ mask, d[i + 1], v[i % 8]);
+        if (DIGEST_FORM == 1) {
+            v[i % 8] = product_add(d[i] ^ mask, d[i] ^ mask, v[i % 8]);
+            v[(i + 1) % 8] = product_add(d[i + 1] ^ mask, d[i + 1] ^ mask, v[(i + 1) % 8]);
+        }
+        if (DIGEST_FORM == 2) v[i % 8] = product_add(d[i] ^ mask, d[i + 1] ^ mask, v[i % 8]);
+        if (DIGEST_FORM == 3) v[i % 8] = product_add(d[i], d[i + 1], v[i % 8]);
     }
     return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
 }

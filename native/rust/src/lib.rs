@@ -308,9 +308,14 @@ fn pouw_transcript<'py>(
             bt.shape()
         )));
     }
-    if tile == 0 || a.nrows() % tile != 0 || a.ncols() % tile != 0 || bt.nrows() % tile != 0 {
+    if tile == 0
+        || tile % 2 != 0
+        || a.nrows() % tile != 0
+        || a.ncols() % tile != 0
+        || bt.nrows() % tile != 0
+    {
         return Err(PyValueError::new_err(format!(
-            "tile {tile} does not divide the shapes {:?} and {:?}",
+            "tile {tile} is odd or does not divide the shapes {:?} and {:?}",
             a.shape(),
             bt.shape()
         )));
@@ -369,9 +374,9 @@ fn pouw_attempt_leaves<'py>(
             )));
         }
     }
-    if tile == 0 || n % tile != 0 || k % tile != 0 || m % tile != 0 || r != tile {
+    if tile == 0 || tile % 2 != 0 || n % tile != 0 || k % tile != 0 || m % tile != 0 || r != tile {
         return Err(PyValueError::new_err(format!(
-            "tile {tile} must equal the rank {r} and divide {n}×{k}×{m}"
+            "tile {tile} must be even, equal the rank {r} and divide {n}×{k}×{m}"
         )));
     }
     if k > (i32::MAX as usize) / (128 * 128) {

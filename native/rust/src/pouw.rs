@@ -3,9 +3,10 @@
 //! of the running partial sum S_ℓ = A'[:, :(ℓ+1)b]·B'[:(ℓ+1)b, :] (int32,
 //! exact), written as 4 little-endian bytes at leaf (ℓ·(n/b) + I)·(m/b) + J.
 //!
-//! digest = Σ_e (y_e XOR λ)² mod 2^32 with y_e = (x_e + κ + e·0x9E3779B9)
-//! mod 2^32 (x_e as u32), over the tile's entries in row-major order; the
-//! key holds κ (low 32 bits) and λ (high 32 bits). Must match
+//! digest = Σ_i (y_{2i} XOR λ)·y_{2i+1} mod 2^32 with y_e = (x_e + κ +
+//! e·0x9E3779B9) mod 2^32 (x_e as u32), over the tile's entries in row-major
+//! order (b even: a row's neighbours in pairs); the key holds κ (low 32
+//! bits) and λ (high 32 bits). Must match
 //! `bcai.pouw._transcript` byte for byte (tests check it). Output tiles run
 //! in parallel (rayon); each keeps its b×b accumulator across the slices,
 //! so the partial sums are never written out. Tiles that are multiples of
@@ -29,16 +30,15 @@ fn dot(a: &[i8], b: &[i8]) -> i32 {
 /// Bytes of a leaf: the digest as a little-endian u32.
 pub const LEAF: usize = 4;
 
+/// The digest of a tile's partial sums `acc` (row-major, an even count).
 #[inline]
 pub fn digest(acc: &[i32], key: u64) -> u32 {
     let (kappa, lambda) = (key as u32, (key >> 32) as u32);
-    let mut d: u32 = 0;
-    for (e, x) in acc.iter().enumerate() {
-        let y = (*x as u32).wrapping_add(kappa.wrapping_add((e as u32).wrapping_mul(PHI)));
-        let z = y ^ lambda;
-        d = d.wrapping_add(z.wrapping_mul(z));
-    }
-    d
+    let y =
+        |e: usize| (acc[e] as u32).wrapping_add(kappa.wrapping_add((e as u32).wrapping_mul(PHI)));
+    (0..acc.len() / 2).fold(0u32, |d, i| {
+        d.wrapping_add((y(2 * i) ^ lambda).wrapping_mul(y(2 * i + 1)))
+    })
 }
 
 #[inline(always)]
@@ -206,24 +206,26 @@ mod tests {
     }
 
     #[test]
-    fn digest_adds_the_key_xors_lambda_and_wraps() {
+    fn digest_adds_the_key_and_multiplies_pairs_the_first_xored() {
         // κ = 5, λ = 0x0F0F_0000: y_0 = 0 + 5, y_1 = (−1 + 5 + φ) mod 2^32,
-        // y_2 = (−6 + 5 + 2φ) mod 2^32; z = y XOR λ; d = Σ z² mod 2^32
+        // y_2 = (−6 + 5 + 2φ) mod 2^32, y_3 = (9 + 5 + 3φ) mod 2^32;
+        // d = (y_0 XOR λ)·y_1 + (y_2 XOR λ)·y_3 mod 2^32
         let lambda = 0x0F0F_0000u64;
+        let p = PHI as u64;
         let y = [
             5u64,
-            4 + PHI as u64,
-            (2 * PHI as u64 + 0xFFFF_FFFF) % (1 << 32),
+            4 + p,
+            (2 * p + 0xFFFF_FFFF) % (1 << 32),
+            (14 + 3 * p) % (1 << 32),
         ];
-        let want = y
-            .iter()
-            .map(|v| v ^ lambda)
-            .fold(0u64, |d, z| (d + z * z) % (1 << 32));
-        assert_eq!(digest(&[0, -1, -6], 5 | (lambda << 32)) as u64, want);
-        // an entry that cancels its offset contributes λ²: nothing when λ = 0
+        let want = ((y[0] ^ lambda) * y[1] + (y[2] ^ lambda) * y[3]) % (1 << 32);
+        assert_eq!(digest(&[0, -1, -6, 9], 5 | (lambda << 32)) as u64, want);
+        // a second entry that cancels its offset voids its pair: nothing left
         let cancel = 0u32.wrapping_sub(7u32.wrapping_add(PHI)) as i32;
-        assert_eq!(digest(&[-7, cancel], 7), 0);
-        assert_eq!(digest(&[-7, cancel], 7 | (3 << 32)), 18);
+        assert_eq!(digest(&[-7, cancel], 7 | (3 << 32)), 0);
+        // a first entry that cancels its offset leaves λ·y_1
+        let y1 = 7u32.wrapping_add(PHI).wrapping_add(2);
+        assert_eq!(digest(&[-7, 2], 7 | (3 << 32)), 3u32.wrapping_mul(y1));
     }
 
     #[test]
@@ -246,9 +248,8 @@ mod tests {
                     *slot = slot.wrapping_add(a[[i, kk]] as i32 * bt[[j, kk]] as i32);
                 }
             }
-            let d = acc.iter().fold(0u32, |d, y| {
-                let z = *y as u32 ^ lambda;
-                d.wrapping_add(z.wrapping_mul(z))
+            let d = acc.chunks_exact(2).fold(0u32, |d, y| {
+                d.wrapping_add((y[0] as u32 ^ lambda).wrapping_mul(y[1] as u32))
             });
             assert_eq!(leaves[step * LEAF..(step + 1) * LEAF], d.to_le_bytes());
         }

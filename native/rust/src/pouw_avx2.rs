@@ -12,8 +12,8 @@
 //! product's horizontal sum.
 //!
 //! The tile's accumulator starts at κ + e·φ (wrapping, as on the GPU), so
-//! after slice ℓ it holds y_e and the leaf is Σ (y_e XOR λ)² mod 2^32 — the
-//! same bytes as `pouw::digest` (tests compare the two kernels).
+//! after slice ℓ it holds y_e and the leaf is Σ (y_{2i} XOR λ)·y_{2i+1} mod
+//! 2^32 — the same bytes as `pouw::digest` (tests compare the two kernels).
 
 use std::arch::x86_64::*;
 
@@ -233,19 +233,22 @@ unsafe fn slice_avx2(
     }
 }
 
-/// Σ (y_e XOR λ)² mod 2^32 over the accumulator (it holds y_e).
+/// Σ (y_{2i} XOR λ)·y_{2i+1} mod 2^32 over the accumulator (it holds y_e):
+/// λ XORed into the even lanes, then `vpmuludq` multiplies each even lane by
+/// the odd lane above it (64-bit products, of which the low 32 bits count).
 #[target_feature(enable = "avx2")]
 unsafe fn leaf_avx2(acc: &[i32], lambda: u32) -> u32 {
-    let mask = _mm256_set1_epi32(lambda as i32);
+    let mask = _mm256_set1_epi64x(lambda as i64); // λ in the even lanes, 0 in the odd
     let mut sum = _mm256_setzero_si256();
     for chunk in acc.chunks_exact(LANES) {
         // SAFETY: a chunk is 8 i32 = 32 bytes
-        let z = _mm256_xor_si256(_mm256_loadu_si256(chunk.as_ptr() as *const __m256i), mask);
-        sum = _mm256_add_epi32(sum, _mm256_mullo_epi32(z, z));
+        let y = _mm256_loadu_si256(chunk.as_ptr() as *const __m256i);
+        let z = _mm256_xor_si256(y, mask);
+        sum = _mm256_add_epi64(sum, _mm256_mul_epu32(z, _mm256_srli_epi64(y, 32)));
     }
-    let mut lanes = [0u32; LANES];
+    let mut lanes = [0u64; LANES / 2];
     _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sum);
-    lanes.iter().fold(0u32, |d, v| d.wrapping_add(*v))
+    lanes.iter().fold(0u32, |d, v| d.wrapping_add(*v as u32))
 }
 
 /// The accumulator's start: κ + e·φ (wrapping) for entry e of a b×b tile.
