@@ -96,12 +96,12 @@ def _kernels() -> tuple[Any, Any]:
             b_ptrs += tile * sb_t
             if mode == 1:
                 # a row's neighbouring entries in pairs
-                first, second = tl.split(
+                lead, follow = tl.split(
                     tl.reshape(acc.to(tl.uint32, bitcast=True), (tile, tile // 2, 2))
                 )
                 slot = step % chunk
                 parts = tl.where(
-                    slots[None, :] == slot, tl.sum((first ^ mask) * second, axis=1)[:, None], parts
+                    slots[None, :] == slot, tl.sum((lead ^ mask) * follow, axis=1)[:, None], parts
                 )
                 if (slot == chunk - 1) or (step == steps - 1):
                     leaf = step - slot + slots

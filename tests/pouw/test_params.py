@@ -14,11 +14,11 @@ from bcai.pouw._params import MAX_NOISE_TERMS, TILES
 from tests.pouw.cheats import MAX_TARGET
 
 
-def test_tiles_are_powers_of_two_up_to_128() -> None:
-    assert tuple(2**i for i in range(8)) == TILES
+def test_tiles_are_even_powers_of_two_up_to_128() -> None:
+    assert tuple(2**i for i in range(1, 8)) == TILES  # even: the digest pairs a row's entries
     assert MAX_NOISE_TERMS == 64 and max(TILES) == 2 * MAX_NOISE_TERMS
     PouwParams(tile=128, n=128, k=128, m=128)
-    for tile in (0, 3, 48, 256):
+    for tile in (0, 1, 3, 48, 256):
         with pytest.raises(ValueError, match="tile"):
             PouwParams(tile=tile, n=256, k=256, m=256)
     with pytest.raises(InvalidSeal) as err:
