@@ -2,7 +2,10 @@
 streams) with each transcript kernel, alternated three times in one run:
 the hand-written sm_90 kernel on 128 blocks (8 tiles each at n = 4096,
 leaving 4 SMs to the next attempt's noisy operands) and on one block per
-SM, and the Triton kernel. Wall time per attempt (docs/benchmarks.md)."""
+SM, the attempts on three streams; the hand-written kernels with every
+attempt on one stream (one after the other on the GPU: the miner's mode
+from SERIAL_WORK); and the Triton kernel on three streams. Wall time per
+attempt (docs/benchmarks.md)."""
 
 import json
 import sys
@@ -12,7 +15,7 @@ from typing import Any
 import cupy
 
 from bcai import pouw
-from bcai.mining import _sm90, mine
+from bcai.mining import _gpu, _sm90, mine
 from bcai.mining._gpu import GpuMiner
 from bcai.pouw import PouwParams
 
@@ -26,19 +29,20 @@ def every_sm(n: int, m: int) -> int:
     return min((n // 128) * (m // 128), cupy.cuda.Device().attributes["MultiProcessorCount"])
 
 
-def miner(sm90: bool) -> GpuMiner:
-    return GpuMiner(sm90=sm90)
+THREE, ONE = 2**80, 0  # SERIAL_WORK: attempts on three streams / on one
 
 
-variants: dict[str, tuple[GpuMiner, Any]] = {
-    "sm90, 128 blocks": (miner(True), spread),
-    "sm90, a block per SM": (miner(True), every_sm),
-    "triton": (miner(False), spread),
+variants: dict[str, tuple[GpuMiner, Any, int]] = {
+    "sm90, 128 blocks, three streams": (GpuMiner(sm90=True), spread, THREE),
+    "sm90, a block per SM, three streams": (GpuMiner(sm90=True), every_sm, THREE),
+    "sm90, one stream": (GpuMiner(sm90=True), spread, ONE),
+    "triton, three streams": (GpuMiner(sm90=False), spread, THREE),
 }
 out: dict[str, Any] = {"device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode(), "n": N}
 for _ in range(3):
-    for name, (held, grid) in variants.items():
+    for name, (held, grid, serial_work) in variants.items():
         _sm90._grid = grid
+        _gpu.SERIAL_WORK = serial_work
         mine(b"rate", 0, work, params, miner=held, attempts=6)  # graphs recorded
         cupy.cuda.Device().synchronize()
         start = time.perf_counter()

@@ -31,6 +31,13 @@ except ImportError:  # pragma: no cover - cupy is the `gpu` extra
 
 I8 = npt.NDArray[np.int8]
 DEPTH = 3  # attempts in flight, a stream each: the GPU never waits for the host between them
+# From this much work an attempt (n·k·m) the attempts in flight share one stream: the GPU runs
+# them one after the other. A persistent transcript kernel (one block an SM, tiles assigned up
+# front) waits for every SM to be free of other streams' small kernels and ends with its latest
+# block, so overlapping them costs it more than they take (H100, hand-written kernels: n = 16384,
+# 8.0-8.1 ms an attempt on one stream against 9.7-12.8 on three; n = 8192 alike; n = 4096, 0.19
+# against 0.16-0.17: docs/benchmarks.md, session 8).
+SERIAL_WORK = 8192**3
 
 
 @functools.cache
@@ -62,6 +69,7 @@ class GpuMiner:
         self.depth = DEPTH  # attempts in flight (`mine` keeps this many launched)
         self._attempts: list[DeviceAttempt | None] = [None] * DEPTH  # a recorded attempt per stream
         self._streams: list[Any] | None = None  # attempts take the streams in turn
+        self._serial = False  # the streams are one (SERIAL_WORK)
         self._buffers: list[Any] = [None] * DEPTH  # a pinned host buffer per stream
         self._turn = 0
         self.tensor_cores = _triton.available()
@@ -102,8 +110,12 @@ class GpuMiner:
         root included; otherwise the noise factors come from the host."""
         n, k, m = work.shape
         self._turn = (self._turn + 1) % DEPTH
-        if self._streams is None:
-            self._streams = [cupy.cuda.Stream() for _ in range(DEPTH)]
+        serial = n * k * m >= SERIAL_WORK
+        if self._streams is None or serial != self._serial:
+            one = cupy.cuda.Stream()
+            self._streams = [one if serial else cupy.cuda.Stream() for _ in range(DEPTH)]
+            self._serial = serial
+            self._attempts = [None] * DEPTH  # recorded on the streams they had
         if self.tensor_cores and params.tile in (64, 128):
             attempt = self._device_attempt(work, params.tile)
             attempt.launch(seed, digest_key(seed))

@@ -75,6 +75,7 @@ class DeviceAttempt:
         }
         self.external = torch.cuda.ExternalStream(stream.ptr)  # type: ignore[no-untyped-call]
         self.graph: Any = None
+        self.done = cupy.cuda.Event(block=True, disable_timing=True)  # after this attempt's graph
 
     def _body(self) -> None:
         """Every step after the keys are in `spec`, on `stream`."""
@@ -121,9 +122,11 @@ class DeviceAttempt:
                 self.graph = self.stream.end_capture()
             else:
                 self.graph.launch(self.stream)
+            self.done.record(self.stream)
 
     def finish(self) -> tuple[bytes, bytes]:
-        """Waits for the attempt: its leaves and Merkle root."""
-        self.stream.synchronize()
+        """Waits for the attempt (not for what its stream runs after it):
+        its leaves and Merkle root."""
+        self.done.synchronize()
         count = self.leaves.size
         return self.out_host[:count].tobytes(), self.out_host[count:].tobytes()

@@ -209,13 +209,19 @@ def test_recorded_attempt_replays_with_each_nonces_keys() -> None:
     assert all(held is not None and held.graph is not None for held in miner._attempts)
 
 
+@pytest.mark.parametrize("serial", [False, True])
 @pytest.mark.parametrize(("tile", "backend"), [(32, "gpu"), (128, "gpu-triton"), (128, "gpu-sm90")])
-def test_mining_loop_attempts_equal_the_cpus(tile: int, backend: str) -> None:
-    """`mine` with attempts in flight on every stream: each finished
-    attempt's ticket is the CPU miner's for that nonce (no stream's buffers
-    reused before its attempt was read)."""
-    from bcai.mining import MiningStats  # noqa: PLC0415
+def test_mining_loop_attempts_equal_the_cpus(
+    tile: int, backend: str, serial: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mine` with attempts in flight on every stream, or on one stream
+    (the mode of large work, SERIAL_WORK): each finished attempt's ticket is
+    the CPU miner's for that nonce (no buffers reused before their attempt
+    was read; an attempt waited for by its own event)."""
+    from bcai.mining import MiningStats, _gpu  # noqa: PLC0415
     from bcai.mining._miner import run_attempt  # noqa: PLC0415
+
+    monkeypatch.setattr(_gpu, "SERIAL_WORK", 0 if serial else _gpu.SERIAL_WORK)
 
     params = PouwParams(tile=tile, n=256, k=256, m=256)
     work = pouw.derived_work(bytes([tile]) * 32, params)
@@ -229,3 +235,4 @@ def test_mining_loop_attempts_equal_the_cpus(tile: int, backend: str) -> None:
     seal = mine(b"loop", target, work, params, miner=miner, attempts=7, stats=stats)
     assert seal is not None and seal.nonce == best.nonce and seal.root == best.root
     assert stats.attempts == best.nonce + 1
+    assert miner._serial == serial and (len({id(s) for s in miner._streams}) == 1) == serial
