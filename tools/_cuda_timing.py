@@ -55,3 +55,14 @@ def sustained(fn: Any, seconds: float = 2.0) -> tuple[float, int, float]:
     sampler.join()
     clocks, watts = zip(*samples[len(samples) // 4 :], strict=True)  # after the ramp
     return elapsed / calls * 1e3, int(statistics.median(clocks)), round(statistics.median(watts))
+
+
+def compare(kernels: dict[str, Any], out: dict[str, Any], rounds: int = 3) -> None:
+    """Each kernel's median of 200 (CUDA events) `rounds` times, alternated,
+    then each sustained for two seconds; into `out` by name."""
+    for _ in range(rounds):
+        for name, fn in kernels.items():
+            out.setdefault(name, []).append(round(median_ms(fn, runs=200), 4))
+    for name, fn in kernels.items():
+        ms, mhz, watts = sustained(fn)
+        out[name + ", sustained (ms, MHz, W)"] = (round(ms, 4), mhz, watts)

@@ -13,7 +13,7 @@ from typing import Any
 import cupy
 import numpy as np
 import torch
-from _cuda_timing import median_ms, sustained
+from _cuda_timing import compare
 
 from bcai.mining import _sm90, _triton
 
@@ -64,10 +64,5 @@ for consumers, built in builds.items():
     transcript, product = runner(*built, a, bt)
     kernels[f"{consumers} consumers, transcript"] = transcript
     kernels[f"{consumers} consumers, bare"] = product
-for _ in range(3):
-    for name, fn in kernels.items():
-        out.setdefault(name, []).append(round(median_ms(fn, runs=200), 4))
-for name, fn in kernels.items():
-    ms, mhz, watts = sustained(fn)
-    out[name + ", sustained (ms, MHz, W)"] = (round(ms, 4), mhz, watts)
+compare(kernels, out)
 print(json.dumps(out))

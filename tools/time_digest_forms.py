@@ -14,7 +14,7 @@ from typing import Any
 import cupy
 import numpy as np
 import torch
-from _cuda_timing import median_ms, sustained
+from _cuda_timing import compare
 
 from bcai.mining import _sm90, _triton
 
@@ -61,10 +61,5 @@ def _launch(ops: _sm90.Operands, kernels: Any) -> None:
     )
 
 
-for _ in range(3):
-    for name, fn in variants.items():
-        out.setdefault(name, []).append(round(median_ms(fn, runs=200), 4))
-for name, fn in variants.items():
-    ms, mhz, watts = sustained(fn)
-    out[name + ", sustained (ms, MHz, W)"] = (round(ms, 4), mhz, watts)
+compare(variants, out)
 print(json.dumps(out))
