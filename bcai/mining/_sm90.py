@@ -205,28 +205,22 @@ class Operands:
         count = (k // TILE) * (n // TILE) * (m // TILE)
         if (out.dtype, out.size, keys.dtype, keys.size) != (cupy.uint32, count, cupy.uint32, 2):
             raise ValueError(f"the leaves need {count} uint32 and the keys two uint32")
-        transcript, _, _ = _functions()
-        threads, shared = layout(TRANSCRIPT_CONSUMERS)
-        transcript(
-            (_grid(n, m),),
-            (threads,),
-            (*self.maps, out, keys, np.int32(n), np.int32(k), np.int32(m)),
-            shared_mem=shared,
-        )
+        self._launch(_functions()[0], TRANSCRIPT_CONSUMERS, out, keys)
 
     def product(self, out: Any) -> None:
         """A'·B' (int32 n×m, row-major) by the same kernel without the digest."""
-        n, k, m = self.shape
+        n, _, m = self.shape
         if out.dtype != cupy.int32 or out.shape != (n, m) or not out.flags.c_contiguous:
             raise ValueError(f"the product needs a contiguous {n}×{m} int32 matrix")
-        _, product, _ = _functions()
-        threads, shared = layout(PRODUCT_CONSUMERS)
-        product(
-            (_grid(n, m),),
-            (threads,),
-            (*self.maps, out, np.int32(n), np.int32(k), np.int32(m)),
-            shared_mem=shared,
-        )
+        self._launch(_functions()[1], PRODUCT_CONSUMERS, out)
+
+    def _launch(self, kernel: Any, consumers: int, *args: Any) -> None:
+        """`kernel` of the source built with `consumers` consumer warpgroups,
+        one block an SM (or fewer, `_grid`): (maps, *args, n, k, m)."""
+        n, k, m = self.shape
+        threads, shared = layout(consumers)
+        dims = np.int32(n), np.int32(k), np.int32(m)
+        kernel((_grid(n, m),), (threads,), (*self.maps, *args, *dims), shared_mem=shared)
 
 
 class Noisy:
