@@ -15,8 +15,11 @@ Needs root and `ip` + `iptables`; `available()` says why not otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
 from dataclasses import dataclass, field
 
@@ -46,12 +49,50 @@ def sh(*args: str, ns: str | None = None) -> str:
     return out.stdout
 
 
+STALE = re.compile(r"^bc(?:aiprobe)?(\d+)(?:[a-z]\w*)?$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        return True
+    return True
+
+
+def remove_stale() -> list[str]:
+    """Deletes the namespaces of runs whose process is gone (a test run
+    killed before its `close`), with whatever still runs in them; returns
+    their names. A namespace whose creator's pid is alive is left alone."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    removed = []
+    for line in listing.splitlines():
+        name = line.split()[0] if line.split() else ""
+        match = STALE.match(name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+        for pid in pids.stdout.split():
+            with contextlib.suppress(ProcessLookupError):  # already gone
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        removed.append(name)
+    return removed
+
+
 @dataclass
 class Net:
-    prefix: str = field(default_factory=lambda: f"bc{os.getpid() % 100000}")
+    # the whole pid (≤ 7 digits: veth names stay within 15 characters), so that
+    # `remove_stale` tells a dead run's namespaces from a live one's
+    prefix: str = field(default_factory=lambda: f"bc{os.getpid()}")
     namespaces: list[str] = field(default_factory=list)
     links: int = 0
     wan: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        remove_stale()  # a killed run's namespaces (and nodes) would compete with this one
 
     def ns(self, name: str) -> str:
         full = f"{self.prefix}{name}"

@@ -4,6 +4,7 @@ namespaces behind iptables MASQUERADE routers (tests/nat/netns.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -32,6 +33,28 @@ def base_config(**extra: Any) -> dict[str, Any]:
         "producer": PRODUCER_SEED.hex(),
         **extra,
     }
+
+
+def test_a_killed_runs_namespaces_are_removed() -> None:
+    """A run killed before its `close` leaves namespaces and processes in
+    them; the next run's `Net` deletes them (not those of a live pid)."""
+    live = f"bc{os.getpid()}zz"
+    dead_pid = next(p for p in range(99_999, 1, -1) if not Path(f"/proc/{p}").exists())
+    dead = f"bc{dead_pid}zz"
+    for name in (live, dead):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+    sleeper = subprocess.Popen(["ip", "netns", "exec", dead, "sleep", "60"])
+    try:
+        time.sleep(0.2)
+        net = netns.Net()
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert dead not in names and live in names
+        assert sleeper.wait(timeout=10) != 0  # killed with its namespace
+        net.close()
+    finally:
+        sleeper.kill()
+        for name in (live, dead):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 @pytest.fixture
