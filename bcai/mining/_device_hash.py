@@ -21,8 +21,8 @@ except ImportError:  # pragma: no cover - cupy is the `gpu` extra
     cupy = None
 
 CONTEXT = "bcai 2026-11 pouw noise "
-SPAN = 512  # hashes one thread block of bcai_merkle_span reduces
-THREADS = 256
+SPAN = 2048  # hashes one thread block of bcai_merkle_span reduces (SPAN / 2 threads)
+THREADS = 256  # a block of the noise kernel
 
 
 @functools.cache
@@ -32,7 +32,8 @@ def _module() -> Any:
 
 
 @functools.cache
-def _merkle_keys() -> Any:
+def merkle_keys() -> Any:
+    """K_leaf and K_node (16 uint32) on the device, uploaded at first use."""
     words = b"".join(derive_key(f"bcai 2026-11 merkle {kind}", b"") for kind in ("leaf", "node"))
     return cupy.asarray(np.frombuffer(words, "<u4"))
 
@@ -72,11 +73,16 @@ def host_layout(factors: list[Any]) -> tuple[Any, Any, Any, Any]:
     return factors[0], factors[1].T, factors[2].T, factors[3]
 
 
-def launch_noise(keys: Any, shapes: Any, out: list[Any], blocks: int) -> None:
+def launch_noise(
+    keys: Any, shapes: Any, out: list[Any], blocks: int, grid: int | None = None
+) -> None:
     """The noise kernel on CuPy's current stream: `keys` (32 uint32) and
-    `shapes` (12 int32) on the device, into the four `factor_buffers`."""
+    `shapes` (12 int32) on the device, into the four `factor_buffers`; at
+    most `grid` thread blocks a factor when given (so that it keeps to a
+    few SMs beside another kernel)."""
+    count = (blocks + THREADS - 1) // THREADS
     _module().get_function("bcai_noise")(
-        ((blocks + THREADS - 1) // THREADS, 4), (THREADS,), (keys, shapes, *out)
+        (count if grid is None else max(1, min(count, grid)), 4), (THREADS,), (keys, shapes, *out)
     )
 
 
@@ -104,14 +110,19 @@ def merkle_scratch(count: int) -> list[Any]:
 
 
 def merkle_root(
-    leaves: Any, leaf_bytes: int, scratch: list[Any] | None = None, fuse: bool = True
+    leaves: Any,
+    leaf_bytes: int,
+    scratch: list[Any] | None = None,
+    fuse: bool = True,
+    grid: int | None = None,
 ) -> Any:
     """The Merkle root (8 uint32 words on the device) of the consecutive
     `leaf_bytes`-byte leaves of a device array, on CuPy's current stream
     (into `scratch` from `merkle_scratch` when given: nothing allocated).
     A pass per SPAN levels; the last pass runs in the launch before it (its
     last block to finish) unless `fuse` is off (a launch a pass, to time
-    the difference: tools/time_device_hash.py)."""
+    the difference: tools/time_device_hash.py). At most `grid` thread blocks
+    a launch when given, each then taking several spans."""
     if not 0 < leaf_bytes <= 64 or leaves.nbytes % leaf_bytes or not leaves.nbytes:
         raise ValueError(f"{leaves.nbytes} bytes are not whole {leaf_bytes}-byte leaves (1..64)")
     span = _module().get_function("bcai_merkle_span")
@@ -124,8 +135,9 @@ def merkle_root(
         out = passes[at]
         groups = out.size // 8
         last = fuse and at + 2 == len(passes)  # the next pass, the last, is one block: fused here
-        args = (data, np.int32(width), nodes, np.int64(count), _merkle_keys(), out)
-        span((groups,), (THREADS,), (*args, counter, passes[-1], np.int32(last)))
+        args = (data, np.int32(width), nodes, np.int64(count), merkle_keys(), out)
+        blocks = groups if grid is None else max(1, min(groups, grid))
+        span((blocks,), (SPAN // 2,), (*args, counter, passes[-1], np.int32(last)))
         nodes, count, width = out, groups, 0
         at += 2 if last else 1
     return passes[-1]

@@ -1,8 +1,11 @@
-"""The GPU miner. With PyTorch's Triton and a tile of 64 or 128, a whole
-attempt runs on the device as one recorded CUDA graph per stream
-(`bcai.mining._gpu_graph`: BLAKE3 noise, noisy operands, the tensor-core
-transcript — on Hopper with b = 128 by the hand-written kernels of
-`bcai.mining._sm90`, else by Triton's — the Merkle root). Otherwise the
+"""The GPU miner. On Hopper with b = 128 (below SERIAL_WORK) attempts run
+as the steps of `bcai.mining._gpu_pipeline` (the hand-written kernels of
+`bcai.mining._sm90`: each transcript beside the previous attempt's Merkle
+root and the next one's noise XOF). Otherwise, with PyTorch's Triton and a
+tile of 64 or 128, a whole attempt runs on the device as one recorded CUDA
+graph per stream (`bcai.mining._gpu_graph`: BLAKE3 noise, noisy operands,
+the tensor-core transcript — by the hand-written kernels on Hopper at
+b = 128, else by Triton's — the Merkle root). Otherwise the
 noise comes from the host, the noisy operands are formed through CuPy and
 the `__dp4a` kernel (native/cuda/pouw.cu, tiles 4 … 64) writes the
 transcript; the host builds the tree."""
@@ -18,6 +21,8 @@ import numpy.typing as npt
 
 from bcai.mining import _sm90, _triton
 from bcai.mining._gpu_graph import DeviceAttempt
+from bcai.mining._gpu_pipeline import DEPTH as PIPELINE_DEPTH
+from bcai.mining._gpu_pipeline import DevicePipeline
 from bcai.pouw import PouwParams, Work
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._noise import Noise
@@ -71,6 +76,7 @@ class GpuMiner:
         self._streams: list[Any] | None = None  # attempts take the streams in turn
         self._serial = False  # the streams are one (SERIAL_WORK)
         self._buffers: list[Any] = [None] * DEPTH  # a pinned host buffer per stream
+        self._pipeline: DevicePipeline | None = None  # below SERIAL_WORK on Hopper, b = 128
         self._turn = 0
         self.tensor_cores = _triton.available()
 
@@ -81,15 +87,38 @@ class GpuMiner:
             self._work = (work, a, bt)
         return self._work[1], self._work[2]
 
-    def _device_attempt(self, work: Work, tile: int) -> DeviceAttempt:
-        """The recorded attempt of this turn's stream for `work` (built the
-        first time, with A and Bᵀ uploaded once for both streams)."""
-        assert self._streams is not None
+    def _pipelined(self, work: Work, tile: int) -> bool:
+        """Whether attempts over `work` run as `DevicePipeline` steps."""
+        n, k, m = work.shape
+        return self.sm90 and n * k * m < SERIAL_WORK and _sm90.fits(n, k, m, tile)
+
+    def depth_for(self, work: Work, params: PouwParams) -> int:
+        """Attempts `mine` keeps launched over `work`: a pipeline's, else one
+        a stream."""
+        return PIPELINE_DEPTH if self._pipelined(work, params.tile) else DEPTH
+
+    def _int8(self, work: Work) -> tuple[Any, Any]:
+        """A and Bᵀ of `work` on the device as int8 (uploaded once a work)."""
         if self._int8_work is None or self._int8_work[0] is not work:
             a8 = cupy.asarray(np.ascontiguousarray(work.a))
             bt8 = cupy.asarray(np.ascontiguousarray(work.b.T))
             self._int8_work = (work, a8, bt8)
             self._attempts = [None] * DEPTH
+            self._pipeline = None
+        return self._int8_work[1], self._int8_work[2]
+
+    def _device_pipeline(self, work: Work) -> DevicePipeline:
+        a8, bt8 = self._int8(work)
+        if self._pipeline is None:
+            self._pipeline = DevicePipeline(work, a8, bt8)
+        return self._pipeline
+
+    def _device_attempt(self, work: Work, tile: int) -> DeviceAttempt:
+        """The recorded attempt of this turn's stream for `work` (built the
+        first time, with A and Bᵀ uploaded once for both streams)."""
+        assert self._streams is not None
+        self._int8(work)
+        assert self._int8_work is not None
         held = self._attempts[self._turn]
         sm90 = self.sm90 and _sm90.fits(*work.shape, tile)
         if held is None or held.tile != tile or (held.sm90 is not None) != sm90:
@@ -116,6 +145,9 @@ class GpuMiner:
             self._streams = [one if serial else cupy.cuda.Stream() for _ in range(DEPTH)]
             self._serial = serial
             self._attempts = [None] * DEPTH  # recorded on the streams they had
+        if self._pipelined(work, params.tile):
+            pipeline = self._device_pipeline(work)
+            return pipeline, pipeline.launch(seed, digest_key(seed))
         if self.tensor_cores and params.tile in (64, 128):
             attempt = self._device_attempt(work, params.tile)
             attempt.launch(seed, digest_key(seed))
@@ -156,6 +188,9 @@ class GpuMiner:
         the device computed it (else None)."""
         if isinstance(launched, DeviceAttempt):
             return launched.finish()
+        if isinstance(launched[0], DevicePipeline):
+            pipeline, index = launched
+            return pipeline.finish(index)  # type: ignore[no-any-return]
         stream, leaves, _ = launched
         stream.synchronize()
         return leaves.astype("<u4").tobytes(), None

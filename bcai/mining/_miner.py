@@ -165,9 +165,11 @@ def mine(
     n, k, m = work.shape
     end = None if attempts is None else start + attempts
     launch = getattr(miner, "launch", None)
-    # a GPU miner keeps `depth` attempts in flight (one per stream): the next ones
-    # run while this one ends
-    depth = getattr(miner, "depth", 1) if launch is not None else 0
+    # a GPU miner keeps `depth` attempts in flight (one per stream, or a pipeline's): the
+    # next ones run while this one ends
+    depth_for = getattr(miner, "depth_for", None)
+    depth = depth_for(work, params) if depth_for is not None else getattr(miner, "depth", 1)
+    depth = depth if launch is not None else 0
     queued: collections.deque[tuple[int, Any]] = collections.deque()
     following = start  # the next nonce to launch
 

@@ -173,12 +173,12 @@ def tensor_map(matrix: Any, swizzle: bool = True) -> Any:
     return cupy.asarray(host[offset : offset + 128])
 
 
-def _grid(n: int, m: int) -> int:
-    """Blocks: one per SM, or fewer when that gives every block as many tiles
-    (8 tiles each on 128 SMs instead of 7 or 8 on 132): the SMs left over
-    run other streams' work (the next attempt's noisy operands)."""
+def _grid(n: int, m: int, spare: int = 0) -> int:
+    """Blocks: one per SM but `spare`, or fewer when that gives every block
+    as many tiles (8 tiles each on 128 SMs instead of 7 or 8 on 132): the
+    SMs left over run other streams' work."""
     tiles = (n // TILE) * (m // TILE)
-    sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
+    sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"]) - spare
     rounds = -(-tiles // sms)
     return -(-tiles // rounds)
 
@@ -196,6 +196,7 @@ class Operands:
         self.a2, self.bt2 = a2, bt2
         self.maps = tensor_map(a2), tensor_map(bt2)
         self.shape = n, k, m
+        self.spare = 0  # SMs the transcript leaves to a kernel beside it (`_grid`)
 
     def leaves(self, keys: Any, out: Any) -> None:
         """The transcript's leaves into `out` (uint32, (k/b)·(n/b)·(m/b)) under
@@ -220,7 +221,8 @@ class Operands:
         n, k, m = self.shape
         threads, shared = layout(consumers)
         dims = np.int32(n), np.int32(k), np.int32(m)
-        kernel((_grid(n, m),), (threads,), (*self.maps, *args, *dims), shared_mem=shared)
+        grid = _grid(n, m, self.spare)
+        kernel((grid,), (threads,), (*self.maps, *args, *dims), shared_mem=shared)
 
 
 class Noisy:

@@ -91,29 +91,13 @@ __device__ __forceinline__ void sparse_row(const unsigned* word, uint4* dst) {
     for (int v = 0; v < 8; ++v) dst[v] = make_uint4(row[4 * v], row[4 * v + 1], row[4 * v + 2], row[4 * v + 3]);
 }
 
-// One noise factor per blockIdx.y (0 … 3), from the XOF of the hash of the
-// 32-byte key keys[8·f … 8·f + 7] (derive_key(context, σ)), written in the
-// order it is generated (row-major). shape[f] = (rows, cols, sparse): dense
-// factors take 2 bits per entry (TERNARY: 00, 11 → 0, 01 → 1, 10 → −1), a
-// thread expanding one 64-byte XOF block into 256 entries; sparse ones
-// (cols = r = 128: g = 2) a thread per row i, from XOF block i: byte j sets
-// ±1 (even +1, odd −1) at column j·g + ((byte >> 1) & (g − 1)). Rows are
-// assembled in registers and stored 16 bytes at a time.
-extern "C" __global__ void bcai_noise(const unsigned* __restrict__ keys, const int* __restrict__ shape,
-                                      signed char* f0, signed char* f1, signed char* f2,
-                                      signed char* f3) {
-    const int f = blockIdx.y;
-    const int rows = shape[3 * f], cols = shape[3 * f + 1];
-    const bool sparse = shape[3 * f + 2] != 0;
-    signed char* out = f == 0 ? f0 : f == 1 ? f1 : f == 2 ? f2 : f3;
-    const long long entries = (long long)rows * cols;
-    const long long blocks = sparse ? rows : (entries + 255) / 256;
-    const long long blk = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (blk >= blocks) return;
+// XOF block `blk` of the factor with key `key` into `out` (see bcai_noise).
+__device__ __forceinline__ void noise_block(const unsigned* __restrict__ key, bool sparse, int cols,
+                                            long long entries, long long blk, signed char* out) {
     unsigned m[16], word[16];
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-        m[i] = keys[8 * f + i];
+        m[i] = key[i];
         m[8 + i] = 0;
     }
     compress(IV, m, (unsigned long long)blk, 32, CHUNK_START | CHUNK_END | ROOT, word);
@@ -146,6 +130,33 @@ extern "C" __global__ void bcai_noise(const unsigned* __restrict__ keys, const i
         if (first + e < entries) out[first + e] = (signed char)((expanded[e >> 2] >> (8 * (e & 3))) & 0xFF);
 }
 
+// One noise factor per blockIdx.y (0 … 3), from the XOF of the hash of the
+// 32-byte key keys[8·f … 8·f + 7] (derive_key(context, σ)), written in the
+// order it is generated (row-major). shape[f] = (rows, cols, sparse): dense
+// factors take 2 bits per entry (TERNARY: 00, 11 → 0, 01 → 1, 10 → −1), a
+// thread expanding one 64-byte XOF block into 256 entries; sparse ones
+// (cols = r = 128: g = 2) a thread per row i, from XOF block i: byte j sets
+// ±1 (even +1, odd −1) at column j·g + ((byte >> 1) & (g − 1)). Rows are
+// assembled in registers and stored 16 bytes at a time. Any grid covers
+// the blocks (a thread takes every gridDim.x·blockDim.x-th), so a small
+// one leaves SMs to a kernel beside it.
+extern "C" __global__ void bcai_noise(const unsigned* __restrict__ keys, const int* __restrict__ shape,
+                                      signed char* f0, signed char* f1, signed char* f2,
+                                      signed char* f3) {
+    const int f = blockIdx.y;
+    const int rows = shape[3 * f], cols = shape[3 * f + 1];
+    const bool sparse = shape[3 * f + 2] != 0;
+    signed char* out = f == 0 ? f0 : f == 1 ? f1 : f == 2 ? f2 : f3;
+    const long long entries = (long long)rows * cols;
+    const long long blocks = sparse ? rows : (entries + 255) / 256;
+    const long long stride = (long long)gridDim.x * blockDim.x;  // a grid of any size covers them
+    const long long start = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (sparse)
+        for (long long blk = start; blk < blocks; blk += stride) noise_block(keys + 8 * f, true, cols, entries, blk, out);
+    else
+        for (long long blk = start; blk < blocks; blk += stride) noise_block(keys + 8 * f, false, cols, entries, blk, out);
+}
+
 __device__ __forceinline__ void node(const unsigned* key, const unsigned* left, const unsigned* right,
                                      unsigned* out) {
     unsigned m[16], w[16];
@@ -159,7 +170,7 @@ __device__ __forceinline__ void node(const unsigned* key, const unsigned* left, 
     for (int i = 0; i < 8; ++i) out[i] = w[i];
 }
 
-#define SPAN 512  // hashes reduced by one thread block of SPAN / 2 threads
+#define SPAN 2048  // hashes reduced by one thread block of SPAN / 2 threads
 
 // The leaf hash of one leaf_bytes-byte leaf (1 … 64) at p.
 __device__ __forceinline__ void leaf_hash(const unsigned* key, const unsigned char* p, int leaf_bytes,
@@ -234,8 +245,9 @@ __device__ void span_root(const unsigned char* __restrict__ leaves, int leaf_byt
     }
 }
 
-// One pass of the RFC 6962-shaped tree, built bottom-up: each block (SPAN / 2 threads) writes the
-// root of its aligned span of SPAN hashes (leaves when leaf_bytes > 0, else `nodes`) to `out`.
+// One pass of the RFC 6962-shaped tree, built bottom-up: a block (SPAN / 2 threads) writes the
+// root of each aligned span of SPAN hashes it takes (span blockIdx.x, then every gridDim.x-th;
+// leaves when leaf_bytes > 0, else `nodes`) to `out`.
 // Spans are aligned powers of two, so their roots are the tree's nodes SPAN levels up; the host
 // repeats until one is left. With `fuse` (the roots are at most SPAN), the block that finishes
 // last also reduces them into `root` — the last pass without a launch of its own; `counter`
@@ -246,10 +258,14 @@ extern "C" __global__ void __launch_bounds__(SPAN / 2)
                      unsigned* __restrict__ out, unsigned* counter, unsigned* root, int fuse) {
     __shared__ unsigned level[8][SPAN / 2];  // word i of hash t at [i][t]: no bank conflicts
     __shared__ bool last;
-    const long long first = (long long)blockIdx.x * SPAN;
-    span_root(leaves, leaf_bytes, nodes, first, (int)min((long long)SPAN, count - first), keys, level);
     const int t = threadIdx.x;
-    if (t < 8) out[blockIdx.x * 8 + t] = level[t][0];
+    const long long spans = (count + SPAN - 1) / SPAN;
+    for (long long span = blockIdx.x; span < spans; span += gridDim.x) {  // any grid covers them
+        const long long first = span * SPAN;
+        span_root(leaves, leaf_bytes, nodes, first, (int)min((long long)SPAN, count - first), keys, level);
+        if (t < 8) out[span * 8 + t] = level[t][0];
+        __syncthreads();  // read before the next span's hashes are written
+    }
     if (!fuse) return;
     __threadfence();  // this block's root, seen by the last block before it counts this one
     __syncthreads();
@@ -257,7 +273,7 @@ extern "C" __global__ void __launch_bounds__(SPAN / 2)
     __syncthreads();
     if (!last) return;
     __threadfence();
-    span_root(nullptr, 0, out, 0, (int)gridDim.x, keys, level);
+    span_root(nullptr, 0, out, 0, (int)spans, keys, level);
     if (t < 8) root[t] = level[t][0];
     if (t == 0) *counter = 0;  // for the next launch (a recorded graph replays this one)
 }

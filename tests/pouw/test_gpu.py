@@ -129,7 +129,9 @@ def test_device_noise_equals_host(rank: int, n: int, k: int, m: int) -> None:
 
 
 @pytest.mark.parametrize("leaf_bytes", [1, 4, 5, 8, 32, 33, 64])
-@pytest.mark.parametrize("count", [1, 2, 3, 5, 511, 512, 513, 1025, 32768, 70001, 262145])
+@pytest.mark.parametrize(
+    "count", [1, 2, 3, 5, 511, 512, 513, 1025, 2047, 2048, 2049, 32768, 70001, 262145]
+)
 def test_device_merkle_root_equals_host(count: int, leaf_bytes: int) -> None:
     import cupy  # noqa: PLC0415
 
@@ -147,17 +149,47 @@ def test_device_merkle_root_equals_host(count: int, leaf_bytes: int) -> None:
 def test_device_merkle_root_reuses_its_scratch(fuse: bool) -> None:
     """The fused last pass leaves its counter at zero: the same buffers give
     the right root again (as a recorded graph replays them), three passes
-    at 300,001 leaves."""
+    at 4,200,001 leaves (more than SPAN² = 2048²)."""
     import cupy  # noqa: PLC0415
 
     from bcai.crypto import merkle_root_packed  # noqa: PLC0415
     from bcai.mining import _device_hash  # noqa: PLC0415
 
-    scratch = _device_hash.merkle_scratch(300_001)
+    scratch = _device_hash.merkle_scratch(4_200_001)
     assert len(scratch) == 1 + 3
     for seed in range(3):
-        data = np.random.default_rng(seed).integers(0, 2**32, 300_001, np.uint32)
+        data = np.random.default_rng(seed).integers(0, 2**32, 4_200_001, np.uint32)
         root = _device_hash.merkle_root(cupy.asarray(data), 4, scratch, fuse)
+        assert cupy.asnumpy(root).tobytes() == merkle_root_packed(data.tobytes(), 4)
+    assert int(scratch[0][0]) == 0
+
+
+@pytest.mark.parametrize("grid", [1, 3, 16])
+def test_device_hashes_on_a_small_grid_are_the_hosts(grid: int) -> None:
+    """Capped at `grid` blocks (a few SMs beside the transcript), each block
+    takes several XOF blocks and Merkle spans: the same factors and roots
+    (two passes at 300,001 leaves, the second fused into the first's last
+    block; one at 32,768)."""
+    import cupy  # noqa: PLC0415
+
+    from bcai.crypto import merkle_root_packed  # noqa: PLC0415
+    from bcai.mining import _device_hash  # noqa: PLC0415
+
+    seed = attempt_seed(b"small-grid", grid)
+    n, k, m = 1024, 640, 384
+    keys, shapes, blocks = _device_hash.noise_spec(seed, n, k, m, 128)
+    out = _device_hash.factor_buffers(n, k, m, 128)
+    words = cupy.asarray(np.frombuffer(keys, "<u4"))
+    _device_hash.launch_noise(words, cupy.asarray(np.array(shapes, np.int32)), out, blocks, grid)
+    host = Noise.derive(seed, n, k, m, 128)
+    e_l, e_r, f_r, f_l = (cupy.asnumpy(f) for f in _device_hash.host_layout(out))
+    assert np.array_equal(e_l, host.e_l) and np.array_equal(e_r, host.e_r)
+    assert np.array_equal(f_r, host.f_r) and np.array_equal(f_l, host.f_l)
+    scratch = _device_hash.merkle_scratch(300_001)
+    for count in (300_001, 32768):
+        data = np.random.default_rng(count + grid).integers(0, 2**32, count, np.uint32)
+        buffers = scratch if count == 300_001 else None
+        root = _device_hash.merkle_root(cupy.asarray(data), 4, buffers, grid=grid)
         assert cupy.asnumpy(root).tobytes() == merkle_root_packed(data.tobytes(), 4)
     assert int(scratch[0][0]) == 0
 
@@ -191,8 +223,9 @@ def test_gpu_mining_loop_roots_are_the_hosts() -> None:
 
 def test_recorded_attempt_replays_with_each_nonces_keys() -> None:
     """The CUDA graph recorded on the first attempt, replayed for later
-    nonces on both streams, gives each nonce's own transcript and root."""
-    miner = GpuMiner()
+    nonces on both streams, gives each nonce's own transcript and root
+    (Triton's kernels: on Hopper at b = 128 the pipeline below runs)."""
+    miner = GpuMiner(sm90=False)
     if not miner.tensor_cores:
         pytest.skip("no PyTorch with Triton here")
     from bcai.crypto import merkle_root_packed  # noqa: PLC0415
@@ -207,6 +240,44 @@ def test_recorded_attempt_replays_with_each_nonces_keys() -> None:
         assert root == merkle_root_packed(leaves, 4)
         launched.append(miner.launch(work, attempt_seed(b"replay", nonce), params))
     assert all(held is not None and held.graph is not None for held in miner._attempts)
+
+
+def test_pipeline_steps_give_each_attempts_leaves_and_root() -> None:
+    """The Hopper pipeline (`_gpu_pipeline`): attempts launched three ahead
+    run as recorded steps (all four host slots) (the transcript of i − 1 beside
+    the root of i − 2 and the XOF of i), the first and last ones eagerly;
+    every attempt's leaves are the CPU miner's and its root the host's.
+    An attempt alone (launched and finished at once) too, twice in a row;
+    finishing out of order is refused."""
+    if not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    from bcai.crypto import merkle_root_packed  # noqa: PLC0415
+
+    params = PouwParams(tile=128, n=256, k=384, m=256)
+    work = pouw.derived_work(b"\x66" * 32, params)
+    miner, cpu = GpuMiner(sm90=True), CpuMiner()
+    seeds = [attempt_seed(b"pipeline", nonce) for nonce in range(9)]
+    launched = [miner.launch(work, seed, params) for seed in seeds[:3]]
+    for i, seed in enumerate(seeds):
+        leaves, root = miner.finish(launched.pop(0))
+        assert leaves == cpu.attempt_leaves(work, seed, params)
+        assert root == merkle_root_packed(leaves, 4)
+        if i + 3 < len(seeds):
+            launched.append(miner.launch(work, seeds[i + 3], params))
+    pipeline = miner._pipeline
+    assert pipeline is not None and all(graph is not None for graph in pipeline.graphs)
+    for seed in seeds[:2]:
+        assert miner.attempt_leaves(work, seed, params) == cpu.attempt_leaves(work, seed, params)
+    first, second = (miner.launch(work, seed, params) for seed in seeds[:2])
+    with pytest.raises(RuntimeError, match="out of order"):
+        miner.finish(second)
+    assert miner.finish(first)[0] == cpu.attempt_leaves(work, seeds[0], params)
+    from bcai.mining._gpu_pipeline import DEPTH  # noqa: PLC0415
+
+    for _ in range(DEPTH - 1):  # with `second`, DEPTH unfinished: no host buffer reused early
+        miner.launch(work, seeds[0], params)
+    with pytest.raises(RuntimeError, match="before launching"):
+        miner.launch(work, seeds[0], params)
 
 
 @pytest.mark.parametrize("serial", [False, True])

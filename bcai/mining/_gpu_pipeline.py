@@ -1,0 +1,194 @@
+"""The Hopper mining loop as a pipeline of steps on two sets of SMs.
+
+Step i (one CUDA graph, launched when attempt i's keys are in) runs on the
+main branch the noisy operands of attempt i − 1 on the whole GPU, then its
+transcript on all SMs but `spare` (`bcai.mining._sm90`, b = 128); beside
+that transcript, on the spare SMs, the Merkle root of attempt i − 2 (and
+its copy to the host) and the noise XOF of attempt i. Each of those side
+kernels is launched with at most `spare` blocks, so that the transcript's
+persistent blocks never wait for an SM; the transcript at n = 4096 is bound
+by L2, not by its SMs, and loses little to the spare ones (H100: 0.098 →
+0.105 ms with 18 spare, while the Merkle root and XOF beside it, which took
+≈ 0.06 ms between transcripts, add ≈ 0.01; docs/benchmarks.md, session 9).
+
+Attempt i's leaves and root are on the host once step i + 2 is done: `mine`
+keeps DEPTH = 5 attempts launched (steps i + 3 and i + 4 queued while the
+host reads attempt i), so in the steady state every step is a recorded
+graph (four: the device's keys and leaves alternate by i mod 2, the host's
+keys and results by i mod 4). An attempt
+finished before its steps were launched (the first ones, `attempt_leaves`,
+a loop's last) has them run at once, eagerly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bcai.mining import _device_hash, _sm90
+from bcai.pouw import Work
+from bcai.pouw._transcript import LEAF_BYTES
+
+try:
+    import cupy
+except ImportError:  # pragma: no cover - cupy is the `gpu` extra
+    cupy = None
+
+KEY_WORDS = 34  # the four XOF keys (32 words), then κ and λ
+SPARE_SMS = 18  # the most left to the side branch (n = 4096: 114 transcript blocks, 9 tiles each)
+DEPTH = 5  # attempts `mine` keeps launched: two steps queued beyond the three of an attempt
+HOST = DEPTH - 1  # the host's buffers (keys in, leaves and root out), by attempt mod HOST
+
+
+def spare_sms(n: int, m: int, most: int | None = None) -> int:
+    """SMs to leave beside the transcript of n×m (at most `most`, SPARE_SMS
+    by default): as many as keep its rounds of tiles a block — one more
+    round allowed from eight (n = 4096: 18 SMs, 9 rounds instead of 8; the
+    kernel is bound by L2 there), none more below (n = 2048: 4 SMs)."""
+    tiles = (n // _sm90.TILE) * (m // _sm90.TILE)
+    sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
+    least = -(-tiles // sms)
+    allowed = least + 1 if least >= 8 else least
+    for spare in range(min(SPARE_SMS if most is None else most, sms - 1), 0, -1):
+        if -(-tiles // (sms - spare)) <= allowed:
+            return spare
+    return 1  # the side kernels then wait for the transcript's last blocks
+
+
+class DevicePipeline:
+    """The steps over `work` (b = 128, on a Hopper GPU) with A and Bᵀ on the
+    device (`a8`, `bt8`, int8)."""
+
+    def __init__(self, work: Work, a8: Any, bt8: Any, spare: int | None = None) -> None:
+        n, k, m = work.shape
+        _sm90.check(n, k, m, _sm90.TILE)
+        spare = spare_sms(n, m) if spare is None else spare
+        self.work, self.tile, self.spare = work, _sm90.TILE, spare
+        self.a2 = cupy.empty((n, k), cupy.int8)
+        self.bt2 = cupy.empty((m, k), cupy.int8)
+        self.operands = _sm90.Operands(self.a2, self.bt2)
+        self.operands.spare = spare
+        self.factors = _device_hash.factor_buffers(n, k, m, self.tile)
+        e_l, e_rt, f_rt, f_l = self.factors
+        self.noisy = _sm90.Noisy((a8, e_l, e_rt, self.a2), (bt8, f_rt, f_l, self.bt2))
+        _, shapes, self.blocks = _device_hash.noise_spec(b"", n, k, m, self.tile)
+        self.count = (k // self.tile) * (n // self.tile) * (m // self.tile)
+        self.specs, self.leaves, self.keys_host, self.out_host = [], [], [], []
+        self._pinned = []  # the page-locked memory behind keys_host and out_host
+        for _ in range(2):  # attempt i's keys and leaves on the device in i % 2
+            spec = cupy.zeros(KEY_WORDS + len(shapes), cupy.uint32)
+            spec[KEY_WORDS:] = cupy.asarray(np.array(shapes, np.uint32))
+            self.specs.append(spec)
+            self.leaves.append(cupy.empty(self.count, cupy.uint32))
+        for _ in range(HOST):  # on the host in i % HOST
+            keys = cupy.cuda.alloc_pinned_memory(4 * KEY_WORDS)
+            out = cupy.cuda.alloc_pinned_memory(4 * (self.count + 8))
+            self._pinned += [keys, out]
+            self.keys_host.append(np.frombuffer(keys, np.uint32, KEY_WORDS))
+            self.out_host.append(np.frombuffer(out, np.uint32, self.count + 8))
+        self.scratch = _device_hash.merkle_scratch(self.count)
+        _device_hash.merkle_keys()  # uploaded now: a recording may copy nothing from the host
+        self.main = cupy.cuda.Stream(non_blocking=True)
+        self.side = cupy.cuda.Stream(non_blocking=True)
+        self.graphs: list[Any] = [None] * HOST  # the steady-state step i, by i mod HOST
+        self.launched = 0  # attempts whose keys are in (step `launched - 1` enqueued)
+        self.transcribed = 0  # attempts whose noisy operands and transcript are enqueued
+        self.rooted = 0  # attempts whose Merkle root and copy to the host are enqueued
+        self.finished = 0  # attempts handed back by `finish`, in order
+        # after step i, by i mod HOST; waited for by spinning (a blocking wait's wake-up was
+        # late enough to leave the device idle between steps)
+        self.done = [cupy.cuda.Event(block=False, disable_timing=True) for _ in range(HOST)]
+
+    def launch(self, seed: bytes, digest_key: int) -> int:
+        """Puts attempt i's keys in and enqueues step i; returns i."""
+        i = self.launched
+        if i - self.finished > DEPTH - 1:  # step i writes the root of i − 2 where i − 6's was
+            raise RuntimeError(f"finish attempt {self.finished} before launching {i}")
+        slot = i % HOST
+        if i >= HOST:
+            self.done[slot].synchronize()  # step i − HOST has read this slot's keys
+        self.keys_host[slot][:32] = np.frombuffer(_device_hash.noise_keys(seed), "<u4")
+        self.keys_host[slot][32:] = (digest_key & 0xFFFFFFFF, digest_key >> 32)
+        steady = i >= 2 and self.transcribed == i - 1 and self.rooted == i - 2
+        with self.main:
+            if steady:
+                if self.graphs[slot] is None:
+                    self.main.begin_capture()
+                    try:
+                        self._step(i, transcript=True, root=True)
+                    except BaseException:
+                        self.main.end_capture()  # a partial recording is dropped, not kept
+                        raise
+                    self.graphs[slot] = self.main.end_capture()
+                self.graphs[slot].launch(self.main)
+            else:
+                self._step(i, transcript=self.transcribed == i - 1, root=self.rooted == i - 2)
+            self.done[slot].record(self.main)
+        self.launched = i + 1
+        self.transcribed = max(self.transcribed, i)
+        self.rooted = max(self.rooted, i - 1)
+        return i
+
+    def _step(self, i: int, transcript: bool, root: bool, xof: bool = True) -> None:
+        """Step i on `main` (CuPy's current stream): the keys of i in; the
+        noisy operands and transcript of i − 1 (`transcript`), beside which
+        the root of i − 2 (`root`) and the XOF of i (`xof`)."""
+        slot = i % 2
+        if transcript:  # the XOF of i overwrites the factors the noisy operands of i − 1 read
+            self.noisy.launch()
+        fork, join = cupy.cuda.Event(disable_timing=True), cupy.cuda.Event(disable_timing=True)
+        fork.record(self.main)
+        self.side.wait_event(fork)
+        if transcript:
+            self.operands.leaves(self.specs[1 - slot][32:KEY_WORDS], self.leaves[1 - slot])
+        with self.side:
+            if root:
+                self._root(i - 2)
+            if xof:  # the keys in on this branch: nothing on the main one waits for the copy
+                cupy.cuda.runtime.memcpyAsync(
+                    self.specs[slot].data.ptr,
+                    self.keys_host[i % HOST].ctypes.data,
+                    4 * KEY_WORDS,
+                    cupy.cuda.runtime.memcpyHostToDevice,
+                    self.side.ptr,
+                )
+                _device_hash.launch_noise(
+                    self.specs[slot][:32],
+                    self.specs[slot][KEY_WORDS:],
+                    self.factors,
+                    self.blocks,
+                    max(1, self.spare // 4),  # four factors: at most `spare` blocks in all
+                )
+        join.record(self.side)
+        self.main.wait_event(join)
+
+    def _root(self, j: int, beside: bool = True) -> None:
+        """The root of attempt j's leaves and its copy (with the leaves) to
+        the host, on CuPy's current stream; on the spare SMs when `beside`
+        the transcript, else on all."""
+        stream = cupy.cuda.get_current_stream()
+        leaves = self.leaves[j % 2]
+        grid = self.spare if beside else None
+        root = _device_hash.merkle_root(leaves, LEAF_BYTES, self.scratch, grid=grid)
+        copy, to_host = cupy.cuda.runtime.memcpyAsync, cupy.cuda.runtime.memcpyDeviceToHost
+        out = self.out_host[j % HOST].ctypes.data
+        copy(out, leaves.data.ptr, leaves.nbytes, to_host, stream.ptr)
+        copy(out + leaves.nbytes, root.data.ptr, 32, to_host, stream.ptr)
+
+    def finish(self, i: int) -> tuple[bytes, bytes]:
+        """Attempt i's leaves and Merkle root (attempts finish in order):
+        waits for step i + 2, or runs what is left of attempt i at once."""
+        if i != self.finished or i >= self.launched:
+            raise RuntimeError(f"attempt {i} finished out of order (next: {self.finished})")
+        if self.rooted <= i:  # step i + 2 not launched: what is left of attempt i, now
+            with self.main:
+                if self.transcribed <= i:  # nor step i + 1
+                    self._step(i + 1, transcript=True, root=False, xof=False)
+                    self.transcribed = i + 1
+                self._root(i, beside=False)
+                self.done[(i + 2) % HOST].record(self.main)  # as step i + 2 would
+            self.rooted = i + 1
+        self.done[(i + 2) % HOST].synchronize()  # step i + 2 or the work above, not what follows
+        self.finished = i + 1
+        out = self.out_host[i % HOST]
+        return out[: self.count].tobytes(), out[self.count :].tobytes()
