@@ -1,10 +1,11 @@
 """The Hopper pipeline's steps (`bcai.mining._gpu_pipeline`): the recorded
 step graphs replayed back to back (the device's time a step), the mining
-loop that launches them (`mine`, 1000 attempts), the host's share of an
+loop that launches them (`mine`; the pipeline at any size here, and the
+mode this size ships with), the host's share of an
 attempt alone (seed, keys, noise keys, the leaves' bytes, ticket — no
 device), the bare sm90 product (C stored), and the step with parts left
 out, each three times in one run; wall time an attempt, ms.
-Usage: time_pipeline.py [N] [SPARE]"""
+Usage: time_pipeline.py [N] [SPARE] [COUNT]"""
 
 import json
 import sys
@@ -15,7 +16,7 @@ import cupy
 import numpy as np
 
 from bcai import pouw
-from bcai.mining import _device_hash, _gpu_pipeline, mine
+from bcai.mining import _device_hash, _gpu, _gpu_pipeline, _sm90, mine
 from bcai.mining._gpu import GpuMiner
 from bcai.pouw import PouwParams
 from bcai.pouw._noise import attempt_seed
@@ -23,12 +24,19 @@ from bcai.pouw._seal import ticket
 from bcai.pouw._transcript import digest_key
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
-if len(sys.argv) > 2:
-    _gpu_pipeline.SPARE_SMS = int(sys.argv[2])
+if len(sys.argv) > 2:  # SMs left to the side branch, whatever rounds of tiles that costs
+    forced = int(sys.argv[2])
+    _gpu_pipeline.spare_sms = lambda n, m, most=None: forced  # type: ignore[assignment]
+COUNT = int(sys.argv[3]) if len(sys.argv) > 3 else 200  # steps (and products) a measurement
 params = PouwParams(tile=128, n=N, k=N, m=N)
 work = pouw.derived_work(b"\x05" * 32, params)
+shipped = _gpu.SERIAL_WORK
+_gpu.SERIAL_WORK = 2**62  # the pipeline at every size here; the shipped mode timed beside it
 miner = GpuMiner(sm90=True)
-mine(b"rate", 0, work, params, miner=miner, attempts=8)  # both step graphs recorded
+mine(b"rate", 0, work, params, miner=miner, attempts=8)  # the step graphs recorded
+_gpu.SERIAL_WORK = shipped
+serial = GpuMiner(sm90=True)  # the shipped mode for this size (the pipeline below SERIAL_WORK)
+mine(b"rate", 0, work, params, miner=serial, attempts=8)
 pipeline = miner._pipeline
 assert pipeline is not None and all(graph is not None for graph in pipeline.graphs)
 product = cupy.empty((N, N), cupy.int32)
@@ -59,7 +67,36 @@ def host(count: int) -> None:
 
 
 def loop(count: int) -> None:
-    mine(b"rate", 0, work, params, miner=miner, attempts=count)
+    _gpu.SERIAL_WORK = 2**62
+    try:
+        mine(b"rate", 0, work, params, miner=miner, attempts=count)
+    finally:
+        _gpu.SERIAL_WORK = shipped
+
+
+def shipped_loop(count: int) -> None:
+    mine(b"rate", 0, work, params, miner=serial, attempts=count)
+
+
+before = GpuMiner(sm90=True)  # session 8's loop: a recorded attempt on each of three streams
+before._pipelined = lambda work, tile: False  # type: ignore[method-assign]
+mine(b"rate", 0, work, params, miner=before, attempts=8)
+
+
+def before_loop(count: int) -> None:
+    mine(b"rate", 0, work, params, miner=before, attempts=count)
+
+
+spinning = pipeline.done
+
+
+def blocking_loop(count: int) -> None:
+    """The pipeline waiting for its steps' events by blocking, not spinning."""
+    pipeline.done = [cupy.cuda.Event(block=True, disable_timing=True) for _ in spinning]
+    try:
+        loop(count)
+    finally:
+        pipeline.done = spinning
 
 
 def record(transcript: bool = True, side: bool = True, noisy: bool = True) -> list[Any]:
@@ -93,18 +130,29 @@ parts = {
 }
 
 
+bare_operands = _sm90.Operands(pipeline.a2, pipeline.bt2)  # every SM: the best bare product
+
+
 def bare(count: int) -> None:
     for _ in range(count):
-        pipeline.operands.product(product)
+        bare_operands.product(product)
 
 
 out: dict[str, Any] = {"device": cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()}
-out |= {"n": N, "spare": _gpu_pipeline.SPARE_SMS}
+out |= {"n": N, "spare": pipeline.spare}
 for _ in range(3):
-    for name, fn in (("steps", steps), ("mine", loop), ("host", host), ("bare product", bare)):
-        out.setdefault(name, []).append(timed(fn, 1000 if fn is loop else 200))
+    for name, fn in (
+        ("steps", steps),
+        ("mine", loop),
+        ("mine, shipped mode", shipped_loop),
+        ("mine, blocking waits", blocking_loop),
+        ("mine, session 8's three streams", before_loop),
+        ("host", host),
+        ("bare product", bare),
+    ):
+        out.setdefault(name, []).append(timed(fn, COUNT))
     for name, fn in parts.items():
-        out.setdefault(name, []).append(timed(fn))
-    noisy = timed(lambda count: [pipeline.noisy.launch() for _ in range(count)])
+        out.setdefault(name, []).append(timed(fn, COUNT))
+    noisy = timed(lambda count: [pipeline.noisy.launch() for _ in range(count)], COUNT)
     out.setdefault("noisy operands alone", []).append(noisy)
 print(json.dumps(out))

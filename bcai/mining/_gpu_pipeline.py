@@ -95,8 +95,8 @@ class DevicePipeline:
         self.transcribed = 0  # attempts whose noisy operands and transcript are enqueued
         self.rooted = 0  # attempts whose Merkle root and copy to the host are enqueued
         self.finished = 0  # attempts handed back by `finish`, in order
-        # after step i, by i mod HOST; waited for by spinning (a blocking wait's wake-up was
-        # late enough to leave the device idle between steps)
+        # after step i, by i mod HOST; waited for by spinning (a thread of the host busy while
+        # the miner runs; blocking waits measured alike within the loops' noise)
         self.done = [cupy.cuda.Event(block=False, disable_timing=True) for _ in range(HOST)]
 
     def launch(self, seed: bytes, digest_key: int) -> int:

@@ -170,7 +170,9 @@ __device__ __forceinline__ void node(const unsigned* key, const unsigned* left, 
     for (int i = 0; i < 8; ++i) out[i] = w[i];
 }
 
-#define SPAN 2048  // hashes reduced by one thread block of SPAN / 2 threads
+#ifndef SPAN
+#define SPAN 2048  // hashes reduced by one thread block of SPAN / 2 threads (as _device_hash.SPAN)
+#endif
 
 // The leaf hash of one leaf_bytes-byte leaf (1 … 64) at p.
 __device__ __forceinline__ void leaf_hash(const unsigned* key, const unsigned char* p, int leaf_bytes,
