@@ -11,13 +11,14 @@ by L2, not by its SMs, and loses little to the spare ones (H100: 0.098 →
 0.105 ms with 18 spare, while the Merkle root and XOF beside it, which took
 ≈ 0.06 ms between transcripts, add ≈ 0.01; docs/benchmarks.md, session 9).
 
-Attempt i's leaves and root are on the host once step i + 2 is done: `mine`
-keeps DEPTH = 5 attempts launched (steps i + 3 and i + 4 queued while the
-host reads attempt i), so in the steady state every step is a recorded
-graph (four: the device's keys and leaves alternate by i mod 2, the host's
-keys and results by i mod 4). An attempt
-finished before its steps were launched (the first ones, `attempt_leaves`,
-a loop's last) has them run at once, eagerly."""
+Attempt i's leaves and root are on the host once step i + 2 is done (and
+until step i + 6 puts another's in their place): `mine` keeps DEPTH = 5
+attempts launched (steps i + 3 and i + 4 queued while the host reads
+attempt i), so in the steady state every step is a recorded graph (four:
+the device's keys and leaves alternate by i mod 2, the host's keys and
+results by i mod 4). An attempt finished before its steps were launched
+(the first ones, `attempt_leaves`, a loop's last) has them run at once,
+eagerly."""
 
 from __future__ import annotations
 
@@ -102,8 +103,6 @@ class DevicePipeline:
     def launch(self, seed: bytes, digest_key: int) -> int:
         """Puts attempt i's keys in and enqueues step i; returns i."""
         i = self.launched
-        if i - self.finished > DEPTH - 1:  # step i writes the root of i − 2 where i − 6's was
-            raise RuntimeError(f"finish attempt {self.finished} before launching {i}")
         slot = i % HOST
         if i >= HOST:
             self.done[slot].synchronize()  # step i − HOST has read this slot's keys
@@ -176,10 +175,16 @@ class DevicePipeline:
         copy(out + leaves.nbytes, root.data.ptr, 32, to_host, stream.ptr)
 
     def finish(self, i: int) -> tuple[bytes, bytes]:
-        """Attempt i's leaves and Merkle root (attempts finish in order):
-        waits for step i + 2, or runs what is left of attempt i at once."""
-        if i != self.finished or i >= self.launched:
+        """Attempt i's leaves and Merkle root: waits for step i + 2, or runs
+        what is left of attempt i at once. Attempts finish in launch order;
+        those skipped are dropped (a loop that found its seal leaves the
+        rest), and one whose host buffer a later root took is refused."""
+        if i < self.finished or i >= self.launched:
             raise RuntimeError(f"attempt {i} finished out of order (next: {self.finished})")
+        if self.rooted > i + HOST:  # the root of i + HOST went where this one's was
+            raise RuntimeError(
+                f"attempt {i}'s leaves were overwritten: finish it within {DEPTH} launches"
+            )
         if self.rooted <= i:  # step i + 2 not launched: what is left of attempt i, now
             with self.main:
                 if self.transcribed <= i:  # nor step i + 1

@@ -248,7 +248,8 @@ def test_pipeline_steps_give_each_attempts_leaves_and_root() -> None:
     the root of i − 2 and the XOF of i), the first and last ones eagerly;
     every attempt's leaves are the CPU miner's and its root the host's.
     An attempt alone (launched and finished at once) too, twice in a row;
-    finishing out of order is refused."""
+    attempts left unfinished are dropped, finishing out of order or too
+    late is refused."""
     if not _sm90.available():
         pytest.skip("no Hopper (sm_90) GPU here")
     from bcai.crypto import merkle_root_packed  # noqa: PLC0415
@@ -268,16 +269,37 @@ def test_pipeline_steps_give_each_attempts_leaves_and_root() -> None:
     assert pipeline is not None and all(graph is not None for graph in pipeline.graphs)
     for seed in seeds[:2]:
         assert miner.attempt_leaves(work, seed, params) == cpu.attempt_leaves(work, seed, params)
-    first, second = (miner.launch(work, seed, params) for seed in seeds[:2])
+    # skipped attempts are dropped (a loop that found its seal leaves its last ones); an
+    # attempt finished after a later one, or after later roots took its buffer, is refused
+    handles = [miner.launch(work, seed, params) for seed in seeds[:4]]
+    assert miner.finish(handles[2])[0] == cpu.attempt_leaves(work, seeds[2], params)
     with pytest.raises(RuntimeError, match="out of order"):
-        miner.finish(second)
-    assert miner.finish(first)[0] == cpu.attempt_leaves(work, seeds[0], params)
-    from bcai.mining._gpu_pipeline import DEPTH  # noqa: PLC0415
+        miner.finish(handles[1])
+    late = handles[3]
+    for seed in seeds[3:]:  # six more: the sixth step's root takes the late one's buffer
+        miner.launch(work, seed, params)
+    with pytest.raises(RuntimeError, match="overwritten"):
+        miner.finish(late)
 
-    for _ in range(DEPTH - 1):  # with `second`, DEPTH unfinished: no host buffer reused early
-        miner.launch(work, seeds[0], params)
-    with pytest.raises(RuntimeError, match="before launching"):
-        miner.launch(work, seeds[0], params)
+
+def test_mining_again_after_a_seal_on_the_pipeline() -> None:
+    """`mine` returns at its seal with later attempts still launched; the
+    next `mine` on the same miner (the next block's, same work) drops them
+    and finds the CPU's seal again — on the Hopper pipeline."""
+    if not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    from bcai.mining._miner import run_attempt  # noqa: PLC0415
+
+    params = PouwParams(tile=128, n=256, k=256, m=256)
+    work = pouw.derived_work(b"\x77" * 32, params)
+    cpu = [run_attempt(b"again", nonce, work, params, CpuMiner()) for nonce in range(12)]
+    miner = GpuMiner(sm90=True)
+    for start in (0, 6):
+        best = min(cpu[start : start + 6], key=lambda found: found.ticket)
+        target = int.from_bytes(best.ticket, "big")
+        seal = mine(b"again", target, work, params, miner=miner, start=start, attempts=6)
+        assert seal is not None and seal.nonce == best.nonce and seal.root == best.root
+    assert miner._pipeline is not None
 
 
 @pytest.mark.parametrize("serial", [False, True])
