@@ -130,8 +130,8 @@ def test_pouw_mining_rate_gpu(benchmark: Any, role: Any) -> None:
     """Mining as the miner runs it: SUSTAINED attempts in a row (5000 at
     n = 4096, where a 10 s block interval is ≈ 70,000), the next ones
     launched while the GPU runs the current one; the figure is per attempt,
-    `mine`'s own start included (the 7-bit range check of A and B, ≈ 6 ms
-    at n = 4096: ≈ 1% of an attempt here).
+    `mine`'s own start and end included (its first attempts launched and
+    its last ones finished before the GPU is busy or after it is idle).
     The mining overhead: its target (1.10x) holds against every bare product."""
     role("bcai", target=1 / 1.10)
     from bcai.mining import MiningStats, mine  # noqa: PLC0415

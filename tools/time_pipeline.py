@@ -26,16 +26,16 @@ from bcai.pouw._transcript import digest_key
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
 if len(sys.argv) > 2:  # SMs left to the side branch, whatever rounds of tiles that costs
     forced = int(sys.argv[2])
-    _gpu_pipeline.spare_sms = lambda n, m, most=None: forced  # type: ignore[assignment]
+    _gpu_pipeline.spare_sms = lambda n, k, m, most=None: forced  # type: ignore[assignment]
 COUNT = int(sys.argv[3]) if len(sys.argv) > 3 else 200  # steps (and products) a measurement
 params = PouwParams(tile=128, n=N, k=N, m=N)
 work = pouw.derived_work(b"\x05" * 32, params)
-shipped = _gpu.SERIAL_WORK
-_gpu.SERIAL_WORK = 2**62  # the pipeline at every size here; the shipped mode timed beside it
+shipped = _gpu.PIPELINE_WORK
+_gpu.PIPELINE_WORK = 2**62  # the pipeline at every size here; the shipped mode timed beside it
 miner = GpuMiner(sm90=True)
 mine(b"rate", 0, work, params, miner=miner, attempts=8)  # the step graphs recorded
-_gpu.SERIAL_WORK = shipped
-serial = GpuMiner(sm90=True)  # the shipped mode for this size (the pipeline below SERIAL_WORK)
+_gpu.PIPELINE_WORK = shipped
+serial = GpuMiner(sm90=True)  # the shipped mode for this size (the pipeline below PIPELINE_WORK)
 mine(b"rate", 0, work, params, miner=serial, attempts=8)
 pipeline = miner._pipeline
 assert pipeline is not None and all(graph is not None for graph in pipeline.graphs)
@@ -67,18 +67,18 @@ def host(count: int) -> None:
 
 
 def loop(count: int) -> None:
-    _gpu.SERIAL_WORK = 2**62
+    _gpu.PIPELINE_WORK = 2**62
     try:
         mine(b"rate", 0, work, params, miner=miner, attempts=count)
     finally:
-        _gpu.SERIAL_WORK = shipped
+        _gpu.PIPELINE_WORK = shipped
 
 
 def shipped_loop(count: int) -> None:
     mine(b"rate", 0, work, params, miner=serial, attempts=count)
 
 
-before = GpuMiner(sm90=True)  # session 8's loop: a recorded attempt on each of three streams
+before = GpuMiner(sm90=True)  # session 8's loop: recorded attempts, three streams or one
 before._pipelined = lambda work, tile: False  # type: ignore[method-assign]
 mine(b"rate", 0, work, params, miner=before, attempts=8)
 
@@ -146,7 +146,7 @@ for _ in range(3):
         ("mine", loop),
         ("mine, shipped mode", shipped_loop),
         ("mine, blocking waits", blocking_loop),
-        ("mine, session 8's three streams", before_loop),
+        ("mine, session 8's recorded attempts", before_loop),
         ("host", host),
         ("bare product", bare),
     ):

@@ -37,23 +37,30 @@ except ImportError:  # pragma: no cover - cupy is the `gpu` extra
 
 KEY_WORDS = 34  # the four XOF keys (32 words), then κ and λ
 SPARE_SMS = 18  # the most left to the side branch (n = 4096: 114 transcript blocks, 9 tiles each)
+# leaves whose Merkle root one spare SM computes beside a transcript (H100: 2,097,152 leaves on
+# 8 SMs in 3.9 ms, beside a 6.6 ms transcript at n = 16384)
+LEAVES_PER_SM = 262_144
 DEPTH = 5  # attempts `mine` keeps launched: two steps queued beyond the three of an attempt
 HOST = DEPTH - 1  # the host's buffers (keys in, leaves and root out), by attempt mod HOST
 
 
-def spare_sms(n: int, m: int, most: int | None = None) -> int:
-    """SMs to leave beside the transcript of n×m (at most `most`, SPARE_SMS
-    by default): as many as keep its rounds of tiles a block — one more
-    round allowed from eight (n = 4096: 18 SMs, 9 rounds instead of 8; the
-    kernel is bound by L2 there), none more below (n = 2048: 4 SMs)."""
+def spare_sms(n: int, k: int, m: int, most: int | None = None) -> int:
+    """SMs to leave beside the transcript of (n×k)·(k×m), at most `most`
+    (SPARE_SMS by default): as many as keep the transcript's rounds of tiles
+    a block — one more round allowed from eight (n = 4096: 18 SMs, 9 rounds
+    instead of 8; the kernel is bound by L2 there), none more below
+    (n = 2048: 4 SMs) — but at least one for every LEAVES_PER_SM leaves, so
+    that the Merkle root fits beside the transcript (n = 16384: 8 SMs)."""
     tiles = (n // _sm90.TILE) * (m // _sm90.TILE)
+    leaves = tiles * (k // _sm90.TILE)
     sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
     least = -(-tiles // sms)
     allowed = least + 1 if least >= 8 else least
+    need = min(-(-leaves // LEAVES_PER_SM), sms // 4)
     for spare in range(min(SPARE_SMS if most is None else most, sms - 1), 0, -1):
         if -(-tiles // (sms - spare)) <= allowed:
-            return spare
-    return 1  # the side kernels then wait for the transcript's last blocks
+            return max(spare, need)
+    return max(1, need)  # with one, the side kernels wait for the transcript's last blocks
 
 
 class DevicePipeline:
@@ -63,7 +70,7 @@ class DevicePipeline:
     def __init__(self, work: Work, a8: Any, bt8: Any, spare: int | None = None) -> None:
         n, k, m = work.shape
         _sm90.check(n, k, m, _sm90.TILE)
-        spare = spare_sms(n, m) if spare is None else spare
+        spare = spare_sms(n, k, m) if spare is None else spare
         self.work, self.tile, self.spare = work, _sm90.TILE, spare
         self.a2 = cupy.empty((n, k), cupy.int8)
         self.bt2 = cupy.empty((m, k), cupy.int8)

@@ -282,6 +282,32 @@ def test_pipeline_steps_give_each_attempts_leaves_and_root() -> None:
         miner.finish(late)
 
 
+def test_spare_sms_keep_the_transcripts_rounds() -> None:
+    """The SMs the pipeline leaves beside the transcript: as many as keep
+    its rounds of tiles a block (one more allowed from eight rounds), at
+    most SPARE_SMS, at least one — and one for every LEAVES_PER_SM leaves
+    (the Merkle root beside it)."""
+    if not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    import cupy  # noqa: PLC0415
+
+    from bcai.mining._gpu_pipeline import LEAVES_PER_SM, SPARE_SMS, spare_sms  # noqa: PLC0415
+
+    sms = int(cupy.cuda.Device().attributes["MultiProcessorCount"])
+    for n in (256, 1024, 2048, 4096, 8192, 16384):
+        tiles, slices = (n // 128) ** 2, n // 128
+        least = -(-tiles // sms)
+        allowed = least + 1 if least >= 8 else least
+        need = -(-tiles * slices // LEAVES_PER_SM)
+        spare = spare_sms(n, n, n)
+        assert max(1, need) <= spare <= max(SPARE_SMS, need)
+        if spare > need:  # the most that keeps the rounds
+            assert -(-tiles // (sms - spare)) <= allowed
+            assert spare == SPARE_SMS or -(-tiles // (sms - spare - 1)) > allowed
+    if sms == 132:  # the H100 SXM: 18 at n = 4096 (9 rounds), 7 at 8192 (33), 8 at 16384
+        assert [spare_sms(n, n, n) for n in (4096, 8192, 16384)] == [18, 7, 8]
+
+
 def test_mining_again_after_a_seal_on_the_pipeline() -> None:
     """`mine` returns at its seal with later attempts still launched; the
     next `mine` on the same miner (the next block's, same work) drops them
@@ -310,11 +336,14 @@ def test_mining_loop_attempts_equal_the_cpus(
     """`mine` with attempts in flight on every stream, or on one stream
     (the mode of large work, SERIAL_WORK): each finished attempt's ticket is
     the CPU miner's for that nonce (no buffers reused before their attempt
-    was read; an attempt waited for by its own event)."""
+    was read; an attempt waited for by its own event). The recorded
+    attempts, not the Hopper pipeline (PIPELINE_WORK; tested above), which
+    the hand-written kernels use at every size the tests take."""
     from bcai.mining import MiningStats, _gpu  # noqa: PLC0415
     from bcai.mining._miner import run_attempt  # noqa: PLC0415
 
     monkeypatch.setattr(_gpu, "SERIAL_WORK", 0 if serial else _gpu.SERIAL_WORK)
+    monkeypatch.setattr(_gpu, "PIPELINE_WORK", 0)
 
     params = PouwParams(tile=tile, n=256, k=256, m=256)
     work = pouw.derived_work(bytes([tile]) * 32, params)

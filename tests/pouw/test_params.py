@@ -53,3 +53,24 @@ def test_a_tile_128_job_seal_verifies() -> None:
     with pytest.raises(InvalidSeal) as err:
         pouw.verify(b"b128", target, seal, work, params, wrong)
     assert err.value.code in {"pouw-freivalds", "pouw-final-tile"}
+
+
+def test_work_range_is_checked_once_a_work() -> None:
+    """`check_work` scans a Work's matrices once (`mine` calls it every
+    block): the same Work passes again without a scan, new matrices make a
+    new Work that is scanned, and a Work out of range fails every time."""
+    from bcai.pouw import _work  # noqa: PLC0415
+
+    params = PouwParams(tile=16, n=32, k=32, m=32)
+    work = pouw.derived_work(b"\x21" * 32, params)
+    pouw.check_work(work, params)
+    assert _work._in_range.get(id(work)) is work
+    bad_a = work.a.copy()
+    bad_a[3, 4] = 64
+    bad = pouw.Work(bad_a, work.b)
+    for _ in range(2):
+        with pytest.raises(InvalidSeal) as err:
+            pouw.check_work(bad, params)
+        assert err.value.code == "pouw-range"
+    assert _work._in_range.get(id(bad)) is None
+    pouw.check_work(work, params)  # still fine: the same value
