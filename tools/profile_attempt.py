@@ -1,5 +1,7 @@
 """Where a GPU mining attempt's time goes (n = 4096, b = 128): device time of
-each step of the recorded attempt (CUDA events), then host time per call."""
+each step of the recorded attempt (CUDA events), then host time per call.
+The recorded attempt of sessions 4-8 (the Hopper pipeline switched off;
+tools/time_pipeline.py times its steps)."""
 
 import time
 from typing import Any
@@ -8,12 +10,13 @@ import cupy
 import torch
 
 from bcai import pouw
-from bcai.mining import _device_hash, _triton, new_miner
+from bcai.mining import _device_hash, _gpu, _triton, new_miner
 from bcai.mining._gpu_graph import DeviceAttempt
 from bcai.pouw import PouwParams
 from bcai.pouw._noise import attempt_seed
 from bcai.pouw._transcript import LEAF_BYTES
 
+_gpu.PIPELINE_WORK = (0, 0)
 p = PouwParams(tile=128, n=4096, k=4096, m=4096)
 work = pouw.derived_work(b"\x03" * 32, p)
 miner = new_miner("gpu")

@@ -4,7 +4,9 @@ loop as shipped, then with one step left out of the recorded graph at a
 time (noise XOF, noisy operands, transcript, Merkle root) — the difference
 is that step's share of the pipelined loop, not its time alone. Results of
 the ablated loops are wrong by design; only their time is read. Alternated
-three times in one run; wall time per attempt. Usage: time_loop_steps.py [N]"""
+three times in one run; wall time per attempt. The recorded attempts of
+session 8 (the Hopper pipeline switched off; tools/time_pipeline.py leaves
+parts out of its steps). Usage: time_loop_steps.py [N]"""
 
 import json
 import sys
@@ -14,11 +16,12 @@ from typing import Any
 import cupy
 
 from bcai import pouw
-from bcai.mining import _device_hash, _sm90, mine
+from bcai.mining import _device_hash, _gpu, _sm90, mine
 from bcai.mining._gpu import GpuMiner
 from bcai.pouw import PouwParams
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
+_gpu.PIPELINE_WORK = (0, 0)
 params = PouwParams(tile=128, n=N, k=N, m=N)
 work = pouw.derived_work(b"\x05" * 32, params)
 shipped = {
@@ -43,7 +46,7 @@ def skip(step: str | None) -> None:
     elif step == "transcript":
         _sm90.Operands.leaves = lambda self, keys, out: None  # type: ignore[method-assign]
     elif step == "merkle":
-        _device_hash.merkle_root = lambda leaves, size, scratch: scratch[-1]  # type: ignore[assignment]
+        _device_hash.merkle_root = lambda leaves, size, scratch, **_: scratch[-1]  # type: ignore[assignment]
 
 
 variants: dict[str, Any] = {}

@@ -5,7 +5,9 @@ leaving 4 SMs to the next attempt's noisy operands) and on one block per
 SM, the attempts on three streams; the hand-written kernels with every
 attempt on one stream (one after the other on the GPU: the miner's mode
 from SERIAL_WORK); and the Triton kernel on three streams. Wall time per
-attempt (docs/benchmarks.md)."""
+attempt (docs/benchmarks.md). The recorded attempts of sessions 4-8: the
+Hopper pipeline (`PIPELINE_WORK`) is switched off here; tools/time_pipeline.py
+times it."""
 
 import json
 import sys
@@ -23,9 +25,10 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
 params = PouwParams(tile=128, n=N, k=N, m=N)
 work = pouw.derived_work(b"\x05" * 32, params)
 spread = _sm90._grid
+_gpu.PIPELINE_WORK = (0, 0)
 
 
-def every_sm(n: int, m: int) -> int:
+def every_sm(n: int, m: int, spare: int = 0) -> int:
     return min((n // 128) * (m // 128), cupy.cuda.Device().attributes["MultiProcessorCount"])
 
 

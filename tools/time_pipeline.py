@@ -5,7 +5,7 @@ mode this size ships with), the host's share of an
 attempt alone (seed, keys, noise keys, the leaves' bytes, ticket — no
 device), the bare sm90 product (C stored), and the step with parts left
 out, each three times in one run; wall time an attempt, ms.
-Usage: time_pipeline.py [N] [SPARE] [COUNT]"""
+Usage: time_pipeline.py [N] [SPARE (0: `spare_sms`)] [COUNT]"""
 
 import json
 import sys
@@ -24,18 +24,18 @@ from bcai.pouw._seal import ticket
 from bcai.pouw._transcript import digest_key
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 4096
-if len(sys.argv) > 2:  # SMs left to the side branch, whatever rounds of tiles that costs
+if len(sys.argv) > 2 and int(sys.argv[2]) > 0:  # SMs left beside, whatever rounds that costs
     forced = int(sys.argv[2])
     _gpu_pipeline.spare_sms = lambda n, k, m, most=None: forced  # type: ignore[assignment]
 COUNT = int(sys.argv[3]) if len(sys.argv) > 3 else 200  # steps (and products) a measurement
 params = PouwParams(tile=128, n=N, k=N, m=N)
 work = pouw.derived_work(b"\x05" * 32, params)
 shipped = _gpu.PIPELINE_WORK
-_gpu.PIPELINE_WORK = 2**62  # the pipeline at every size here; the shipped mode timed beside it
+_gpu.PIPELINE_WORK = (0, 2**62)  # the pipeline at every size here; the shipped mode beside it
 miner = GpuMiner(sm90=True)
 mine(b"rate", 0, work, params, miner=miner, attempts=8)  # the step graphs recorded
 _gpu.PIPELINE_WORK = shipped
-serial = GpuMiner(sm90=True)  # the shipped mode for this size (the pipeline below PIPELINE_WORK)
+serial = GpuMiner(sm90=True)  # the shipped mode for this size (the pipeline within PIPELINE_WORK)
 mine(b"rate", 0, work, params, miner=serial, attempts=8)
 pipeline = miner._pipeline
 assert pipeline is not None and all(graph is not None for graph in pipeline.graphs)
@@ -67,7 +67,7 @@ def host(count: int) -> None:
 
 
 def loop(count: int) -> None:
-    _gpu.PIPELINE_WORK = 2**62
+    _gpu.PIPELINE_WORK = (0, 2**62)
     try:
         mine(b"rate", 0, work, params, miner=miner, attempts=count)
     finally:

@@ -1,4 +1,4 @@
-"""The GPU miner. On Hopper with b = 128 (below PIPELINE_WORK) attempts run
+"""The GPU miner. On Hopper with b = 128 (work within PIPELINE_WORK) attempts run
 as the steps of `bcai.mining._gpu_pipeline` (the hand-written kernels of
 `bcai.mining._sm90`: each transcript beside the previous attempt's Merkle
 root and the next one's noise XOF). Otherwise, with PyTorch's Triton and a
@@ -43,11 +43,13 @@ DEPTH = 3  # attempts in flight, a stream each: the GPU never waits for the host
 # 8.0-8.1 ms an attempt on one stream against 9.7-12.8 on three; n = 8192 alike; n = 4096, 0.19
 # against 0.16-0.17: docs/benchmarks.md, session 8).
 SERIAL_WORK = 8192**3
-# Below this much work an attempt, on Hopper at b = 128, the attempts run as the steps of
-# `bcai.mining._gpu_pipeline` instead (n = 4096: 0.145 against 0.152-0.163 ms an attempt on
-# three streams; n = 8192: 1.02-1.04 against 1.14-1.17 on one stream; at 16384, 8 SMs spared
-# for the Merkle root of 2M leaves, no faster than one stream: docs/benchmarks.md, session 9).
-PIPELINE_WORK = 16384**3
+# Work an attempt (n·k·m, from, below) for which, on Hopper at b = 128, the attempts run as the
+# steps of `bcai.mining._gpu_pipeline` instead (n = 4096: 0.145 against 0.152-0.163 ms an
+# attempt on three streams; n = 8192: 1.02-1.04 against 1.08-1.10 on one stream; smaller work
+# leaves the side branch longer than the transcript (n = 2048: 0.080 against 0.047 on three
+# streams); at 16384, 8 SMs spared for the Merkle root of 2M leaves, no faster than one stream:
+# docs/benchmarks.md, session 9).
+PIPELINE_WORK = (4096**3, 16384**3)
 
 
 @functools.cache
@@ -81,7 +83,7 @@ class GpuMiner:
         self._streams: list[Any] | None = None  # attempts take the streams in turn
         self._serial = False  # the streams are one (SERIAL_WORK)
         self._buffers: list[Any] = [None] * DEPTH  # a pinned host buffer per stream
-        self._pipeline: DevicePipeline | None = None  # below PIPELINE_WORK on Hopper, b = 128
+        self._pipeline: DevicePipeline | None = None  # within PIPELINE_WORK on Hopper, b = 128
         self._turn = 0
         self.tensor_cores = _triton.available()
 
@@ -95,7 +97,8 @@ class GpuMiner:
     def _pipelined(self, work: Work, tile: int) -> bool:
         """Whether attempts over `work` run as `DevicePipeline` steps."""
         n, k, m = work.shape
-        return self.sm90 and n * k * m < PIPELINE_WORK and _sm90.fits(n, k, m, tile)
+        low, high = PIPELINE_WORK
+        return self.sm90 and low <= n * k * m < high and _sm90.fits(n, k, m, tile)
 
     def depth_for(self, work: Work, params: PouwParams) -> int:
         """Attempts `mine` keeps launched over `work`: a pipeline's, else one

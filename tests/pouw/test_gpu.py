@@ -242,7 +242,9 @@ def test_recorded_attempt_replays_with_each_nonces_keys() -> None:
     assert all(held is not None and held.graph is not None for held in miner._attempts)
 
 
-def test_pipeline_steps_give_each_attempts_leaves_and_root() -> None:
+def test_pipeline_steps_give_each_attempts_leaves_and_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The Hopper pipeline (`_gpu_pipeline`): attempts launched three ahead
     run as recorded steps (all four host slots) (the transcript of i − 1 beside
     the root of i − 2 and the XOF of i), the first and last ones eagerly;
@@ -253,7 +255,9 @@ def test_pipeline_steps_give_each_attempts_leaves_and_root() -> None:
     if not _sm90.available():
         pytest.skip("no Hopper (sm_90) GPU here")
     from bcai.crypto import merkle_root_packed  # noqa: PLC0415
+    from bcai.mining import _gpu  # noqa: PLC0415
 
+    monkeypatch.setattr(_gpu, "PIPELINE_WORK", (0, 2**62))  # at this small size too
     params = PouwParams(tile=128, n=256, k=384, m=256)
     work = pouw.derived_work(b"\x66" * 32, params)
     miner, cpu = GpuMiner(sm90=True), CpuMiner()
@@ -282,6 +286,26 @@ def test_pipeline_steps_give_each_attempts_leaves_and_root() -> None:
         miner.finish(late)
 
 
+def test_pipeline_takes_the_work_within_its_range() -> None:
+    """By default the pipeline takes n·k·m from 4096³ below 16384³ on
+    Hopper at b = 128 (smaller work runs faster as recorded attempts on
+    three streams, larger on one); mine's depth follows."""
+    if not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    miner = GpuMiner(sm90=True)
+    for n, k, tile, pipelined in (
+        (2048, 2048, 128, False),
+        (4096, 2048, 128, False),
+        (4096, 4096, 128, True),
+        (8192, 8192, 128, True),
+        (16384, 16384, 128, False),
+        (4096, 4096, 64, False),
+    ):
+        work = pouw.Work(np.zeros((n, k), np.int8), np.zeros((k, n), np.int8))  # pages untouched
+        params = PouwParams(tile=tile, n=n, k=k, m=n)
+        assert miner.depth_for(work, params) == (5 if pipelined else 3), (n, k, tile)
+
+
 def test_spare_sms_keep_the_transcripts_rounds() -> None:
     """The SMs the pipeline leaves beside the transcript: as many as keep
     its rounds of tiles a block (one more allowed from eight rounds), at
@@ -308,14 +332,16 @@ def test_spare_sms_keep_the_transcripts_rounds() -> None:
         assert [spare_sms(n, n, n) for n in (4096, 8192, 16384)] == [18, 7, 8]
 
 
-def test_mining_again_after_a_seal_on_the_pipeline() -> None:
+def test_mining_again_after_a_seal_on_the_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
     """`mine` returns at its seal with later attempts still launched; the
     next `mine` on the same miner (the next block's, same work) drops them
     and finds the CPU's seal again — on the Hopper pipeline."""
     if not _sm90.available():
         pytest.skip("no Hopper (sm_90) GPU here")
+    from bcai.mining import _gpu  # noqa: PLC0415
     from bcai.mining._miner import run_attempt  # noqa: PLC0415
 
+    monkeypatch.setattr(_gpu, "PIPELINE_WORK", (0, 2**62))  # at this small size too
     params = PouwParams(tile=128, n=256, k=256, m=256)
     work = pouw.derived_work(b"\x77" * 32, params)
     cpu = [run_attempt(b"again", nonce, work, params, CpuMiner()) for nonce in range(12)]
@@ -325,7 +351,7 @@ def test_mining_again_after_a_seal_on_the_pipeline() -> None:
         target = int.from_bytes(best.ticket, "big")
         seal = mine(b"again", target, work, params, miner=miner, start=start, attempts=6)
         assert seal is not None and seal.nonce == best.nonce and seal.root == best.root
-    assert miner._pipeline is not None
+    assert miner._pipeline is not None and miner.depth_for(work, params) == 5
 
 
 @pytest.mark.parametrize("serial", [False, True])
@@ -337,13 +363,12 @@ def test_mining_loop_attempts_equal_the_cpus(
     (the mode of large work, SERIAL_WORK): each finished attempt's ticket is
     the CPU miner's for that nonce (no buffers reused before their attempt
     was read; an attempt waited for by its own event). The recorded
-    attempts, not the Hopper pipeline (PIPELINE_WORK; tested above), which
-    the hand-written kernels use at every size the tests take."""
+    attempts, not the Hopper pipeline (PIPELINE_WORK; tested above)."""
     from bcai.mining import MiningStats, _gpu  # noqa: PLC0415
     from bcai.mining._miner import run_attempt  # noqa: PLC0415
 
     monkeypatch.setattr(_gpu, "SERIAL_WORK", 0 if serial else _gpu.SERIAL_WORK)
-    monkeypatch.setattr(_gpu, "PIPELINE_WORK", 0)
+    monkeypatch.setattr(_gpu, "PIPELINE_WORK", (0, 0))
 
     params = PouwParams(tile=tile, n=256, k=256, m=256)
     work = pouw.derived_work(bytes([tile]) * 32, params)
