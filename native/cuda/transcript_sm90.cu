@@ -370,6 +370,35 @@ __device__ __forceinline__ int swizzled(int row, int col) {
     return row * TILE + (((col >> 4) ^ (row & 7)) << 4) + (col & 15);
 }
 
+#ifndef BATCH
+#define BATCH 16  // entries of the base read before any is written back
+#endif
+
+// 64 rows of a noisy operand: the wgmma block d (64 rows of left·rightᵀ, laid out as a
+// consumer's lo) added to the base rows in shared memory (swizzled, 1024-aligned), over them,
+// as int8 sums wrapping as on the host. Read in batches before anything is written back: a
+// store might alias the next load to the compiler, which would otherwise run every
+// load, add and store in series (H100, n = 4096: 0.0312 → 0.0306 ms on two blocks an SM, 0.173
+// → 0.138 on 26 blocks; docs/benchmarks.md, session 10)
+__device__ __forceinline__ void add_base(const u32 (&d)[64], unsigned char* rows) {
+    const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+    const int row0 = warp * 16 + lane / 4, col0 = 2 * (lane % 4);
+#pragma unroll
+    for (int e0 = 0; e0 < 64; e0 += BATCH) {
+        unsigned short x[BATCH / 2];
+#pragma unroll
+        for (int e = e0; e < e0 + BATCH; e += 2)  // two neighbouring entries a time
+            x[(e - e0) / 2] = *(unsigned short*)(rows + swizzled(row0 + 8 * ((e / 2) % 2), 8 * (e / 4) + col0));
+#pragma unroll
+        for (int e = e0; e < e0 + BATCH; e += 2) {
+            const unsigned short v = x[(e - e0) / 2];
+            const u32 x0 = (u32)(signed char)(v & 0xFF) + d[e], x1 = (u32)(signed char)(v >> 8) + d[e + 1];
+            *(unsigned short*)(rows + swizzled(row0 + 8 * ((e / 2) % 2), 8 * (e / 4) + col0)) =
+                (unsigned short)((x0 & 0xFF) | (x1 & 0xFF) << 8);
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(128) bcai_noisy_sm90(
     const void* a_left, const void* a_right, const void* a_base, const void* a_out, int a_cols, int a_tiles,
     const void* b_left, const void* b_right, const void* b_base, const void* b_out, int b_cols, int b_tiles)
@@ -378,7 +407,7 @@ extern "C" __global__ void __launch_bounds__(128) bcai_noisy_sm90(
     // overwritten by the output tile): the next tile's loads run under this one's work
     unsigned char* base = raw + ((1024 - (smem(raw) & 1023)) & 1023);
     u64* full = (u64*)(base + 2 * NOISY_STAGE);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, tiles = a_tiles + b_tiles;
+    const int tiles = a_tiles + b_tiles;
     const NoisyMaps ops[2] = {{a_left, a_right, a_base, a_out}, {b_left, b_right, b_base, b_out}};
     auto load = [&](int t, int stage) {  // thread 0: tile t's operands into a stage
         const int which = t >= a_tiles, u = t - which * a_tiles, cols = which ? b_cols : a_cols;
@@ -402,7 +431,6 @@ extern "C" __global__ void __launch_bounds__(128) bcai_noisy_sm90(
         if ((int)blockIdx.x < tiles) load(blockIdx.x, 0);
     }
     __syncthreads();
-    const int row0 = warp * 16 + lane / 4, col0 = 2 * (lane % 4);
     int i = 0;
     for (int t = blockIdx.x; t < tiles; t += gridDim.x, ++i) {
         const int stage = i % 2, next = t + gridDim.x;
@@ -421,17 +449,8 @@ extern "C" __global__ void __launch_bounds__(128) bcai_noisy_sm90(
         mma_wait<0>();
         pin(lo);
         pin(hi);
-#pragma unroll
-        for (int e = 0; e < 64; e += 2) {  // two neighbouring entries a time, int8 sums wrapping as on the host
-            const int row = row0 + 8 * ((e / 2) % 2), col = 8 * (e / 4) + col0;
-            unsigned short* p = (unsigned short*)(tile + swizzled(row, col));
-            unsigned short* q = (unsigned short*)(tile + swizzled(row + HALF, col));
-            const unsigned short x = *p, y = *q;
-            const u32 x0 = (u32)(signed char)(x & 0xFF) + lo[e], x1 = (u32)(signed char)(x >> 8) + lo[e + 1];
-            const u32 y0 = (u32)(signed char)(y & 0xFF) + hi[e], y1 = (u32)(signed char)(y >> 8) + hi[e + 1];
-            *p = (unsigned short)((x0 & 0xFF) | (x1 & 0xFF) << 8);
-            *q = (unsigned short)((y0 & 0xFF) | (y1 & 0xFF) << 8);
-        }
+        add_base(lo, tile);
+        add_base(hi, tile + HALF * TILE);  // rows 64 on: the same swizzle (row mod 8) 8 KiB on
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the writes, seen by TMA
         __syncthreads();
         if (threadIdx.x == 0) {
