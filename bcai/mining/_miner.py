@@ -27,8 +27,9 @@ from bcai.pouw import (
     ticket,
 )
 from bcai.pouw._errors import InvalidSeal
-from bcai.pouw._noise import Noise, attempt_seed, noisy
-from bcai.pouw._transcript import LEAF_BYTES, digest_key
+from bcai.pouw._noise import attempt_seed
+from bcai.pouw._seal import host_attempt_leaves
+from bcai.pouw._transcript import LEAF_BYTES
 
 I8 = npt.NDArray[np.int8]
 
@@ -56,29 +57,7 @@ class CpuMiner:
         return bcai_native.pouw_transcript(a2, np.ascontiguousarray(b2.T), tile=tile, key=key)
 
     def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
-        n, k, m = work.shape
-        noise = Noise.derive(seed, n, k, m, params.tile)
-        key = digest_key(seed)
-        fused = fused_attempt_leaves(work, noise, params.tile, key)
-        if fused is not None:
-            return fused
-        a2, b2 = noisy(work.a, work.b, noise)
-        return self.leaves(a2, b2, params.tile, key)
-
-
-def fused_attempt_leaves(work: Work, noise: Noise, tile: int, key: int) -> bytes | None:
-    """The leaves from one native call (noise products, noisy operands,
-    AVX2 transcript); None where that kernel does not apply."""
-    return bcai_native.pouw_attempt_leaves(
-        work.a,
-        work.b,
-        noise.e_l,
-        np.ascontiguousarray(noise.e_r.T),  # E_Rᵀ as generated: no copy
-        noise.f_l,
-        np.ascontiguousarray(noise.f_r.T),
-        tile=tile,
-        key=key,
-    )
+        return host_attempt_leaves(work, seed, params)
 
 
 def _gpu() -> Miner:

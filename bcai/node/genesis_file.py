@@ -110,9 +110,7 @@ def dev_wallet_key(index: int) -> PrivateKey:
     return PrivateKey(blake3(b"bcai devnet wallet" + index.to_bytes(4, "big")))
 
 
-# The devnet's PoUW: 128³ products in 32-wide tiles, a fraction of a
-# millisecond per attempt on one core, so a 2-core machine runs four nodes.
-DEVNET_POUW = pouw.PouwParams(tile=32, checks=8, rounds=2, n=128, k=128, m=128)
+DEVNET_POUW = pouw.DEVNET  # the devnet's PoUW parameters
 
 
 def devnet_genesis(

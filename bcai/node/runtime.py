@@ -63,14 +63,29 @@ class RuntimeConfig:
     port_mapping: bool = True  # try NAT-PMP on the default gateway
     discovery: DiscoveryConfig = DiscoveryConfig()
     dht_server: bool | None = None  # None: serve the DHT once found publicly reachable
-    # PoUW chains: seals of headers within 2 × this many block intervals of
-    # the clock (at least 30 s) are re-verified in full; older ones (sync)
-    # get the spot checks
-    pouw_full_within: int = 6
+    # PoUW chains: 0 (the default) re-verifies every seal in full — spot checks
+    # alone can be ground at hash speed (docs/pouw.md, "Grinding fake leaves"),
+    # so a chain's weight counts only for fully checked seals; N > 0 re-verifies
+    # only headers within 2 × N block intervals of the clock (at least 30 s) and
+    # trusts older ones (catch-up) to their spot checks, at that risk
+    pouw_full_within: int = 0
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def seal_verifier(
+    params: pouw.PouwParams, spacing_ms: int, full_within: int, now_ms: Callable[[], int] = _now_ms
+) -> PouwSealVerifier:
+    """The node's PoUW seal verifier (`RuntimeConfig.pouw_full_within`):
+    every seal re-verified in full when `full_within` is 0, else only those
+    of headers within 2 × `full_within` block intervals of the clock (at
+    least 30 s)."""
+    if full_within <= 0:
+        return PouwSealVerifier(params, full=True)
+    window_ms = max(30_000, 2 * full_within * spacing_ms)
+    return PouwSealVerifier(params, recent=lambda h: now_ms() - h.timestamp_ms <= window_ms)
 
 
 @dataclass
@@ -93,10 +108,7 @@ class NodeRuntime:
         self.seal: PouwSealVerifier | None = None
         if self.pouw is not None:
             spacing = config.genesis.params.target_spacing_ms
-            window_ms = max(30_000, 2 * config.pouw_full_within * spacing)
-            self.seal = PouwSealVerifier(
-                self.pouw, recent=lambda h: _now_ms() - h.timestamp_ms <= window_ms
-            )
+            self.seal = seal_verifier(self.pouw, spacing, config.pouw_full_within)
         self.store = ChainStore(config.data_dir / "chain", config.genesis, seal=self.seal)
         if self.seal is not None:
             self.seal.jobs = BlobJobs(self._blob)

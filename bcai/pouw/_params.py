@@ -47,14 +47,22 @@ class PouwParams:
     m: int = 4096
 
     def __post_init__(self) -> None:
+        """Raises ``pouw-params`` for a tile, checks or rounds out of their
+        range, ``pouw-shape`` / ``pouw-overflow`` for a derived shape."""
         if self.tile not in TILES:
-            raise ValueError(f"tile {self.tile} is not one of {TILES}")
+            raise InvalidSeal("pouw-params", f"tile {self.tile} is not one of {TILES}")
         if not 1 <= self.checks <= MAX_CHECKS or not 1 <= self.rounds <= MAX_ROUNDS:
-            raise ValueError(f"checks must be 1..{MAX_CHECKS} and rounds 1..{MAX_ROUNDS}")
+            raise InvalidSeal(
+                "pouw-params",
+                f"checks must be 1..{MAX_CHECKS} and rounds 1..{MAX_ROUNDS}, "
+                f"got {self.checks} and {self.rounds}",
+            )
         check_shape(self, self.n, self.k, self.m)
 
 
-DEVNET = PouwParams(tile=32, checks=8, rounds=2, n=256, k=256, m=256)
+# the devnet's (`bcai devnet`): 128³ products in 32-wide tiles, a fraction of a
+# millisecond an attempt on one core, so a 2-core machine runs four nodes
+DEVNET = PouwParams(tile=32, checks=8, rounds=2, n=128, k=128, m=128)
 GPU_NET = PouwParams(tile=128, checks=8, rounds=2, n=4096, k=4096, m=4096)
 
 

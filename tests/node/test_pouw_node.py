@@ -95,3 +95,28 @@ async def test_a_job_block_brings_its_blobs_to_another_node(tmp_path: Path) -> N
             assert await client.get_blob(a_id.hex()) == pouw.matrix_blob(a)
         await miner.shutdown()
         await other.shutdown()
+
+
+def test_the_node_re_verifies_every_seal_by_default() -> None:
+    """Spot checks alone can be ground at hash speed (docs/pouw.md), so the
+    node re-verifies every seal in full unless told to trust old ones
+    (`pouw_full_within` = N: only headers within 2·N block intervals of
+    the clock, at least 30 s)."""
+    from types import SimpleNamespace  # noqa: PLC0415
+    from typing import Any, cast  # noqa: PLC0415
+
+    from bcai.node.runtime import RuntimeConfig, seal_verifier  # noqa: PLC0415
+
+    assert RuntimeConfig.pouw_full_within == 0
+    assert seal_verifier(DEVNET_POUW, 1000, 0).full
+    now = 10_000_000
+
+    def header(age_ms: int) -> Any:
+        return cast(Any, SimpleNamespace(timestamp_ms=now - age_ms))
+
+    windowed = seal_verifier(DEVNET_POUW, 1000, 20, now_ms=lambda: now)  # 40 s
+    assert not windowed.full and windowed.recent is not None
+    assert windowed.recent(header(40_000)) and not windowed.recent(header(40_001))
+    floor = seal_verifier(DEVNET_POUW, 1000, 1, now_ms=lambda: now)  # 2 s: the 30 s floor
+    assert floor.recent is not None
+    assert floor.recent(header(30_000)) and not floor.recent(header(30_001))

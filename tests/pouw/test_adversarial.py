@@ -92,6 +92,63 @@ def test_fake_intermediate_leaves_pass_at_the_predicted_rate(fakes: int) -> None
     assert abs(passed / trials - predicted) < 4 * sigma, (passed / trials, predicted)
 
 
+SMALL_CHEATS = ("swap-one", "duplicate-one", "omit-one", "extra-leaf")
+
+
+def _small_cheat(kind: str, leaves: list[bytes], rng: np.random.Generator) -> list[bytes] | None:
+    """One intermediate tile moved, copied over another or dropped (the
+    slice's later tiles shifted down, its last repeated), or one leaf too
+    many; None when the change would leave the transcript as it was."""
+    tiles = (PARAMS.n // PARAMS.tile) * (PARAMS.m // PARAMS.tile)
+    if kind == "extra-leaf":
+        return [*leaves, rng.bytes(LEAF_BYTES)]
+    step = int(rng.integers(0, PARAMS.k // PARAMS.tile - 1))  # an intermediate slice
+    i, j = (int(x) for x in rng.choice(tiles, 2, replace=False))
+    row = leaves[step * tiles : (step + 1) * tiles]
+    if kind == "swap-one":
+        row[i], row[j] = row[j], row[i]
+    elif kind == "duplicate-one":
+        row[j] = row[i]
+    else:  # omit-one
+        row = [*row[:i], *row[i + 1 :], row[-1]]
+    changed = [*leaves[: step * tiles], *row, *leaves[(step + 1) * tiles :]]
+    return None if changed == leaves else changed
+
+
+def test_single_tile_cheats_are_rejected_by_full_re_verification() -> None:
+    """A transcript that moves, copies or omits just one intermediate tile,
+    or has one leaf too many: the spot checks catch what they open (the
+    extra leaf always: every Merkle path is a tree of another size), and
+    full re-verification — what nodes run on every seal — rejects every one,
+    2,000 randomised attempts."""
+    rng = np.random.default_rng(11)
+    passed_spot: collections.Counter[str] = collections.Counter()
+    tried: collections.Counter[str] = collections.Counter()
+    for attempt in range(2000):
+        kind = SMALL_CHEATS[attempt % len(SMALL_CHEATS)]
+        prefix, nonce = rng.bytes(40), int(rng.integers(0, 2**63))
+        work = job_work(rng)
+        cheat = _small_cheat(kind, honest_leaves(prefix, nonce, work, PARAMS), rng)
+        if cheat is None:
+            continue
+        tried[kind] += 1
+        product = pouw.work_product(work)
+        seal = commit(prefix, nonce, cheat, work, PARAMS, rng.bytes(32))
+        try:
+            pouw.verify(prefix, MAX_TARGET, seal, work, PARAMS, product)
+        except InvalidSeal as e:
+            assert e.code in {"pouw-spot-check", "pouw-merkle-path"}, (kind, e)
+        else:
+            passed_spot[kind] += 1
+        with pytest.raises(InvalidSeal) as err:
+            pouw.full_verify(prefix, seal, work, PARAMS)
+        assert err.value.code == "pouw-full-mismatch"
+    assert min(tried.values()) > 400
+    assert passed_spot["extra-leaf"] == 0
+    # one or two wrong leaves of 48 intermediate ones: the 4 spot checks miss most
+    assert all(passed_spot[kind] > tried[kind] / 2 for kind in SMALL_CHEATS[:3]), passed_spot
+
+
 def _lll(basis: list[list[int]]) -> list[list[int]]:
     """Textbook LLL (δ = 3/4) over exact rationals: small dimensions only."""
     from fractions import Fraction  # noqa: PLC0415

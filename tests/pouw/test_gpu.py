@@ -12,6 +12,7 @@ import pytest
 from bcai import pouw
 from bcai.mining import CpuMiner, _sm90, mine, new_miner
 from bcai.mining._gpu import GpuMiner, available
+from bcai.mining._gpu_pipeline import DEPTH as PIPELINE_DEPTH
 from bcai.pouw import PouwParams
 from bcai.pouw._noise import Noise, attempt_seed, noisy
 
@@ -352,6 +353,27 @@ def test_mining_again_after_a_seal_on_the_pipeline(monkeypatch: pytest.MonkeyPat
         seal = mine(b"again", target, work, params, miner=miner, start=start, attempts=6)
         assert seal is not None and seal.nonce == best.nonce and seal.root == best.root
     assert miner._pipeline is not None and miner.depth_for(work, params) == 5
+
+
+def test_the_pipeline_at_its_own_shape_finds_the_cpus_seal() -> None:
+    """The pipeline where it ships (n = 4096, the default PIPELINE_WORK,
+    its recorded steps from the fifth attempt): `mine` over ten attempts
+    returns the seal the CPU miner (Rust, all cores) finds among them."""
+    if not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    from bcai.mining._miner import run_attempt  # noqa: PLC0415
+
+    params = PouwParams(tile=128, n=4096, k=4096, m=4096)
+    work = pouw.derived_work(b"\x44" * 32, params)
+    miner = GpuMiner(sm90=True)
+    assert miner.depth_for(work, params) == PIPELINE_DEPTH  # the pipeline's shape
+    cpu = [run_attempt(b"shape", nonce, work, params, CpuMiner()) for nonce in range(10)]
+    best = min(cpu, key=lambda found: found.ticket)
+    target = int.from_bytes(best.ticket, "big")
+    seal = mine(b"shape", target, work, params, miner=miner, attempts=10)
+    assert seal is not None and (seal.nonce, seal.root) == (best.nonce, best.root)
+    pipeline = miner._pipeline
+    assert pipeline is not None and any(graph is not None for graph in pipeline.graphs)
 
 
 @pytest.mark.parametrize("serial", [False, True])

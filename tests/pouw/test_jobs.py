@@ -196,6 +196,48 @@ def test_job_rejections_have_codes() -> None:
     assert s.chain.state.jobs[post.tx_id()].status == JOB_PENDING
 
 
+def test_job_data_rejections_have_codes() -> None:
+    """What a job's seal is checked against, refused each with its code: a
+    blob whose bytes do not hash to its id, a blob of the wrong size for the
+    job's shape, a verifier with no job data at all, B outside 7 bits."""
+    s = Setup()
+    a, b = matrices(4)
+    post = s.post(a, b, amount=10, deadline=9)
+    s.import_(s.block([post]))
+    job_id = post.tx_id()
+    job = s.job(job_id)
+    assert job is not None
+    work = Work(a, b, job=job_id)
+    product = s.blob(pouw.work_product(work))
+    forged = dict(s.blobs)
+    forged[job.post.a] = pouw.matrix_blob(a[::-1])  # other bytes under A's id
+    with pytest.raises(InvalidSeal) as err:
+        BlobJobs(lambda cid, _size: forged.get(cid))(job_id, job, product)
+    assert err.value.code == "pouw-blob-id"
+    short = pouw.matrix_blob(a[:64])  # A's first rows only, stored under their own id
+    job_short = chain.Job(
+        post=MatMulPost(
+            a=pouw.content_id(short), b=job.post.b, n=128, k=256, m=128, amount=10, deadline=9
+        ),
+        **{name: getattr(job, name) for name in ("poster", "status", "product", "solver")},
+    )
+    sized = dict(s.blobs) | {pouw.content_id(short): short}
+    with pytest.raises(InvalidSeal) as err:
+        BlobJobs(lambda cid, _size: sized.get(cid))(job_id, job_short, product)
+    assert err.value.code == "pouw-blob-size"
+    assert BlobJobs(lambda cid, _size: s.blobs.get(cid))(job_id, job, product)[0].a.shape == a.shape
+    block = s.block([], job=(work, product))
+    with pytest.raises(InvalidSeal) as err:
+        PouwSealVerifier(PARAMS).check_job(block.header, job)  # a node without job data
+    assert err.value.code == "pouw-job-unknown"
+    s.verifier.check_job(block.header, job)  # with it: the seal is good
+    b_bad = b.copy()
+    b_bad[-1, -1] = -64
+    with pytest.raises(InvalidSeal) as err:
+        pouw.check_work(Work(a, b_bad), PARAMS)
+    assert err.value.code == "pouw-range"
+
+
 def test_job_sides_fit_every_tile() -> None:
     """Every PoUW tile divides a job's sides, and the largest k is the
     largest multiple of the largest tile within the kernels' MAX_K."""

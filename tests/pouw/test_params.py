@@ -10,7 +10,7 @@ import pytest
 from bcai import pouw
 from bcai.mining import mine
 from bcai.pouw import GPU_NET, InvalidSeal, PouwParams, Work
-from bcai.pouw._params import MAX_NOISE_TERMS, TILES
+from bcai.pouw._params import GENESIS_TAG, MAX_NOISE_TERMS, TILES
 from tests.pouw.cheats import MAX_TARGET
 
 
@@ -19,11 +19,34 @@ def test_tiles_are_even_powers_of_two_up_to_128() -> None:
     assert MAX_NOISE_TERMS == 64 and max(TILES) == 2 * MAX_NOISE_TERMS
     PouwParams(tile=128, n=128, k=128, m=128)
     for tile in (0, 1, 3, 48, 256):
-        with pytest.raises(ValueError, match="tile"):
+        with pytest.raises(InvalidSeal, match="tile") as err:
             PouwParams(tile=tile, n=256, k=256, m=256)
+        assert err.value.code == "pouw-params"
+    for checks, rounds in ((0, 2), (65, 2), (8, 0), (8, 129)):
+        with pytest.raises(InvalidSeal, match="checks must be") as err:
+            PouwParams(tile=32, checks=checks, rounds=rounds, n=256, k=256, m=256)
+        assert err.value.code == "pouw-params"
     with pytest.raises(InvalidSeal) as err:
         PouwParams(tile=128, n=64, k=128, m=128)
     assert err.value.code == "pouw-shape"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        b"tile=128;checks=8;rounds=2;n=4096;k=4096",  # a field missing
+        b"tile=128;checks=8;rounds=2;n=4096;m=4096;k=4096",  # out of order
+        b"tile=128;checks=eight;rounds=2;n=4096;k=4096;m=4096",  # not an integer
+        b"tile=128;checks=8;rounds=2;n=4096;k=4096;m=\xff",  # not UTF-8
+    ],
+)
+def test_a_bad_genesis_names_its_reason(fields: bytes) -> None:
+    """A genesis that says it is sealed by PoUW but whose parameters do not
+    parse is refused with ``pouw-genesis`` (a hash-sealed genesis is None)."""
+    assert pouw.params_from_extra(b"bcai-seal=hash") is None
+    with pytest.raises(InvalidSeal) as err:
+        pouw.params_from_extra(GENESIS_TAG + fields)
+    assert err.value.code == "pouw-genesis"
 
 
 def test_the_gpu_network_uses_tile_128() -> None:

@@ -100,6 +100,17 @@ def test_a_pouw_chain_is_imported_by_the_store(tmp_path: Path) -> None:
     for block in blocks:
         recent.verify_seal(block.header)
     assert recent.full_checks == 2  # heights 4 and 5
+    # the node's form: a header is recent by its own measure (here: the last
+    # two timestamps); `full=True` re-verifies every seal whatever it says
+    cutoff = blocks[-2].header.timestamp_ms
+    timed = PouwSealVerifier(SMALL, recent=lambda h: h.timestamp_ms >= cutoff)
+    for block in blocks:
+        timed.verify_seal(block.header)
+    assert timed.full_checks == 2
+    every = PouwSealVerifier(SMALL, full=True, recent=lambda h: False)
+    for block in blocks:
+        every.verify_seal(block.header)
+    assert every.full_checks == len(blocks)
     # a hash seal (or any non-PoUW bytes) is not a PoUW seal
     bad = dataclasses.replace(blocks[0].header, seal=b"\x00" * 8)
     with pytest.raises(InvalidBlock) as err:

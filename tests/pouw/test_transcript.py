@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 import bcai_native
 from bcai import pouw
 from bcai.mining import CpuMiner
-from bcai.mining._miner import fused_attempt_leaves
 from bcai.pouw import InvalidSeal, PouwParams
 from bcai.pouw._noise import Noise, attempt_seed, noisy
+from bcai.pouw._seal import fused_attempt_leaves
 from bcai.pouw._transcript import LEAF_BYTES, leaf_position, tile_digests
 
 
