@@ -23,6 +23,7 @@ from bcai import chain, pouw
 from bcai.chain import Block, Genesis
 from bcai.crypto import PrivateKey
 from bcai.errors import BcaiError
+from bcai.mining import new_miner
 from bcai.net import Host, HostConfig, NetError, NodeKeys, RequestFailed, Syncer, serve_sync
 from bcai.net import _upnp as upnp
 from bcai.net._autonat import AutoNat, Reach, split_address
@@ -69,6 +70,10 @@ class RuntimeConfig:
     # only headers within 2 × N block intervals of the clock (at least 30 s) and
     # trusts older ones (catch-up) to their spot checks, at that risk
     pouw_full_within: int = 0
+    # the miner whose attempts re-verify seals in full: "cpu" (the host's Rust
+    # transcript) or a GPU backend (`bcai.mining.new_miner`; the node passes its
+    # mining backend, so a GPU node verifies on the device it mines on)
+    pouw_verify_backend: str = "cpu"
 
 
 def _now_ms() -> int:
@@ -76,16 +81,30 @@ def _now_ms() -> int:
 
 
 def seal_verifier(
-    params: pouw.PouwParams, spacing_ms: int, full_within: int, now_ms: Callable[[], int] = _now_ms
+    params: pouw.PouwParams,
+    spacing_ms: int,
+    full_within: int,
+    now_ms: Callable[[], int] = _now_ms,
+    backend: str = "cpu",
 ) -> PouwSealVerifier:
     """The node's PoUW seal verifier (`RuntimeConfig.pouw_full_within`):
     every seal re-verified in full when `full_within` is 0, else only those
     of headers within 2 × `full_within` block intervals of the clock (at
-    least 30 s)."""
+    least 30 s); the full checks by a `backend` miner of their own (not
+    shared with the producer's), the host's Rust transcript for "cpu" or
+    where that backend is not available here (logged)."""
+    leaves_of = None
+    if backend != "cpu":
+        try:
+            leaves_of = new_miner(backend).attempt_leaves
+        except BcaiError as err:
+            log.warning("full re-verification on the host: %s", err)
     if full_within <= 0:
-        return PouwSealVerifier(params, full=True)
+        return PouwSealVerifier(params, full=True, leaves_of=leaves_of)
     window_ms = max(30_000, 2 * full_within * spacing_ms)
-    return PouwSealVerifier(params, recent=lambda h: now_ms() - h.timestamp_ms <= window_ms)
+    return PouwSealVerifier(
+        params, recent=lambda h: now_ms() - h.timestamp_ms <= window_ms, leaves_of=leaves_of
+    )
 
 
 @dataclass
@@ -108,7 +127,9 @@ class NodeRuntime:
         self.seal: PouwSealVerifier | None = None
         if self.pouw is not None:
             spacing = config.genesis.params.target_spacing_ms
-            self.seal = seal_verifier(self.pouw, spacing, config.pouw_full_within)
+            self.seal = seal_verifier(
+                self.pouw, spacing, config.pouw_full_within, backend=config.pouw_verify_backend
+            )
         self.store = ChainStore(config.data_dir / "chain", config.genesis, seal=self.seal)
         if self.seal is not None:
             self.seal.jobs = BlobJobs(self._blob)

@@ -86,6 +86,8 @@ def runtime_config(config: NodeConfig, datadir: DataDir) -> RuntimeConfig:
         nat_interval_s=net.nat_interval_s,
         port_mapping=net.port_mapping,
         discovery=DiscoveryConfig(allow_local=net.allow_local),
+        # a node that mines on a GPU re-verifies seals on it too (docs/pouw.md)
+        pouw_verify_backend=config.mining.backend if config.mining.enabled else "cpu",
     )
 
 

@@ -12,7 +12,7 @@ Merkle paths, in that order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -225,11 +225,23 @@ def host_attempt_leaves(work: Work, seed: bytes, params: PouwParams) -> bytes:
     )
 
 
-def full_verify(prefix: bytes, seal: PouwSeal, work: Work, params: PouwParams) -> None:
-    """Re-verification in full: recomputes the whole transcript
-    (`host_attempt_leaves`) and its root — one CPU attempt (H100 machine's
-    16-core host, n = 4096: ≈ 0.2 s). Raises ``pouw-full-mismatch``."""
-    leaves = host_attempt_leaves(work, attempt_seed(prefix, seal.nonce), params)
+AttemptLeaves = Callable[[Work, bytes, PouwParams], bytes]
+
+
+def full_verify(
+    prefix: bytes,
+    seal: PouwSeal,
+    work: Work,
+    params: PouwParams,
+    leaves_of: AttemptLeaves | None = None,
+) -> None:
+    """Re-verification in full: recomputes the whole transcript and its
+    root — one attempt, by `leaves_of(work, seed, params)` (a miner's
+    `attempt_leaves`, every backend's byte-identical) or on the host
+    (`host_attempt_leaves`; the H100 machine's 16-core host at n = 4096:
+    0.14–0.16 s). Raises ``pouw-full-mismatch``."""
+    seed = attempt_seed(prefix, seal.nonce)
+    leaves = (leaves_of or host_attempt_leaves)(work, seed, params)
     if merkle_root_packed(leaves, LEAF_BYTES) != seal.root:
         raise InvalidSeal("pouw-full-mismatch", "the transcript's root differs")
 

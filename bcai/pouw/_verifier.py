@@ -23,7 +23,7 @@ from bcai.chain import Header, InvalidBlock, Job
 from bcai.codec import DecodeError
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._params import PouwParams
-from bcai.pouw._seal import PouwSeal, full_verify, ticket, verify
+from bcai.pouw._seal import AttemptLeaves, PouwSeal, full_verify, ticket, verify
 from bcai.pouw._work import Work, derived_work
 
 # (job id, the job's record, product id) -> the job's Work and its product C
@@ -60,6 +60,7 @@ class PouwSealVerifier:
         full_within: int = 0,
         tip: Callable[[], int] | None = None,
         recent: Callable[[Header], bool] | None = None,
+        leaves_of: AttemptLeaves | None = None,
     ) -> None:
         self.params = params
         self.jobs = jobs
@@ -68,6 +69,9 @@ class PouwSealVerifier:
         self.tip_height = 0  # used when no `tip` is given
         self.tip = tip
         self.recent = recent
+        # an attempt's leaves for full re-verification: the host's Rust transcript by
+        # default; a node that mines on a GPU passes a GPU miner's (`attempt_leaves`)
+        self.leaves_of = leaves_of
         self.full_checks = 0  # how many seals were re-verified in full
 
     def sealed_job(self, header: Header) -> tuple[bytes, bytes] | None:
@@ -90,7 +94,7 @@ class PouwSealVerifier:
         verify(prefix, header.target, seal, work, self.params, product)
         if self._is_recent(header):
             self.full_checks += 1
-            full_verify(prefix, seal, work, self.params)
+            full_verify(prefix, seal, work, self.params, self.leaves_of)
 
     def check(self, header: Header) -> None:
         """The stateless checks; raises InvalidSeal (with its pouw-* code)."""

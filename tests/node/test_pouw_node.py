@@ -120,3 +120,9 @@ def test_the_node_re_verifies_every_seal_by_default() -> None:
     floor = seal_verifier(DEVNET_POUW, 1000, 1, now_ms=lambda: now)  # 2 s: the 30 s floor
     assert floor.recent is not None
     assert floor.recent(header(30_000)) and not floor.recent(header(30_001))
+    # full checks by the host's transcript for "cpu", and where a GPU backend is not here
+    assert seal_verifier(DEVNET_POUW, 1000, 0, backend="cpu").leaves_of is None
+    from bcai.mining._gpu import available  # noqa: PLC0415
+
+    on_gpu = seal_verifier(DEVNET_POUW, 1000, 0, backend="gpu")
+    assert on_gpu.full and (on_gpu.leaves_of is not None) == available()

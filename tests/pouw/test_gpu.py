@@ -376,6 +376,25 @@ def test_the_pipeline_at_its_own_shape_finds_the_cpus_seal() -> None:
     assert pipeline is not None and any(graph is not None for graph in pipeline.graphs)
 
 
+def test_full_re_verification_on_the_gpu() -> None:
+    """A node mining on the GPU re-verifies seals on it (`full_verify` with
+    a GPU miner's attempts, as the node's `seal_verifier(backend="gpu")`
+    passes them): an honest seal at n = 4096 (the CPU miner's) passes, the
+    same seal under another header fails with ``pouw-full-mismatch``."""
+    if not available():
+        pytest.skip("no CuPy with a CUDA device here")
+    params = PouwParams(tile=128, n=4096, k=4096, m=4096)
+    work = pouw.derived_work(b"\x45" * 32, params)
+    seal = mine(b"full", 2**256 - 1, work, params, miner=CpuMiner(), attempts=1)
+    assert seal is not None
+    verifier = pouw.PouwSealVerifier(params, full=True, leaves_of=new_miner("gpu").attempt_leaves)
+    assert verifier.leaves_of is not None
+    pouw.full_verify(b"full", seal, work, params, verifier.leaves_of)
+    with pytest.raises(pouw.InvalidSeal) as err:
+        pouw.full_verify(b"other", seal, work, params, verifier.leaves_of)
+    assert err.value.code == "pouw-full-mismatch"
+
+
 @pytest.mark.parametrize("serial", [False, True])
 @pytest.mark.parametrize(("tile", "backend"), [(32, "gpu"), (128, "gpu-triton"), (128, "gpu-sm90")])
 def test_mining_loop_attempts_equal_the_cpus(

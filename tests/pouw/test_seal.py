@@ -12,7 +12,7 @@ import pytest
 
 from bcai import chain, pouw
 from bcai.chain import InvalidBlock
-from bcai.mining import MiningStats, mine, sealer
+from bcai.mining import CpuMiner, MiningStats, mine, sealer
 from bcai.pouw import InvalidSeal, PouwParams, PouwSeal, PouwSealVerifier, Work
 from bcai.store import ChainStore
 from tests.chain.builder import Chain, make_genesis, make_keys
@@ -111,6 +111,25 @@ def test_a_pouw_chain_is_imported_by_the_store(tmp_path: Path) -> None:
     for block in blocks:
         every.verify_seal(block.header)
     assert every.full_checks == len(blocks)
+    # the full checks by another miner's attempts (a GPU node passes its GPU miner's):
+    # used for every one, and a miner computing other leaves fails them
+    calls = []
+
+    def counted(work: pouw.Work, seed: bytes, params: pouw.PouwParams) -> bytes:
+        calls.append(seed)
+        return CpuMiner().attempt_leaves(work, seed, params)
+
+    by_miner = PouwSealVerifier(SMALL, full=True, leaves_of=counted)
+    for block in blocks:
+        by_miner.verify_seal(block.header)
+    assert len(calls) == len(blocks) == by_miner.full_checks
+
+    def other(work: pouw.Work, seed: bytes, params: pouw.PouwParams) -> bytes:
+        return CpuMiner().attempt_leaves(work, seed[::-1], params)
+
+    with pytest.raises(InvalidSeal) as err:
+        PouwSealVerifier(SMALL, full=True, leaves_of=other).check(blocks[0].header)
+    assert err.value.code == "pouw-full-mismatch"
     # a hash seal (or any non-PoUW bytes) is not a PoUW seal
     bad = dataclasses.replace(blocks[0].header, seal=b"\x00" * 8)
     with pytest.raises(InvalidBlock) as err:
