@@ -145,8 +145,12 @@ def test_single_tile_cheats_are_rejected_by_full_re_verification() -> None:
         assert err.value.code == "pouw-full-mismatch"
     assert min(tried.values()) > 400
     assert passed_spot["extra-leaf"] == 0
-    # one or two wrong leaves of 48 intermediate ones: the 4 spot checks miss most
-    assert all(passed_spot[kind] > tried[kind] / 2 for kind in SMALL_CHEATS[:3]), passed_spot
+    # the spot checks alone let single-tile cheats through: one or two wrong leaves of 48
+    # pass 4 checks at (1 − 1/48)⁴ ≈ 0.92 and (1 − 2/48)⁴ ≈ 0.85; an omitted tile shifts
+    # the slice's later ones (1 … 15 wrong leaves, ≈ 0.5 on average)
+    assert passed_spot["duplicate-one"] > 0.85 * tried["duplicate-one"], passed_spot
+    assert passed_spot["swap-one"] > 0.75 * tried["swap-one"], passed_spot
+    assert 0 < passed_spot["omit-one"] < tried["omit-one"], passed_spot
 
 
 def _lll(basis: list[list[int]]) -> list[list[int]]:
