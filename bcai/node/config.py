@@ -84,7 +84,11 @@ class MetricsSection:
 @dataclass
 class MiningSection:
     enabled: bool = _opt(False, "produce blocks")
-    backend: str = _opt("cpu", "PoUW miner: cpu, gpu, gpu-sm90 or gpu-triton (docs/pouw.md)")
+    backend: str = _opt(
+        "cpu",
+        "PoUW miner: cpu, gpu, gpu-sm90 or gpu-triton; a mining node re-verifies seals in full "
+        "on it too (docs/pouw.md)",
+    )
     period_s: float = _opt(0.0, "wait this long after the head's time before mining (0: at once)")
     batch: int = _opt(20_000, "seal attempts per batch between checks for a new head")
 
