@@ -21,6 +21,8 @@ from bcai.cli._output import EXIT_FAILED, EXIT_OK, Out, rows_table
 from bcai.crypto import PrivateKey
 from bcai.sdk import Client
 
+REINCLUDE_S = 90.0  # how long the demo waits for transfers a reorg took back out of the chain
+
 COLUMNS = (
     TextColumn("{task.description}"),
     BarColumn(),
@@ -131,10 +133,20 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
                 status = clients[0].wait_for_tx(tx_id, timeout=60)
                 included[tx_id] = status.height or 0
                 progress.advance(task)
-        height, head = devnet.wait_agreement(timeout=30, min_height=max(included.values()))
-        balances_ok = all(
-            clients[-1].account(recipients[k]).balance == amount for _, k, amount in sent
-        )
+        # a competing block can take transfers back into the mempools after they were
+        # seen included (a reorg between miners): until the chain every node follows holds
+        # them all, wait for them again (bounded)
+        deadline, rounds = time.monotonic() + REINCLUDE_S, 0
+        while True:
+            height, head = devnet.wait_agreement(timeout=30, min_height=max(included.values()))
+            balances_ok = all(
+                clients[-1].account(recipients[k]).balance == amount for _, k, amount in sent
+            )
+            if balances_ok or time.monotonic() > deadline:
+                break
+            rounds += 1
+            for tx_id, _, _ in sent:
+                included[tx_id] = clients[-1].wait_for_tx(tx_id, timeout=30).height or 0
         rows = []
         agreed = True  # every node's chain holds the agreed block (heads may have moved on)
         for node, client in zip(devnet.nodes, clients, strict=True):
@@ -160,6 +172,7 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
         "blocks": height - start_height,
         "head": {"height": height, "hash": head},
         "balances_ok": balances_ok,
+        "reincluded": rounds,  # times transfers were waited for again after a reorg
         "seconds": round(time.monotonic() - started, 2),
         "seal": _seal_name(devnet),
         "nodes": rows,
