@@ -12,7 +12,7 @@ from bcai.chain._errors import InvalidBlock, InvalidTransaction
 from bcai.chain._fees import effective_tip, next_base_fee
 from bcai.chain._forkchoice import Tip, best_tip, is_better
 from bcai.chain._params import COIN, MAX_TARGET, Allocation, ChainParams, Genesis, devnet_params
-from bcai.chain._proofs import StateProof, prove_account, verify_account
+from bcai.chain._proofs import StateProof, prove_account, prove_job, verify_account, verify_job
 from bcai.chain._seal import HashSeal, SealVerifier, seal_hash
 from bcai.chain._state import (
     JOB_PENDING,
@@ -33,6 +33,7 @@ from bcai.chain._transition import (
     apply_transaction,
     check_block_without_state,
     check_header,
+    check_job_shape,
     check_tx_root,
     expected_target,
     genesis_header,
@@ -90,6 +91,7 @@ __all__ = [
     "block_template",
     "check_block_without_state",
     "check_header",
+    "check_job_shape",
     "check_tx_root",
     "devnet_params",
     "effective_tip",
@@ -101,10 +103,12 @@ __all__ = [
     "next_base_fee",
     "process_block",
     "prove_account",
+    "prove_job",
     "revert",
     "seal_hash",
     "sign_transaction",
     "tree_key",
     "verify_account",
+    "verify_job",
     "work_of",
 ]

@@ -1,5 +1,5 @@
 """The `bcai` command line: run a node or a devnet, manage wallets, send
-transactions, read the chain. Human output by default, `--json` for
+transactions, post MatMul jobs and fetch their products, read the chain. Human output by default, `--json` for
 scripts; exit codes are listed below and in docs/api.md."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import bcai_native
 from bcai import __version__
 from bcai.cli._demo import run_demo
 from bcai.cli._devnet_cmd import cmd_devnet_up
+from bcai.cli._job import add_job_commands
 from bcai.cli._node import cmd_config_init, cmd_node_run, cmd_node_status
 from bcai.cli._output import EXIT_CODES_HELP
 from bcai.cli._wallet import cmd_chain, cmd_tx, cmd_wallet_balance, cmd_wallet_new, cmd_wallet_show
@@ -174,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one table of c
         p.add_argument("--wait", action="store_true", help="wait until included")
         p.add_argument("--timeout", type=float, default=60.0, help="for --wait, seconds")
         p.set_defaults(func=cmd_tx)
+
+    job = _group(sub, "job", "MatMul jobs: pay for C = A·B, follow the job, fetch C")
+    add_job_commands(job, _wallet_args)
 
     chain = _group(sub, "chain", "read the chain")
     p = chain.add_parser("head", help="the head block's header")

@@ -1,5 +1,6 @@
 """The node's HTTP/JSON + WebSocket API (docs/api.md): chain (head, block,
-transaction, account with proof), mempool (submit, list), peers, node info,
+transaction, account with proof), MatMul jobs (blobs, a job's record with
+proof), mempool (submit, list), peers, node info,
 subscriptions, and the OpenAPI document at /openapi.json.
 
 Reads are served from LMDB on the event loop (microseconds each); the one
@@ -15,12 +16,20 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from bcai import __version__, codec
-from bcai.chain import Account, StateProof, Transaction, tree_key, verify_account
+from bcai.chain import (
+    Account,
+    MatMulPost,
+    StateProof,
+    Transaction,
+    tree_key,
+    verify_account,
+    verify_job,
+)
 from bcai.node.asgi import ApiError, App, Receive, Request, Route, Scope, Send, openapi_document
 from bcai.node.events import TOPICS
 from bcai.node.mempool import MempoolReject
 from bcai.node.schemas import SCHEMAS
-from bcai.node.views import block_view, header_view, tx_view
+from bcai.node.views import block_view, header_view, job_view, post_view, tx_view
 from bcai.store import StoreError, get_blob, put_blob
 
 if TYPE_CHECKING:
@@ -37,6 +46,13 @@ def _hex(text: str, size: int, what: str) -> bytes:
     if len(raw) != size:
         raise ApiError(400, "api-bad-param", f"{what} must be {2 * size} hex digits")
     return raw
+
+
+def _proof_view(siblings: list[bytes], terminal: Any) -> dict[str, Any]:
+    return {
+        "siblings": [s.hex() for s in siblings],
+        "terminal": [t.hex() for t in terminal] if terminal else None,
+    }
 
 
 def _not_found(err: StoreError) -> ApiError:
@@ -123,6 +139,14 @@ class NodeApi:
                 "a blob's raw bytes by content id",
                 tag="blobs",
                 content_type="application/octet-stream",
+            ),
+            Route(
+                "GET",
+                "/v1/jobs/{id}",
+                self.job,
+                "a MatMul job: pending, sealed (with C's id) or refunded, with its state proof",
+                tag="jobs",
+                response="Job",
             ),
             Route("GET", "/v1/peers", self.peers, "connected peers", tag="net", response="Peers"),
             Route("GET", "/openapi.json", self.openapi, "this document"),
@@ -247,27 +271,68 @@ class NodeApi:
         }
 
     async def account(self, req: Request) -> dict[str, Any]:
-        store = self.node.runtime.store
         addr = _hex(req.params["address"], 20, "an address")
-        # the next nonce needs the head and the mempool to agree: not between
-        # an import that reorged and the return of its orphaned transactions
-        async with self.node.runtime.chain.write_lock:
-            # the state tree is shared with imports on worker threads: read
-            # it under the store's lock, inline when free, else from a thread
-            if store.lock.acquire(blocking=False):
-                try:
-                    doc = self._read_account(addr)
-                finally:
-                    store.lock.release()
-            else:
-                doc = await trio.to_thread.run_sync(self._read_account_locked, addr)
+        doc = await self._read_state(self._read_account, addr)
         if doc is None:
             raise ApiError(503, "api-busy", "the account's proof did not verify; try again")
         return doc
 
-    def _read_account_locked(self, addr: bytes) -> dict[str, Any] | None:
-        with self.node.runtime.store.lock:
-            return self._read_account(addr)
+    async def job(self, req: Request) -> dict[str, Any]:
+        job_id = _hex(req.params["id"], 32, "a job id (its posting transaction's id)")
+        doc = await self._read_state(self._read_job, job_id)
+        if doc is not None:
+            return doc
+        entry = self.node.runtime.mempool.by_id.get(job_id)
+        if entry is not None and isinstance(entry.tx.body.payload, MatMulPost):
+            return {
+                **post_view(job_id, entry.tx.sender_address, entry.tx.body.payload),
+                "status": "unconfirmed",
+            }
+        raise ApiError(
+            404, "job-unknown", f"no job {job_id.hex()} in the head's state nor in the mempool"
+        )
+
+    async def _read_state(self, read: Any, key: bytes) -> dict[str, Any] | None:
+        """`read(key)` of the head's state with its proof. The head and the
+        mempool agree meanwhile (not between an import that reorged and the
+        return of its orphaned transactions), and the state tree, shared
+        with imports on worker threads, is read under the store's lock:
+        inline when free, else from a thread."""
+        store = self.node.runtime.store
+
+        def locked() -> dict[str, Any] | None:
+            with store.lock:
+                doc: dict[str, Any] | None = read(key)
+                return doc
+
+        async with self.node.runtime.chain.write_lock:
+            if store.lock.acquire(blocking=False):
+                try:
+                    doc: dict[str, Any] | None = read(key)
+                    return doc
+                finally:
+                    store.lock.release()
+            return await trio.to_thread.run_sync(locked)
+
+    def _read_job(self, job_id: bytes) -> dict[str, Any] | None:
+        """The job's view with its proof, or None when the head's state has
+        no such job (proved absent)."""
+        store = self.node.runtime.store
+        head = store.head
+        job = store.read_job(job_id)
+        siblings, terminal = store.state.tree.prove(head.state_root, tree_key(("job", job_id, 0)))
+        proof = StateProof(tuple(siblings), terminal)
+        if not verify_job(head.state_root, job_id, job, proof):
+            raise ApiError(503, "api-busy", "the job's proof did not verify; try again")
+        if job is None:
+            return None
+        return {
+            **job_view(job_id, job),
+            "height": head.height,
+            "block": head.block_hash().hex(),
+            "state_root": head.state_root.hex(),
+            "proof": _proof_view(siblings, terminal),
+        }
 
     def _read_account(self, addr: bytes) -> dict[str, Any] | None:
         store = self.node.runtime.store
@@ -286,10 +351,7 @@ class NodeApi:
             "height": head.height,
             "block": head.block_hash().hex(),
             "state_root": head.state_root.hex(),
-            "proof": {
-                "siblings": [s.hex() for s in siblings],
-                "terminal": [t.hex() for t in terminal] if terminal else None,
-            },
+            "proof": _proof_view(siblings, terminal),
         }
 
     def _next_nonce(self, addr: bytes, nonce: int) -> int:

@@ -61,6 +61,13 @@ TX = _obj(
     }
 )
 
+PROOF = _obj(
+    {
+        "siblings": {"type": "array", "items": HEX},
+        "terminal": {"oneOf": [{"type": "null"}, {"type": "array", "items": HEX}]},
+    }
+)
+
 SCHEMAS: dict[str, Any] = {
     "BlobStored": _obj({"id": HEX, "size": INT}),
     "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}),
@@ -86,13 +93,28 @@ SCHEMAS: dict[str, Any] = {
             "height": INT,
             "block": HEX,
             "state_root": HEX,
-            "proof": _obj(
-                {
-                    "siblings": {"type": "array", "items": HEX},
-                    "terminal": {"oneOf": [{"type": "null"}, {"type": "array", "items": HEX}]},
-                }
-            ),
+            "proof": PROOF,
         }
+    ),
+    "Job": _obj(
+        {
+            "id": HEX,
+            "status": {"enum": ["unconfirmed", "pending", "sealed", "refunded"]},
+            "poster": HEX,
+            "a": HEX,
+            "b": HEX,
+            "n": INT,
+            "k": INT,
+            "m": INT,
+            "amount": INT,
+            "deadline": INT,
+        },
+        solver=HEX,
+        product=HEX,
+        height=INT,
+        block=HEX,
+        state_root=HEX,
+        proof=PROOF,
     ),
     "TxSubmit": _obj({"tx": HEX}),
     "TxSubmitted": _obj({"id": HEX, "status": {"const": "pending"}}),

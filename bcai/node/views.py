@@ -6,7 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from bcai.chain import Block, Burn, Header, MatMulPost, Stake, Transaction, Transfer, Unstake
+from bcai.chain import (
+    JOB_PENDING,
+    JOB_SEALED,
+    Block,
+    Burn,
+    Header,
+    Job,
+    MatMulPost,
+    Stake,
+    Transaction,
+    Transfer,
+    Unstake,
+)
 
 PAYLOAD_KINDS: dict[type, str] = {
     Transfer: "transfer",
@@ -33,6 +45,34 @@ def header_view(header: Header) -> dict[str, Any]:
         "seal": header.seal.hex(),
         "signature": header.signature.hex(),
     }
+
+
+JOB_STATUS = {JOB_PENDING: "pending", JOB_SEALED: "sealed"}  # else "refunded"
+
+
+def post_view(job_id: bytes, poster: bytes, post: MatMulPost) -> dict[str, Any]:
+    """A MatMul job's post: what was asked for and what it pays."""
+    return {
+        "id": job_id.hex(),
+        "poster": poster.hex(),
+        "a": post.a.hex(),
+        "b": post.b.hex(),
+        "n": post.n,
+        "k": post.k,
+        "m": post.m,
+        "amount": post.amount,
+        "deadline": post.deadline,
+    }
+
+
+def job_view(job_id: bytes, job: Job) -> dict[str, Any]:
+    """A job's record in the state: its post, its status, and once sealed
+    the sealing block's producer (`solver`) and C's content id (`product`)."""
+    doc = post_view(job_id, job.poster, job.post)
+    doc["status"] = JOB_STATUS.get(job.status, "refunded")
+    if job.status == JOB_SEALED:
+        doc.update(solver=job.solver.hex(), product=job.product.hex())
+    return doc
 
 
 def tx_view(tx: Transaction) -> dict[str, Any]:

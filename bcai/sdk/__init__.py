@@ -9,6 +9,10 @@ transactions.
     sent = client.send(key, Transfer(to=bytes.fromhex(addr), amount=10**9))
     client.wait_for_tx(sent.id)
 
+    # a MatMul job: A (n×k) and B (k×m) with entries within ±63, paid in escrow
+    job = client.post_job(key, a, b, amount=10**9, deadline=client.head().height + 100)
+    c = client.product(client.wait_for_job(job.id, timeout=600))  # C = A·B, int32
+
 Layer: interfaces.
 """
 
@@ -17,13 +21,16 @@ from bcai.sdk._client import (
     ApiError,
     AsyncClient,
     Client,
+    JobInputError,
     NodeUnreachable,
     build_transaction,
+    matmul_job,
 )
 from bcai.sdk._types import (
     AccountInfo,
     BlockInfo,
     Head,
+    JobInfo,
     MempoolInfo,
     NodeInfo,
     PeerInfo,
@@ -39,6 +46,8 @@ __all__ = [
     "BlockInfo",
     "Client",
     "Head",
+    "JobInfo",
+    "JobInputError",
     "MempoolInfo",
     "NodeInfo",
     "NodeUnreachable",
@@ -46,4 +55,5 @@ __all__ = [
     "Submitted",
     "TxStatus",
     "build_transaction",
+    "matmul_job",
 ]

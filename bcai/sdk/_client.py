@@ -1,6 +1,6 @@
 """`Client` (blocking) and `AsyncClient` (asyncio or trio) over the node's
 API, with the same typed methods; plus signing helpers that build, sign and
-submit transfers, stakes, unstakes and burns."""
+submit transfers, stakes, unstakes, burns and MatMul jobs."""
 
 from __future__ import annotations
 
@@ -12,18 +12,31 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
+import numpy as np
+import numpy.typing as npt
 import wsproto
 import wsproto.events
 
-from bcai.chain import Burn, Stake, Transaction, Transfer, UnsignedTransaction, Unstake
+from bcai.chain import (
+    Burn,
+    InvalidTransaction,
+    MatMulPost,
+    Stake,
+    Transaction,
+    Transfer,
+    UnsignedTransaction,
+    Unstake,
+    check_job_shape,
+)
 from bcai.chain import sign_transaction as _sign
 from bcai.crypto import PrivateKey
 from bcai.errors import BcaiError
-from bcai.pouw import content_id
+from bcai.pouw import MAX_ENTRY, content_id, matrix_blob
 from bcai.sdk._types import (
     AccountInfo,
     BlockInfo,
     Head,
+    JobInfo,
     MempoolInfo,
     NodeInfo,
     PeerInfo,
@@ -32,7 +45,7 @@ from bcai.sdk._types import (
 )
 
 T = TypeVar("T")
-Payload = Transfer | Stake | Unstake | Burn
+Payload = Transfer | Stake | Unstake | Burn | MatMulPost
 DEFAULT_URL = "http://127.0.0.1:9380"
 
 
@@ -90,6 +103,62 @@ def build_transaction(
         payload=payload,
     )
     return _sign(key, body)
+
+
+class JobInputError(BcaiError):
+    """Matrices a MatMul job cannot take: ``sdk-job-shape`` (not n×k and
+    k×m), ``sdk-job-dtype`` (not integers), ``pouw-range`` (an entry outside
+    ±63), ``sdk-job-not-sealed`` (no product yet)."""
+
+
+def matmul_job(
+    a: npt.ArrayLike, b: npt.ArrayLike, *, amount: int, deadline: int
+) -> tuple[MatMulPost, bytes, bytes]:
+    """A MatMul job's post for C = A·B and the blobs of A and B (int8,
+    row-major), checked here as the chain checks them: integer matrices
+    that chain, entries within ±63 (`pouw-range`), sides multiples of 128
+    (`tx-job-shape`), k small enough for exact int32 sums
+    (`tx-job-overflow`), a positive amount (`tx-zero-amount`). `deadline`
+    is a block height: unsealed by then, the escrow returns."""
+    x, y = np.asarray(a), np.asarray(b)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[0]:
+        raise JobInputError("sdk-job-shape", f"A is {x.shape} and B {y.shape}: need n×k and k×m")
+    for name, matrix in (("A", x), ("B", y)):
+        if not np.issubdtype(matrix.dtype, np.integer):
+            raise JobInputError("sdk-job-dtype", f"{name} is {matrix.dtype}, not integers")
+        if matrix.size and (int(matrix.min()) < -MAX_ENTRY or int(matrix.max()) > MAX_ENTRY):
+            raise JobInputError("pouw-range", f"{name} has entries outside ±{MAX_ENTRY}")
+    if amount <= 0:
+        raise InvalidTransaction("tx-zero-amount", "a job must pay a positive amount")
+    blob_a, blob_b = matrix_blob(x.astype(np.int8)), matrix_blob(y.astype(np.int8))
+    post = MatMulPost(
+        a=content_id(blob_a),
+        b=content_id(blob_b),
+        n=x.shape[0],
+        k=x.shape[1],
+        m=y.shape[1],
+        amount=amount,
+        deadline=deadline,
+    )
+    check_job_shape(post)
+    return post, blob_a, blob_b
+
+
+def _stored(got: str, blob_id: bytes) -> None:
+    if got != blob_id.hex():
+        raise ApiError(201, "sdk-blob-mismatch", f"the node stored {got}, expected {blob_id.hex()}")
+
+
+def _product(job: JobInfo, data: bytes) -> npt.NDArray[np.int32]:
+    if len(data) != 4 * job.n * job.m:
+        raise ApiError(200, "sdk-blob-mismatch", f"C is {len(data)} bytes, not {job.n}×{job.m}·4")
+    return np.frombuffer(data, "<i4").reshape(job.n, job.m).astype(np.int32)
+
+
+def _sealed(job: JobInfo) -> str:
+    if job.status != "sealed" or job.product is None:
+        raise JobInputError("sdk-job-not-sealed", f"job {job.id} is {job.status}: no product")
+    return job.product
 
 
 def _block_path(block: int | str) -> str:
@@ -174,6 +243,71 @@ class Client:
         except httpx.TransportError as err:
             raise NodeUnreachable("sdk-unreachable", f"{self.url}: {err}") from err
         return _blob(response, blob_id)
+
+    def job(self, job_id: str) -> JobInfo:
+        """A MatMul job's record (with its state proof once in the chain)."""
+        return JobInfo.from_json(self._call("GET", f"/v1/jobs/{job_id}"))
+
+    def post_job(
+        self,
+        key: PrivateKey,
+        a: npt.ArrayLike,
+        b: npt.ArrayLike,
+        *,
+        amount: int,
+        deadline: int,
+        tip: int = 1,
+    ) -> Submitted:
+        """Uploads A and B and posts the job paying `amount` (base units)
+        for C = A·B by block `deadline` (`matmul_job` checks them first);
+        the job's id is the returned transaction id."""
+        return self.send_job(key, matmul_job(a, b, amount=amount, deadline=deadline), tip=tip)
+
+    def send_job(
+        self, key: PrivateKey, job: tuple[MatMulPost, bytes, bytes], *, tip: int = 1
+    ) -> Submitted:
+        """Uploads the blobs of a `matmul_job` and posts it."""
+        post, blob_a, blob_b = job
+        _stored(self.put_blob(blob_a), post.a)
+        _stored(self.put_blob(blob_b), post.b)
+        return self.send(key, post, tip=tip)
+
+    def wait_for_job(
+        self,
+        job_id: str,
+        *,
+        timeout: float = 600.0,
+        poll: float = 0.5,
+        progress: Callable[[JobInfo | None], None] | None = None,
+    ) -> JobInfo:
+        """Polls until the job is sealed or refunded.
+
+        Raises:
+            TimeoutError: if it is neither within `timeout` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            job: JobInfo | None
+            try:
+                job = self.job(job_id)
+            except ApiError as err:
+                if err.status != 404:
+                    raise
+                job = None
+            if progress is not None:
+                progress(job)
+            if job is not None and job.done:
+                return job
+            if time.monotonic() > deadline:
+                state = job.status if job else "unknown"
+                raise TimeoutError(f"job {job_id} still {state} after {timeout} s")
+            time.sleep(poll)
+
+    def product(self, job: JobInfo | str) -> npt.NDArray[np.int32]:
+        """C = A·B of a sealed job (n×m int32), its bytes checked against
+        the content id the chain recorded."""
+        info = self.job(job) if isinstance(job, str) else job
+        return _product(info, self.get_blob(_sealed(info)))
 
     def peers(self) -> list[PeerInfo]:
         return _peers(self._call("GET", "/v1/peers"))
@@ -296,6 +430,34 @@ class AsyncClient:
         except httpx.TransportError as err:
             raise NodeUnreachable("sdk-unreachable", f"{self.url}: {err}") from err
         return _blob(response, blob_id)
+
+    async def job(self, job_id: str) -> JobInfo:
+        return JobInfo.from_json(await self._call("GET", f"/v1/jobs/{job_id}"))
+
+    async def post_job(
+        self,
+        key: PrivateKey,
+        a: npt.ArrayLike,
+        b: npt.ArrayLike,
+        *,
+        amount: int,
+        deadline: int,
+        tip: int = 1,
+    ) -> Submitted:
+        job = matmul_job(a, b, amount=amount, deadline=deadline)
+        return await self.send_job(key, job, tip=tip)
+
+    async def send_job(
+        self, key: PrivateKey, job: tuple[MatMulPost, bytes, bytes], *, tip: int = 1
+    ) -> Submitted:
+        post, blob_a, blob_b = job
+        _stored(await self.put_blob(blob_a), post.a)
+        _stored(await self.put_blob(blob_b), post.b)
+        return await self.send(key, post, tip=tip)
+
+    async def product(self, job: JobInfo | str) -> npt.NDArray[np.int32]:
+        info = await self.job(job) if isinstance(job, str) else job
+        return _product(info, await self.get_blob(_sealed(info)))
 
     async def peers(self) -> list[PeerInfo]:
         return _peers(await self._call("GET", "/v1/peers"))

@@ -6,7 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bcai.chain import Account, StateProof, verify_account
+from bcai.chain import (
+    JOB_PENDING,
+    JOB_REFUNDED,
+    JOB_SEALED,
+    Account,
+    Job,
+    MatMulPost,
+    StateProof,
+    verify_account,
+    verify_job,
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,94 @@ class TxStatus:
         )
 
 
+def _proof(p: dict[str, Any]) -> StateProof:
+    terminal = p["terminal"]
+    return StateProof(
+        tuple(bytes.fromhex(s) for s in p["siblings"]),
+        (bytes.fromhex(terminal[0]), bytes.fromhex(terminal[1])) if terminal else None,
+    )
+
+
+JOB_STATUS_CODES = {"pending": JOB_PENDING, "sealed": JOB_SEALED, "refunded": JOB_REFUNDED}
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A MatMul job (`GET /v1/jobs/{id}`): "unconfirmed" (its post still in
+    the node's mempool), "pending" (escrow held, waiting for a seal),
+    "sealed" (paid to `solver`; `product` is C's content id) or "refunded"
+    (the deadline passed). Ids and hashes are hex; `height`, `state_root`
+    and `proof` are None while unconfirmed."""
+
+    id: str
+    status: str
+    poster: str
+    a: str
+    b: str
+    n: int
+    k: int
+    m: int
+    amount: int
+    deadline: int
+    solver: str | None
+    product: str | None
+    height: int | None
+    state_root: str | None
+    proof: StateProof | None
+    raw: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> JobInfo:
+        return cls(
+            d["id"],
+            d["status"],
+            d["poster"],
+            d["a"],
+            d["b"],
+            d["n"],
+            d["k"],
+            d["m"],
+            d["amount"],
+            d["deadline"],
+            d.get("solver"),
+            d.get("product"),
+            d.get("height"),
+            d.get("state_root"),
+            _proof(d["proof"]) if "proof" in d else None,
+            d,
+        )
+
+    @property
+    def done(self) -> bool:
+        """Sealed or refunded: its status no longer changes (short of a reorg)."""
+        return self.status in ("sealed", "refunded")
+
+    def verify(self) -> bool:
+        """Whether the proof binds this record — post, status, solver and
+        product id — to `state_root` (a light client checks the root
+        against a header it trusts). False while unconfirmed."""
+        if self.proof is None or self.state_root is None or self.status not in JOB_STATUS_CODES:
+            return False
+        post = MatMulPost(
+            a=bytes.fromhex(self.a),
+            b=bytes.fromhex(self.b),
+            n=self.n,
+            k=self.k,
+            m=self.m,
+            amount=self.amount,
+            deadline=self.deadline,
+        )
+        job = Job(
+            poster=bytes.fromhex(self.poster),
+            post=post,
+            status=JOB_STATUS_CODES[self.status],
+            solver=bytes.fromhex(self.solver) if self.solver else bytes(20),
+            product=bytes.fromhex(self.product) if self.product else bytes(32),
+        )
+        root = bytes.fromhex(self.state_root)
+        return verify_job(root, bytes.fromhex(self.id), job, self.proof)
+
+
 @dataclass(frozen=True)
 class AccountInfo:
     address: str
@@ -90,12 +188,7 @@ class AccountInfo:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> AccountInfo:
-        p = d["proof"]
-        terminal = p["terminal"]
-        proof = StateProof(
-            tuple(bytes.fromhex(s) for s in p["siblings"]),
-            (bytes.fromhex(terminal[0]), bytes.fromhex(terminal[1])) if terminal else None,
-        )
+        proof = _proof(d["proof"])
         return cls(
             d["address"],
             d["balance"],

@@ -29,6 +29,7 @@ from bcai.chain import (
     HashSeal,
     Header,
     InvalidBlock,
+    Job,
     ParentContext,
     SealVerifier,
     State,
@@ -311,6 +312,12 @@ class ChainStore:
         with self._read() as txn:
             raw = txn.get(encode_key(("account", address, 0)), db=self.db["state"])
         return Account.decode(raw) if raw is not None else Account(balance=0, nonce=0)
+
+    def read_job(self, job_id: bytes) -> Job | None:
+        """The head's record of MatMul job `job_id`, read from the database."""
+        with self._read() as txn:
+            raw = txn.get(encode_key(("job", job_id, 0)), db=self.db["state"])
+        return Job.decode(raw) if raw is not None else None
 
     def read_stake(self, address: bytes) -> int:
         """The head's stake of `address`, read from the database."""

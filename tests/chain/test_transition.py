@@ -219,3 +219,26 @@ def test_light_client_account_proofs(c: Chain) -> None:
     assert not chain.verify_account(root, nobody, chain.Account(balance=1, nonce=0), absent)
     old_root = c.headers[0].state_root  # the proof is for this root only
     assert not chain.verify_account(old_root, BOB.address, acct, proof)
+
+
+def test_light_client_job_proofs(c: Chain) -> None:
+    post = chain.MatMulPost(
+        a=b"\x0a" * 32, b=b"\x0b" * 32, n=128, k=128, m=128, amount=9, deadline=50
+    )
+    tx = c.tx(ALICE, post)
+    c.extend([tx], MINER)
+    root, job_id = c.head.state_root, tx.tx_id()
+    job, proof = chain.prove_job(c.state, job_id)
+    assert job is not None and job.status == chain.JOB_PENDING and job.post == post
+    assert chain.verify_job(root, job_id, job, proof)
+    for changed in (
+        dataclasses.replace(job, status=chain.JOB_SEALED),
+        dataclasses.replace(job, product=b"\x01" * 32),
+        dataclasses.replace(job, post=dataclasses.replace(post, amount=10)),
+    ):
+        assert not chain.verify_job(root, job_id, changed, proof)
+    assert not chain.verify_job(root, job_id, None, proof)  # a node cannot hide the job
+    other = b"\x42" * 32
+    none, absent = chain.prove_job(c.state, other)
+    assert none is None and chain.verify_job(root, other, None, absent)
+    assert not chain.verify_job(root, other, job, absent)

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import bcai
@@ -101,6 +102,59 @@ def test_cli_json_output(devnet: Devnet, tmp_path: Path) -> None:
     )
     assert result.returncode == 3
     assert json.loads(result.stdout)["error"]["code"] == "sdk-unreachable"
+
+
+def test_cli_job_from_post_to_product(devnet: Devnet, tmp_path: Path) -> None:
+    """`bcai job post --wait --out`: A and B uploaded to node 0, the job
+    sealed by a block of the devnet (PoUW), C written and checked against
+    A·B; `job status` on another node (proof checked), `job result --check`
+    on a third (C's blob came with the block); and the errors, each with its
+    code and exit status."""
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(-63, 64, (128, 128)), rng.integers(-63, 64, (128, 256))
+    np.save(tmp_path / "a.npy", a.astype(np.int8))
+    np.save(tmp_path / "b.npy", b.astype(np.int16))  # any integer dtype within ±63
+    wallet = str(devnet.wallet_path(0))
+    args = ["--wallet", wallet, "--a", str(tmp_path / "a.npy"), "--b", str(tmp_path / "b.npy")]
+    out = str(tmp_path / "c.npy")
+    code, job = cli(devnet, "job", "post", *args, "--amount", "0.5", "--wait", "--out", out)
+    assert code == 0 and job["status"] == "sealed" and job["check"] == "passed", job
+    assert (job["n"], job["k"], job["m"], job["amount"]) == (128, 128, 256, 500_000_000)
+    assert job["proof_valid"] is True and len(job["product"]) == 64
+    assert np.array_equal(np.load(out), a @ b) and np.load(out).dtype == np.int32
+    code, status = cli(devnet, "job", "status", job["id"], "--wait", "--timeout", "60", node=2)
+    assert code == 0 and status["status"] == "sealed" and status["proof_valid"] is True
+    # the same C whichever block sealed it (a competing block may have sealed it again,
+    # by another producer, once the first one's blobs had spread)
+    assert status["product"] == job["product"] and len(status["solver"]) == 40
+    again = str(tmp_path / "c2.bin")
+    code, _ = cli(devnet, "job", "status", job["id"], "--wait", "--timeout", "60", node=3)
+    assert code == 0  # node 3 has the sealing block (and C's blob, which came with it)
+    code, result = cli(
+        devnet, "job", "result", job["id"], "--out", again, "--check", *args[3::2], node=3
+    )
+    assert code == 0 and result["check"] == "passed" and result["shape"] == [128, 256]
+    assert np.array_equal(np.load(again), a @ b)
+    # C against other matrices: the check fails, exit 1
+    np.save(tmp_path / "b2.npy", (b[:, ::-1]).astype(np.int8))
+    code, result = cli(
+        devnet, "job", "result", job["id"], "--out", again,
+        "--check", args[3], str(tmp_path / "b2.npy"),
+    )  # fmt: skip
+    assert code == 1 and result["check"] == "failed"
+    # refused before anything is uploaded
+    np.save(tmp_path / "big.npy", np.full((128, 128), 64))
+    for bad, reason in (
+        (["--a", str(tmp_path / "big.npy"), "--b", args[5]], "pouw-range"),
+        (["--a", str(tmp_path / "none.npy"), "--b", args[5]], "cli-bad-file"),
+        (["--a", args[5], "--b", args[5]], "sdk-job-shape"),  # 128×256 · 128×256
+    ):
+        code, err = cli(devnet, "job", "post", "--wallet", wallet, *bad, "--amount", "1")
+        assert code == 2 and err["error"]["code"] == reason, (bad, err)
+    code, err = cli(devnet, "job", "status", "ab" * 32)
+    assert code == 1 and err["error"]["code"] == "job-unknown"
+    code, err = cli(devnet, "job", "result", "ab" * 32, "--out", again)
+    assert code == 1 and err["error"]["code"] == "job-unknown"
 
 
 def test_killed_node_restarts_and_catches_up(devnet: Devnet) -> None:

@@ -1,0 +1,205 @@
+"""`bcai job post|status|result`: MatMul jobs from the command line.
+
+A job pays, from a wallet, for C = A·B computed by the network's miners
+(docs/pouw.md): A (n×k) and B (k×m) are NumPy ``.npy`` files of integers
+within ±63 with sides multiples of 128; they are checked here as the chain
+checks them, uploaded to the node as blobs, and posted with the payment held
+in escrow until a block seals the job (the producer is paid) or the deadline
+passes (the escrow returns). C comes back as an n×m int32 ``.npy``, its
+bytes checked against the content id the chain recorded; ``--check`` also
+checks C = A·B here by Freivalds (random vectors, exact integer products)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from bcai.cli._node import run_client
+from bcai.cli._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Out, format_bcai, kv_table
+from bcai.cli._wallet import CliInputError, parse_amount, password, wallet_path
+from bcai.crypto import KeystoreError, load_keystore
+from bcai.sdk import Client, JobInfo, matmul_job
+
+# a wrong C passes a round with probability at most 1/2049 (vectors of integers in [-1024, 1024]);
+# the products stay exact in int64: |A·(B·x)| ≤ k²·63²·1024 < 2^63 for k ≤ 130,944
+FREIVALDS_ROUNDS = 4
+FREIVALDS_RANGE = 1024
+
+
+def load_matrix(path: str, name: str) -> npt.NDArray[np.generic]:
+    """A matrix from a ``.npy`` file (no pickles); ``cli-bad-file`` otherwise."""
+    try:
+        matrix = np.load(Path(path).expanduser(), allow_pickle=False)
+    except FileNotFoundError as err:
+        raise CliInputError("cli-bad-file", f"{name}: no file {path}") from err
+    except (OSError, ValueError) as err:
+        raise CliInputError("cli-bad-file", f"{name}: {path} is not a .npy array ({err})") from err
+    if not isinstance(matrix, np.ndarray):
+        raise CliInputError("cli-bad-file", f"{name}: {path} holds no single array")
+    return matrix
+
+
+def save_matrix(path: str, matrix: npt.NDArray[np.int32]) -> str:
+    target = Path(path).expanduser()
+    try:
+        with target.open("wb") as f:  # np.save would append .npy to another suffix
+            np.save(f, matrix, allow_pickle=False)
+    except OSError as err:
+        raise CliInputError("cli-bad-file", f"cannot write {target}: {err}") from err
+    return str(target)
+
+
+def freivalds(
+    a: npt.NDArray[np.generic], b: npt.NDArray[np.generic], c: npt.NDArray[np.int32]
+) -> bool:
+    """Whether C = A·B, by FREIVALDS_ROUNDS random integer vectors x:
+    A·(B·x) against C·x, exact in int64."""
+    if c.shape != (a.shape[0], b.shape[1]) or a.shape[1] != b.shape[0]:
+        return False
+    rng = np.random.default_rng()
+    a64, b64, c64 = a.astype(np.int64), b.astype(np.int64), c.astype(np.int64)
+    for _ in range(FREIVALDS_ROUNDS):
+        x = rng.integers(-FREIVALDS_RANGE, FREIVALDS_RANGE + 1, size=b.shape[1], dtype=np.int64)
+        if not np.array_equal(a64 @ (b64 @ x), c64 @ x):
+            return False
+    return True
+
+
+def _job_doc(job: JobInfo) -> dict[str, Any]:
+    doc: dict[str, Any] = dict(job.raw)
+    doc.pop("proof", None)
+    doc["proof_valid"] = job.verify() if job.proof is not None else None
+    return doc
+
+
+def _human(doc: dict[str, Any]) -> dict[str, Any]:
+    return {**doc, "amount": format_bcai(doc["amount"])} if "amount" in doc else doc
+
+
+def _wait(c: Client, job_id: str, timeout: float, *, show: bool) -> JobInfo:
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, transient=True, disable=not show) as progress:
+        task = progress.add_task("waiting for a block to seal the job", total=None)
+
+        def tick(job: JobInfo | None) -> None:
+            state = job.status if job else "not seen yet"
+            progress.update(task, description=f"waiting for a block to seal the job ({state})")
+
+        return c.wait_for_job(job_id, timeout=timeout, progress=tick)
+
+
+def _result(
+    c: Client, out: Out, job: JobInfo, path: str, check: tuple[Any, Any] | None
+) -> tuple[dict[str, Any], int]:
+    """C written to `path`, checked against `check` = (A, B) when given;
+    the doc and exit code."""
+    product = c.product(job)
+    doc: dict[str, Any] = {"id": job.id, "product": job.product, "shape": list(product.shape)}
+    doc["out"] = save_matrix(path, product)
+    if check is None:
+        return doc, EXIT_OK
+    doc["check"] = "passed" if freivalds(check[0], check[1], product) else "failed"
+    if doc["check"] == "passed":
+        return doc, EXIT_OK
+    _failed(out, doc, "cli-product-mismatch", "C is not A·B for the matrices given")
+    return doc, EXIT_FAILED
+
+
+def _failed(out: Out, doc: dict[str, Any], code: str, message: str) -> None:
+    """A failure beside a result: named in the result's doc (one JSON
+    document on stdout) and on stderr."""
+    doc["error"] = {"code": code, "message": message}
+    out.err.print(f"[bold red]error[/] [{code}] {message}", markup=True, highlight=False)
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    if args.job_command == "post":
+        return run_client(args, lambda c, out: _post(c, out, args))
+    if args.job_command == "status":
+        return run_client(args, lambda c, out: _status(c, out, args))
+    return run_client(args, lambda c, out: _fetch(c, out, args))
+
+
+def _post(c: Client, out: Out, args: argparse.Namespace) -> int:
+    if args.out and not args.wait:
+        return out.error("cli-bad-usage", "--out needs --wait (C exists once sealed)", EXIT_USAGE)
+    a, b = load_matrix(args.a, "A"), load_matrix(args.b, "B")
+    amount = parse_amount(args.amount)
+    deadline = args.deadline if args.deadline is not None else c.head().height + args.blocks
+    job = matmul_job(a, b, amount=amount, deadline=deadline)  # checked before the password
+    try:
+        key = load_keystore(wallet_path(args), password(args))
+    except KeystoreError as err:
+        return out.error(err.code, err.message, EXIT_USAGE)
+    sent = c.send_job(key, job, tip=args.tip)
+    doc: dict[str, Any] = {"id": sent.id, "status": "unconfirmed"}
+    doc.update(n=a.shape[0], k=a.shape[1], m=b.shape[1], amount=amount, deadline=deadline)
+    code = EXIT_OK
+    if args.wait:
+        info = _wait(c, sent.id, args.timeout, show=not args.json)
+        doc.update(_job_doc(info))
+        if info.status != "sealed":
+            message = f"no block sealed job {info.id} by height {info.deadline}: refunded"
+            _failed(out, doc, "job-refunded", message)
+            code = EXIT_FAILED
+        elif args.out:
+            result, code = _result(c, out, info, args.out, (a, b))
+            doc.update(result)
+    out.result(doc, kv_table(_human(doc), "MatMul job"))
+    return code
+
+
+def _status(c: Client, out: Out, args: argparse.Namespace) -> int:
+    job = _wait(c, args.id, args.timeout, show=not args.json) if args.wait else c.job(args.id)
+    doc = _job_doc(job)
+    out.result(doc, kv_table(_human(doc), "MatMul job"))
+    return EXIT_FAILED if doc["proof_valid"] is False else EXIT_OK
+
+
+def _fetch(c: Client, out: Out, args: argparse.Namespace) -> int:
+    job = c.job(args.id)
+    if job.status != "sealed":
+        return out.error(
+            "sdk-job-not-sealed", f"job {job.id} is {job.status}: no product", EXIT_FAILED
+        )
+    check = None
+    if args.check:
+        check = load_matrix(args.check[0], "A"), load_matrix(args.check[1], "B")
+    doc, code = _result(c, out, job, args.out, check)
+    out.result(doc, kv_table(doc, "MatMul job's product"))
+    return code
+
+
+def add_job_commands(sub: Any, wallet_args: Any) -> None:
+    """`job post|status|result` under the `job` group's subparsers."""
+    p = sub.add_parser("post", help="pay for C = A·B: upload A and B, post the job")
+    wallet_args(p)
+    p.add_argument("--a", required=True, help="A (n×k): a .npy of integers within ±63")
+    p.add_argument("--b", required=True, help="B (k×m): a .npy of integers within ±63")
+    p.add_argument("--amount", required=True, help="payment in BCAI, held in escrow until sealed")
+    p.add_argument(
+        "--blocks", type=int, default=100, help="deadline: blocks from the head (default 100)"
+    )
+    p.add_argument("--deadline", type=int, help="deadline as a block height (instead of --blocks)")
+    p.add_argument("--tip", type=int, default=1, help="tip per byte, base units (default 1)")
+    p.add_argument("--wait", action="store_true", help="wait until a block seals the job")
+    p.add_argument("--out", help="with --wait: write C (int32 .npy) here, checked against A·B")
+    p.add_argument("--timeout", type=float, default=600.0, help="for --wait, seconds")
+    p.set_defaults(func=cmd_job)
+    p = sub.add_parser("status", help="a job's record: unconfirmed, pending, sealed or refunded")
+    p.add_argument("id", help="the job's id (its posting transaction's id)")
+    p.add_argument("--wait", action="store_true", help="wait until it is sealed or refunded")
+    p.add_argument("--timeout", type=float, default=600.0, help="for --wait, seconds")
+    p.set_defaults(func=cmd_job)
+    p = sub.add_parser("result", help="a sealed job's product C, written as an int32 .npy")
+    p.add_argument("id", help="the job's id")
+    p.add_argument("--out", required=True, help="where to write C (.npy)")
+    p.add_argument(
+        "--check", nargs=2, metavar=("A", "B"), help="check C = A·B here (Freivalds) against these"
+    )
+    p.set_defaults(func=cmd_job)
