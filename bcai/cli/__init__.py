@@ -1,6 +1,7 @@
 """The `bcai` command line: run a node or a devnet, manage wallets, send
-transactions, post MatMul jobs and fetch their products, read the chain. Human output by default, `--json` for
-scripts; exit codes are listed below and in docs/api.md."""
+transactions, post MatMul jobs and fetch their products, read the chain.
+Human output by default, `--json` for scripts; exit codes are listed below
+and in docs/api.md."""
 
 from __future__ import annotations
 

@@ -6,12 +6,16 @@ within ±63 with sides multiples of 128; they are checked here as the chain
 checks them, uploaded to the node as blobs, and posted with the payment held
 in escrow until a block seals the job (the producer is paid) or the deadline
 passes (the escrow returns). C comes back as an n×m int32 ``.npy``, its
-bytes checked against the content id the chain recorded; ``--check`` also
-checks C = A·B here by Freivalds (random vectors, exact integer products)."""
+bytes checked against the content id the chain recorded, and against A·B
+here by Freivalds (random integer vectors, exact int64 products) when A and
+B are at hand (``post --wait --out``, ``result --check A B``) — a C that
+fails is not written."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from bcai.chain import InvalidTransaction
 from bcai.cli._node import run_client
 from bcai.cli._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Out, format_bcai, kv_table
 from bcai.cli._wallet import CliInputError, parse_amount, password, wallet_path
@@ -26,46 +31,63 @@ from bcai.crypto import KeystoreError, load_keystore
 from bcai.sdk import Client, JobInfo, matmul_job
 
 # a wrong C passes a round with probability at most 1/2049 (vectors of integers in [-1024, 1024]);
-# the products stay exact in int64: |A·(B·x)| ≤ k²·63²·1024 < 2^63 for k ≤ 130,944
+# the products stay exact in int64: |B·x| ≤ m·63·1024, |A·(B·x)| ≤ k·m·63²·1024 < 2^56 and
+# |C·x| ≤ m·k·63²·1024 < 2^56 for the chain's largest jobs (k ≤ 130,944, m ≤ 65,536)
 FREIVALDS_ROUNDS = 4
 FREIVALDS_RANGE = 1024
+ROWS = 4096  # rows converted to int64 at a time
 
 
 def load_matrix(path: str, name: str) -> npt.NDArray[np.generic]:
     """A matrix from a ``.npy`` file (no pickles); ``cli-bad-file`` otherwise."""
     try:
-        matrix = np.load(Path(path).expanduser(), allow_pickle=False)
+        with Path(path).expanduser().open("rb") as f:  # closed here whatever np.load makes of it
+            matrix = np.load(f, allow_pickle=False)
+            if not isinstance(matrix, np.ndarray):
+                matrix.close()  # an .npz archive
+                raise CliInputError("cli-bad-file", f"{name}: {path} holds no single array")
     except FileNotFoundError as err:
         raise CliInputError("cli-bad-file", f"{name}: no file {path}") from err
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise CliInputError("cli-bad-file", f"{name}: {path} is not a .npy array ({err})") from err
-    if not isinstance(matrix, np.ndarray):
-        raise CliInputError("cli-bad-file", f"{name}: {path} holds no single array")
     return matrix
 
 
 def save_matrix(path: str, matrix: npt.NDArray[np.int32]) -> str:
+    """Writes `matrix` as .npy at `path` (a temporary file beside it, then
+    renamed: never a partial file)."""
     target = Path(path).expanduser()
+    part = target.with_name(f".{target.name}.part")
     try:
-        with target.open("wb") as f:  # np.save would append .npy to another suffix
+        with part.open("wb") as f:  # np.save would append .npy to another suffix
             np.save(f, matrix, allow_pickle=False)
+        os.replace(part, target)
     except OSError as err:
+        part.unlink(missing_ok=True)
         raise CliInputError("cli-bad-file", f"cannot write {target}: {err}") from err
     return str(target)
+
+
+def _times(matrix: npt.NDArray[np.generic], x: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """matrix·x in int64, a block of rows at a time (no int64 copy of the whole matrix)."""
+    out = np.empty(matrix.shape[0], np.int64)
+    for i in range(0, matrix.shape[0], ROWS):
+        out[i : i + ROWS] = matrix[i : i + ROWS].astype(np.int64) @ x
+    return out
 
 
 def freivalds(
     a: npt.NDArray[np.generic], b: npt.NDArray[np.generic], c: npt.NDArray[np.int32]
 ) -> bool:
     """Whether C = A·B, by FREIVALDS_ROUNDS random integer vectors x:
-    A·(B·x) against C·x, exact in int64."""
+    A·(B·x) against C·x, exact in int64 (A and B within ±63)."""
     if c.shape != (a.shape[0], b.shape[1]) or a.shape[1] != b.shape[0]:
         return False
     rng = np.random.default_rng()
-    a64, b64, c64 = a.astype(np.int64), b.astype(np.int64), c.astype(np.int64)
     for _ in range(FREIVALDS_ROUNDS):
-        x = rng.integers(-FREIVALDS_RANGE, FREIVALDS_RANGE + 1, size=b.shape[1], dtype=np.int64)
-        if not np.array_equal(a64 @ (b64 @ x), c64 @ x):
+        draw = rng.integers(-FREIVALDS_RANGE, FREIVALDS_RANGE + 1, size=b.shape[1])
+        x: npt.NDArray[np.int64] = np.asarray(draw, np.int64)
+        if not np.array_equal(_times(a, _times(b, x)), _times(c, x)):
             return False
     return True
 
@@ -100,14 +122,13 @@ def _result(
     the doc and exit code."""
     product = c.product(job)
     doc: dict[str, Any] = {"id": job.id, "product": job.product, "shape": list(product.shape)}
+    if check is not None:
+        doc["check"] = "passed" if freivalds(check[0], check[1], product) else "failed"
+        if doc["check"] == "failed":  # nothing written
+            _failed(out, doc, "cli-product-mismatch", "C is not A·B: the node's C is wrong")
+            return doc, EXIT_FAILED
     doc["out"] = save_matrix(path, product)
-    if check is None:
-        return doc, EXIT_OK
-    doc["check"] = "passed" if freivalds(check[0], check[1], product) else "failed"
-    if doc["check"] == "passed":
-        return doc, EXIT_OK
-    _failed(out, doc, "cli-product-mismatch", "C is not A·B for the matrices given")
-    return doc, EXIT_FAILED
+    return doc, EXIT_OK
 
 
 def _failed(out: Out, doc: dict[str, Any], code: str, message: str) -> None:
@@ -130,8 +151,12 @@ def _post(c: Client, out: Out, args: argparse.Namespace) -> int:
         return out.error("cli-bad-usage", "--out needs --wait (C exists once sealed)", EXIT_USAGE)
     a, b = load_matrix(args.a, "A"), load_matrix(args.b, "B")
     amount = parse_amount(args.amount)
-    deadline = args.deadline if args.deadline is not None else c.head().height + args.blocks
+    height = c.head().height
+    deadline = args.deadline if args.deadline is not None else height + args.blocks
     job = matmul_job(a, b, amount=amount, deadline=deadline)  # checked before the password
+    if deadline <= height + 1:
+        message = f"deadline {deadline} is not after the next block's height {height + 1}"
+        raise InvalidTransaction("tx-job-deadline", message)
     try:
         key = load_keystore(wallet_path(args), password(args))
     except KeystoreError as err:
@@ -170,9 +195,20 @@ def _fetch(c: Client, out: Out, args: argparse.Namespace) -> int:
     check = None
     if args.check:
         check = load_matrix(args.check[0], "A"), load_matrix(args.check[1], "B")
+        post, _, _ = matmul_job(*check, amount=1, deadline=job.deadline)  # as the chain checks
+        if (post.a.hex(), post.b.hex()) != (job.a, job.b):
+            message = f"{args.check[0]} and {args.check[1]} are not job {job.id}'s A and B"
+            return out.error("cli-not-the-jobs-matrices", message, EXIT_USAGE)
     doc, code = _result(c, out, job, args.out, check)
     out.result(doc, kv_table(doc, "MatMul job's product"))
     return code
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 2:  # the posting block itself must come before the deadline
+        raise argparse.ArgumentTypeError(f"{value}: at least 2 blocks")
+    return value
 
 
 def add_job_commands(sub: Any, wallet_args: Any) -> None:
@@ -183,7 +219,10 @@ def add_job_commands(sub: Any, wallet_args: Any) -> None:
     p.add_argument("--b", required=True, help="B (k×m): a .npy of integers within ±63")
     p.add_argument("--amount", required=True, help="payment in BCAI, held in escrow until sealed")
     p.add_argument(
-        "--blocks", type=int, default=100, help="deadline: blocks from the head (default 100)"
+        "--blocks",
+        type=_positive,
+        default=100,
+        help="deadline: blocks from the head (default 100; at least 2)",
     )
     p.add_argument("--deadline", type=int, help="deadline as a block height (instead of --blocks)")
     p.add_argument("--tip", type=int, default=1, help="tip per byte, base units (default 1)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -282,17 +283,13 @@ class NodeApi:
         doc = await self._read_state(self._read_job, job_id)
         if doc is not None:
             return doc
-        entry = self.node.runtime.mempool.by_id.get(job_id)
-        if entry is not None and isinstance(entry.tx.body.payload, MatMulPost):
-            return {
-                **post_view(job_id, entry.tx.sender_address, entry.tx.body.payload),
-                "status": "unconfirmed",
-            }
         raise ApiError(
             404, "job-unknown", f"no job {job_id.hex()} in the head's state nor in the mempool"
         )
 
-    async def _read_state(self, read: Any, key: bytes) -> dict[str, Any] | None:
+    async def _read_state(
+        self, read: Callable[[bytes], dict[str, Any] | None], key: bytes
+    ) -> dict[str, Any] | None:
         """`read(key)` of the head's state with its proof. The head and the
         mempool agree meanwhile (not between an import that reorged and the
         return of its orphaned transactions), and the state tree, shared
@@ -302,21 +299,20 @@ class NodeApi:
 
         def locked() -> dict[str, Any] | None:
             with store.lock:
-                doc: dict[str, Any] | None = read(key)
-                return doc
+                return read(key)
 
         async with self.node.runtime.chain.write_lock:
             if store.lock.acquire(blocking=False):
                 try:
-                    doc: dict[str, Any] | None = read(key)
-                    return doc
+                    return read(key)
                 finally:
                     store.lock.release()
             return await trio.to_thread.run_sync(locked)
 
     def _read_job(self, job_id: bytes) -> dict[str, Any] | None:
-        """The job's view with its proof, or None when the head's state has
-        no such job (proved absent)."""
+        """The job's view with its proof; its post's view, "unconfirmed",
+        when the head's state has no such job (proved absent) but the
+        mempool holds the post; else None."""
         store = self.node.runtime.store
         head = store.head
         job = store.read_job(job_id)
@@ -325,7 +321,11 @@ class NodeApi:
         if not verify_job(head.state_root, job_id, job, proof):
             raise ApiError(503, "api-busy", "the job's proof did not verify; try again")
         if job is None:
-            return None
+            entry = self.node.runtime.mempool.by_id.get(job_id)
+            if entry is None or not isinstance(entry.tx.body.payload, MatMulPost):
+                return None
+            post = entry.tx.body.payload
+            return {**post_view(job_id, entry.tx.sender_address, post), "status": "unconfirmed"}
         return {
             **job_view(job_id, job),
             "height": head.height,

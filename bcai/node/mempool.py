@@ -19,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bcai.chain import Account, InvalidTransaction, Transaction, Unstake, effective_tip
+from bcai.chain import (
+    Account,
+    InvalidTransaction,
+    MatMulPost,
+    Transaction,
+    Unstake,
+    effective_tip,
+)
 from bcai.chain._transition import check_transaction_static
 from bcai.crypto import verify_batch
 from bcai.errors import BcaiError
@@ -79,9 +86,13 @@ class Mempool:
 
     # ------------------------------------------------------------ admission
 
-    def add(self, tx: Transaction, account: AccountView, base_fee: int) -> Entry:
-        """Admits `tx` or raises MempoolReject with the reason."""
-        entry = self._screen(tx, account, base_fee)
+    def add(
+        self, tx: Transaction, account: AccountView, base_fee: int, height: int | None = None
+    ) -> Entry:
+        """Admits `tx` or raises MempoolReject with the reason; `height`, the
+        head's, refuses a MatMul job whose deadline the next block already
+        passes (`tx-job-deadline`)."""
+        entry = self._screen(tx, account, base_fee, height)
         if not verify_batch([(tx.body.sender, tx.signing_message(), tx.signature)])[0]:
             raise MempoolReject("tx-bad-signature", "the signature does not verify")
         return self._admit(entry, account, base_fee)
@@ -104,7 +115,9 @@ class Mempool:
                 results.append(err)
         return results
 
-    def _screen(self, tx: Transaction, account: AccountView, base_fee: int) -> Entry:
+    def _screen(
+        self, tx: Transaction, account: AccountView, base_fee: int, height: int | None = None
+    ) -> Entry:
         tx_id = tx.tx_id()
         if tx_id in self.by_id:
             raise MempoolReject("mempool-duplicate", "already in the mempool")
@@ -112,6 +125,16 @@ class Mempool:
             check_transaction_static(tx, self.chain_id)
         except InvalidTransaction as err:
             raise MempoolReject(err.code, err.message) from err
+        payload = tx.body.payload
+        if (
+            height is not None
+            and isinstance(payload, MatMulPost)
+            and payload.deadline <= height + 1
+        ):
+            raise MempoolReject(
+                "tx-job-deadline",
+                f"deadline {payload.deadline} is not after the next block's height {height + 1}",
+            )
         if tx.body.max_fee < base_fee:
             raise MempoolReject(
                 "mempool-fee-too-low", f"max fee {tx.body.max_fee} < base fee {base_fee}"

@@ -105,7 +105,7 @@ class ChainRelay:
         except codec.DecodeError:
             return Validation.REJECT
         try:
-            self.mempool.add(tx, self.store.read_account, self.base_fee())
+            self.mempool.add(tx, self.store.read_account, self.base_fee(), self.store.head.height)
         except MempoolReject as err:
             if err.code in REJECTED_TX_CODES:
                 return Validation.REJECT
@@ -123,5 +123,5 @@ class ChainRelay:
 
     def publish_tx(self, tx: Transaction) -> bytes:
         """Admits our own transaction to the mempool, then publishes it."""
-        self.mempool.add(tx, self.store.read_account, self.base_fee())
+        self.mempool.add(tx, self.store.read_account, self.base_fee(), self.store.head.height)
         return self.host.publish(TXS, tx.encode())

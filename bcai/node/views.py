@@ -8,6 +8,7 @@ from typing import Any
 
 from bcai.chain import (
     JOB_PENDING,
+    JOB_REFUNDED,
     JOB_SEALED,
     Block,
     Burn,
@@ -47,7 +48,7 @@ def header_view(header: Header) -> dict[str, Any]:
     }
 
 
-JOB_STATUS = {JOB_PENDING: "pending", JOB_SEALED: "sealed"}  # else "refunded"
+JOB_STATUS = {JOB_PENDING: "pending", JOB_SEALED: "sealed", JOB_REFUNDED: "refunded"}
 
 
 def post_view(job_id: bytes, poster: bytes, post: MatMulPost) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def job_view(job_id: bytes, job: Job) -> dict[str, Any]:
     """A job's record in the state: its post, its status, and once sealed
     the sealing block's producer (`solver`) and C's content id (`product`)."""
     doc = post_view(job_id, job.poster, job.post)
-    doc["status"] = JOB_STATUS.get(job.status, "refunded")
+    doc["status"] = JOB_STATUS[job.status]
     if job.status == JOB_SEALED:
         doc.update(solver=job.solver.hex(), product=job.product.hex())
     return doc

@@ -47,6 +47,7 @@ from bcai.sdk._types import (
 T = TypeVar("T")
 Payload = Transfer | Stake | Unstake | Burn | MatMulPost
 DEFAULT_URL = "http://127.0.0.1:9380"
+DROPPED_POLLS = 5  # a job seen, then unknown this many polls in a row, was dropped
 
 
 class ApiError(BcaiError):
@@ -106,9 +107,11 @@ def build_transaction(
 
 
 class JobInputError(BcaiError):
-    """Matrices a MatMul job cannot take: ``sdk-job-shape`` (not n×k and
-    k×m), ``sdk-job-dtype`` (not integers), ``pouw-range`` (an entry outside
-    ±63), ``sdk-job-not-sealed`` (no product yet)."""
+    """A MatMul job the SDK cannot go on with: matrices it cannot take
+    (``sdk-job-shape``: not n×k and k×m; ``sdk-job-dtype``: not integers;
+    ``pouw-range``: an entry outside ±63), ``sdk-job-not-sealed`` (no
+    product yet), ``sdk-job-dropped`` (its post left the node's mempool
+    unmined)."""
 
 
 def matmul_job(
@@ -142,6 +145,14 @@ def matmul_job(
     )
     check_job_shape(post)
     return post, blob_a, blob_b
+
+
+def _check_deadline(post: MatMulPost, height: int) -> None:
+    if post.deadline <= height + 1:
+        raise InvalidTransaction(
+            "tx-job-deadline",
+            f"deadline {post.deadline} is not after the next block's height {height + 1}",
+        )
 
 
 def _stored(got: str, blob_id: bytes) -> None:
@@ -266,8 +277,10 @@ class Client:
     def send_job(
         self, key: PrivateKey, job: tuple[MatMulPost, bytes, bytes], *, tip: int = 1
     ) -> Submitted:
-        """Uploads the blobs of a `matmul_job` and posts it."""
+        """Uploads the blobs of a `matmul_job` and posts it (refused first,
+        `tx-job-deadline`, if the next block would already pass its deadline)."""
         post, blob_a, blob_b = job
+        _check_deadline(post, self.head().height)
         _stored(self.put_blob(blob_a), post.a)
         _stored(self.put_blob(blob_b), post.b)
         return self.send(key, post, tip=tip)
@@ -284,20 +297,29 @@ class Client:
 
         Raises:
             TimeoutError: if it is neither within `timeout` seconds.
+            JobInputError: ``sdk-job-dropped`` if a job seen before is gone
+                from the node (its post dropped from the mempool unmined,
+                e.g. past its deadline) for DROPPED_POLLS polls in a row.
         """
         deadline = time.monotonic() + timeout
+        seen, gone = False, 0
         while True:
             job: JobInfo | None
             try:
                 job = self.job(job_id)
+                seen, gone = True, 0
             except ApiError as err:
                 if err.status != 404:
                     raise
-                job = None
+                job, gone = None, gone + 1
             if progress is not None:
                 progress(job)
             if job is not None and job.done:
                 return job
+            if seen and gone >= DROPPED_POLLS:
+                raise JobInputError(
+                    "sdk-job-dropped", f"job {job_id} left the node's mempool without a block"
+                )
             if time.monotonic() > deadline:
                 state = job.status if job else "unknown"
                 raise TimeoutError(f"job {job_id} still {state} after {timeout} s")
@@ -451,6 +473,7 @@ class AsyncClient:
         self, key: PrivateKey, job: tuple[MatMulPost, bytes, bytes], *, tip: int = 1
     ) -> Submitted:
         post, blob_a, blob_b = job
+        _check_deadline(post, (await self.head()).height)
         _stored(await self.put_blob(blob_a), post.a)
         _stored(await self.put_blob(blob_b), post.b)
         return await self.send(key, post, tip=tip)

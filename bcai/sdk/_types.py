@@ -151,9 +151,17 @@ class JobInfo:
     def verify(self) -> bool:
         """Whether the proof binds this record — post, status, solver and
         product id — to `state_root` (a light client checks the root
-        against a header it trusts). False while unconfirmed."""
+        against a header it trusts: `height` and the block hash are the
+        node's word until then). False while unconfirmed, or for a
+        malformed answer."""
         if self.proof is None or self.state_root is None or self.status not in JOB_STATUS_CODES:
             return False
+        try:
+            return self._verify(self.proof, self.state_root)
+        except (ValueError, TypeError, OverflowError):  # a malformed answer proves nothing
+            return False
+
+    def _verify(self, proof: StateProof, state_root: str) -> bool:
         post = MatMulPost(
             a=bytes.fromhex(self.a),
             b=bytes.fromhex(self.b),
@@ -170,8 +178,7 @@ class JobInfo:
             solver=bytes.fromhex(self.solver) if self.solver else bytes(20),
             product=bytes.fromhex(self.product) if self.product else bytes(32),
         )
-        root = bytes.fromhex(self.state_root)
-        return verify_job(root, bytes.fromhex(self.id), job, self.proof)
+        return verify_job(bytes.fromhex(state_root), bytes.fromhex(self.id), job, proof)
 
 
 @dataclass(frozen=True)

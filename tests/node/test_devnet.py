@@ -117,7 +117,8 @@ def test_cli_job_from_post_to_product(devnet: Devnet, tmp_path: Path) -> None:
     wallet = str(devnet.wallet_path(0))
     args = ["--wallet", wallet, "--a", str(tmp_path / "a.npy"), "--b", str(tmp_path / "b.npy")]
     out = str(tmp_path / "c.npy")
-    code, job = cli(devnet, "job", "post", *args, "--amount", "0.5", "--wait", "--out", out)
+    post = ("job", "post", *args, "--amount", "0.5", "--wait", "--timeout", "90", "--out", out)
+    code, job = cli(devnet, *post)
     assert code == 0 and job["status"] == "sealed" and job["check"] == "passed", job
     assert (job["n"], job["k"], job["m"], job["amount"]) == (128, 128, 256, 500_000_000)
     assert job["proof_valid"] is True and len(job["product"]) == 64
@@ -135,19 +136,20 @@ def test_cli_job_from_post_to_product(devnet: Devnet, tmp_path: Path) -> None:
     )
     assert code == 0 and result["check"] == "passed" and result["shape"] == [128, 256]
     assert np.array_equal(np.load(again), a @ b)
-    # C against other matrices: the check fails, exit 1
+    # matrices that are not the job's: refused (C is checked against the job's A and B only)
     np.save(tmp_path / "b2.npy", (b[:, ::-1]).astype(np.int8))
-    code, result = cli(
+    code, err = cli(
         devnet, "job", "result", job["id"], "--out", again,
-        "--check", args[3], str(tmp_path / "b2.npy"),
+        "--check", args[3], str(tmp_path / "b2.npy"), node=3,
     )  # fmt: skip
-    assert code == 1 and result["check"] == "failed"
+    assert code == 2 and err["error"]["code"] == "cli-not-the-jobs-matrices"
     # refused before anything is uploaded
     np.save(tmp_path / "big.npy", np.full((128, 128), 64))
     for bad, reason in (
         (["--a", str(tmp_path / "big.npy"), "--b", args[5]], "pouw-range"),
         (["--a", str(tmp_path / "none.npy"), "--b", args[5]], "cli-bad-file"),
         (["--a", args[5], "--b", args[5]], "sdk-job-shape"),  # 128×256 · 128×256
+        ([*args[2:], "--deadline", "1"], "tx-job-deadline"),
     ):
         code, err = cli(devnet, "job", "post", "--wallet", wallet, *bad, "--amount", "1")
         assert code == 2 and err["error"]["code"] == reason, (bad, err)

@@ -16,7 +16,7 @@ import trio
 from bcai.chain import JOB_SEALED, InvalidTransaction, Transfer
 from bcai.node.genesis_file import dev_wallet_key
 from bcai.node.service import Node
-from bcai.sdk import ApiError, AsyncClient, JobInputError, matmul_job
+from bcai.sdk import ApiError, AsyncClient, Client, JobInfo, JobInputError, matmul_job
 from tests.node.conftest import node_config
 
 
@@ -50,7 +50,9 @@ def test_a_job_post_names_its_blobs_by_content() -> None:
     post, blob_a, blob_b = matmul_job(a, b, amount=5, deadline=99)
     assert (post.n, post.k, post.m, post.amount, post.deadline) == (128, 256, 128, 5, 99)
     assert blob_a == a.astype(np.int8).tobytes() and blob_b == b.astype(np.int8).tobytes()
-    other, _, _ = matmul_job(a, b + (b < 63), amount=5, deadline=99)  # one entry changes B's id
+    changed = b.copy()
+    changed[5, 7] = -changed[5, 7] or 1  # one entry changes B's id, not A's
+    other, _, _ = matmul_job(a, changed, amount=5, deadline=99)
     assert other.a == post.a and other.b != post.b
 
 
@@ -143,4 +145,47 @@ async def test_a_job_not_yet_in_a_block_is_unconfirmed(tmp_path: Path) -> None:
             assert job.status == "unconfirmed" and not job.done
             assert job.proof is None and job.height is None and not job.verify()
             assert job.poster == dev_wallet_key(0).address.hex() and job.deadline == 1_000
+        await idle.shutdown()
+
+
+async def test_a_job_past_its_deadline_is_refused_before_upload(node: Node) -> None:
+    a, b = _matrices(13, 128, 128, 128)
+    async with AsyncClient(node.info["api"]) as client:
+        height = (await client.head()).height
+        with pytest.raises(InvalidTransaction) as err:
+            await client.post_job(dev_wallet_key(0), a, b, amount=5, deadline=height + 1)
+        assert err.value.code == "tx-job-deadline"
+        post, _, _ = matmul_job(a, b, amount=5, deadline=height + 1)
+        with pytest.raises(ApiError) as err:
+            await client.get_blob(post.a.hex())  # nothing was uploaded
+        assert err.value.code == "blob-unknown"
+
+
+async def test_a_job_dropped_from_the_mempool_is_reported(tmp_path: Path) -> None:
+    """`wait_for_job` on a post the node drops unmined: `sdk-job-dropped`,
+    not a wait until the timeout."""
+    async with trio.open_nursery() as nursery:
+        idle = Node(node_config(tmp_path, "mining.enabled=false"))
+        await nursery.start(idle.run)
+        url = idle.info["api"]
+        a, b = _matrices(14, 128, 128, 128)
+        async with AsyncClient(url) as client:
+            sent = await client.post_job(dev_wallet_key(0), a, b, amount=5, deadline=1_000)
+        seen: list[str | None] = []
+
+        def progress(job: JobInfo | None) -> None:
+            seen.append(job.status if job else None)
+            if len(seen) == 2:  # seen twice, then the node drops the post
+                trio.from_thread.run_sync(idle.runtime.mempool.remove, bytes.fromhex(sent.id))
+
+        def wait() -> str:
+            with Client(url) as blocking:
+                try:
+                    blocking.wait_for_job(sent.id, timeout=30, poll=0.02, progress=progress)
+                except JobInputError as err:
+                    return err.code
+            return "not raised"
+
+        assert await trio.to_thread.run_sync(wait) == "sdk-job-dropped"
+        assert seen[:2] == ["unconfirmed", "unconfirmed"] and seen[2:] == [None] * 5
         await idle.shutdown()

@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from bcai.chain import COIN, Account, Transfer, Unstake
+from bcai.chain import COIN, Account, MatMulPost, Transfer, Unstake
 from bcai.node import Mempool, MempoolReject
 from tests.chain.builder import Chain, make_genesis, make_keys
 
@@ -130,3 +130,25 @@ def test_unstake_costs_only_the_fee(c: Chain) -> None:
     tx = c.tx(A, Unstake(amount=100 * COIN), nonce=0)
     pool.add(tx, view(c), BASE_FEE)  # stake is checked at block time, the fee now
     assert tx.tx_id() in pool
+
+
+def test_a_job_whose_deadline_the_next_block_passes_is_refused(c: Chain) -> None:
+    """Given the head's height, a MatMul post whose deadline is not after
+    the next block's height is refused at admission (no block could take
+    it); without a height (orphans coming back after a reorg) the producer
+    drops such posts when it builds."""
+    pool = Mempool(GENESIS.params.chain_id)
+    c.extend([], MINER)
+    c.extend([], MINER)  # the head at height 2: the next block is 3
+
+    def post(deadline: int, nonce: int = 0):  # type: ignore[no-untyped-def]
+        job = MatMulPost(a=bytes(32), b=bytes(32), n=128, k=128, m=128, amount=5, deadline=deadline)
+        return c.tx(A, job, nonce=nonce)
+
+    for late in (0, 2, 3):
+        with pytest.raises(MempoolReject) as info:
+            pool.add(post(late), view(c), BASE_FEE, height=2)
+        assert info.value.code == "tx-job-deadline"
+    pool.add(post(4), view(c), BASE_FEE, height=2)
+    pool.add(post(3, nonce=1), view(c), BASE_FEE)  # no height given: admitted
+    assert len(pool) == 2
