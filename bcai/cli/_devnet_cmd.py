@@ -1,17 +1,21 @@
 """`bcai devnet up [--nodes N] [--demo]`: start a local devnet, show where
 everything is, and stop every node cleanly on Ctrl-C; with `--demo`, run a
 short scripted demonstration (transfers submitted through the SDK, blocks
-mined, every node agreeing on the chain, a summary) and stop."""
+mined, every node agreeing on the chain; on a PoUW devnet also a MatMul job
+paid for, sealed by a block and its product fetched from another node and
+checked; a summary) and stop."""
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bcai import pouw
@@ -19,9 +23,12 @@ from bcai.chain import COIN, Transfer
 from bcai.cli._devnet import Devnet, describe, print_json
 from bcai.cli._output import EXIT_FAILED, EXIT_OK, Out, rows_table
 from bcai.crypto import PrivateKey
-from bcai.sdk import Client
+from bcai.errors import BcaiError
+from bcai.sdk import Client, JobInfo
 
 REINCLUDE_S = 90.0  # how long the demo waits for transfers a reorg took back out of the chain
+JOB_SHAPE = (128, 256, 128)  # the demo's MatMul job: A (n×k) · B (k×m), entries within ±63
+JOB_WAIT_S = 120.0
 
 COLUMNS = (
     TextColumn("{task.description}"),
@@ -111,6 +118,7 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
     recipients = [PrivateKey.generate().address for _ in range(transfers)]
     nonces: dict[int, int] = {}
     sent: list[tuple[str, int, int]] = []  # (tx id, recipient index, amount)
+    job: dict[str, Any] | None = None
     try:
         with Progress(*COLUMNS, disable=out.as_json, transient=True) as progress:
             task = progress.add_task("submitting transfers", total=transfers)
@@ -127,6 +135,8 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
                 nonces[w] += 1
                 sent.append((result.id, k, amount))
                 progress.advance(task)
+            if pouw.params_from_extra(devnet.genesis.extra) is not None:
+                job = _post_job(devnet, clients, nonces)
             task = progress.add_task("waiting for inclusion", total=transfers)
             included: dict[str, int] = {}
             for tx_id, _, _ in sent:
@@ -147,6 +157,8 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
             rounds += 1
             for tx_id, _, _ in sent:
                 included[tx_id] = clients[-1].wait_for_tx(tx_id, timeout=30).height or 0
+        if job is not None:
+            job = _finish_job(job, clients[-1], out)
         rows = []
         agreed = True  # every node's chain holds the agreed block (heads may have moved on)
         for node, client in zip(devnet.nodes, clients, strict=True):
@@ -166,7 +178,7 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
         for c in clients:
             c.close()
     report = {
-        "ok": balances_ok and agreed,
+        "ok": balances_ok and agreed and (job is None or job["product_ok"]),
         "transfers": transfers,
         "included": len(included),
         "blocks": height - start_height,
@@ -175,34 +187,89 @@ def run_demo(devnet: Devnet, out: Out, *, transfers: int = 12) -> dict[str, Any]
         "reincluded": rounds,  # times transfers were waited for again after a reorg
         "seconds": round(time.monotonic() - started, 2),
         "seal": _seal_name(devnet),
+        "job": job,  # None on a hash-sealed devnet
         "nodes": rows,
     }
     if not out.as_json:
-        out.console.print(
-            rows_table(
-                "every node's head",
-                ["node", "height", "head", "peers", "mempool", "blocks mined"],
-                [
-                    [
-                        r["node"],
-                        r["height"],
-                        r["head"][:16] + "…",
-                        r["peers"],
-                        r["mempool"],
-                        r["mined"],
-                    ]
-                    for r in rows
-                ],
-            )
-        )
-        verdict = "[bold green]all nodes agree[/]" if report["ok"] else "[bold red]FAILED[/]"
-        out.console.print(
-            f"{verdict}: {report['included']}/{transfers} transfers included, "
-            f"{report['blocks']} blocks mined, agreed block {height} {head[:16]}…, "
-            f"recipients' balances {'correct' if balances_ok else 'WRONG'}, "
-            f"{report['seconds']} s; blocks sealed by {report['seal']}"
-        )
+        _print_demo(out, report)
     return report
+
+
+def _print_demo(out: Out, report: dict[str, Any]) -> None:
+    rows, job, transfers = report["nodes"], report["job"], report["transfers"]
+    height, head = report["head"]["height"], report["head"]["hash"]
+    balances_ok = report["balances_ok"]
+    out.console.print(
+        rows_table(
+            "every node's head",
+            ["node", "height", "head", "peers", "mempool", "blocks mined"],
+            [
+                [
+                    r["node"],
+                    r["height"],
+                    r["head"][:16] + "…",
+                    r["peers"],
+                    r["mempool"],
+                    r["mined"],
+                ]
+                for r in rows
+            ],
+        )
+    )
+    verdict = "[bold green]all nodes agree[/]" if report["ok"] else "[bold red]FAILED[/]"
+    out.console.print(
+        f"{verdict}: {report['included']}/{transfers} transfers included, "
+        f"{report['blocks']} blocks mined, agreed block {height} {head[:16]}…, "
+        f"recipients' balances {'correct' if balances_ok else 'WRONG'}, "
+        f"{report['seconds']} s; blocks sealed by {report['seal']}"
+    )
+    if job is not None:
+        n, k, m = JOB_SHAPE
+        verdict = "checked" if job["product_ok"] else "[bold red]WRONG or missing[/]"
+        out.console.print(
+            f"MatMul job {job['id'][:16]}…: C = A·B ({n}×{k}·{k}×{m}) posted to node 0, "
+            f"{job['status']} by {str(job['solver'])[:16]}… in {job['seconds']} s; "
+            f"C from node {rows[-1]['node']} {verdict}"
+        )
+
+
+def _post_job(devnet: Devnet, clients: list[Client], nonces: dict[int, int]) -> dict[str, Any]:
+    """Random A and B uploaded to node 0 and a job paying 1 BCAI for C = A·B
+    posted from dev wallet 0 (its next nonce after the transfers)."""
+    n, k, m = JOB_SHAPE
+    rng = np.random.default_rng(secrets.randbits(64))
+    a, b = rng.integers(-63, 64, (n, k)), rng.integers(-63, 64, (k, m))
+    key = devnet.wallet_key(0)
+    if 0 not in nonces:
+        nonces[0] = clients[0].account(key.address).nonce
+    deadline = clients[0].head().height + 1000
+    sent = clients[0].post_job(key, a, b, amount=COIN, deadline=deadline, nonce=nonces[0])
+    nonces[0] += 1
+    return {"id": sent.id, "a": a, "b": b, "started": time.monotonic()}
+
+
+def _finish_job(posted: dict[str, Any], client: Client, out: Out) -> dict[str, Any]:
+    """Waits (on the last node) for the job to be sealed, fetches C there
+    and checks it against A·B; the report's part on the job."""
+    info: JobInfo | None = None
+    with Progress(*COLUMNS, disable=out.as_json, transient=True) as progress:
+        progress.add_task("waiting for a block to seal the MatMul job", total=None)
+        try:
+            info = client.wait_for_job(posted["id"], timeout=JOB_WAIT_S)
+            product_ok = info.status == "sealed" and bool(
+                np.array_equal(client.product(info), posted["a"] @ posted["b"])
+            )
+        except (TimeoutError, BcaiError):
+            product_ok = False
+    return {
+        "id": posted["id"],
+        "status": info.status if info else "not sealed in time",
+        "solver": info.solver if info else None,
+        "product": info.product if info else None,
+        "proof_valid": info.verify() if info else False,
+        "product_ok": product_ok,
+        "seconds": round(time.monotonic() - posted["started"], 2),
+    }
 
 
 def _seal_name(devnet: Devnet) -> str:

@@ -268,14 +268,21 @@ class Client:
         amount: int,
         deadline: int,
         tip: int = 1,
+        nonce: int | None = None,
     ) -> Submitted:
         """Uploads A and B and posts the job paying `amount` (base units)
         for C = A·B by block `deadline` (`matmul_job` checks them first);
         the job's id is the returned transaction id."""
-        return self.send_job(key, matmul_job(a, b, amount=amount, deadline=deadline), tip=tip)
+        job = matmul_job(a, b, amount=amount, deadline=deadline)
+        return self.send_job(key, job, tip=tip, nonce=nonce)
 
     def send_job(
-        self, key: PrivateKey, job: tuple[MatMulPost, bytes, bytes], *, tip: int = 1
+        self,
+        key: PrivateKey,
+        job: tuple[MatMulPost, bytes, bytes],
+        *,
+        tip: int = 1,
+        nonce: int | None = None,
     ) -> Submitted:
         """Uploads the blobs of a `matmul_job` and posts it (refused first,
         `tx-job-deadline`, if the next block would already pass its deadline)."""
@@ -283,7 +290,7 @@ class Client:
         _check_deadline(post, self.head().height)
         _stored(self.put_blob(blob_a), post.a)
         _stored(self.put_blob(blob_b), post.b)
-        return self.send(key, post, tip=tip)
+        return self.send(key, post, tip=tip, nonce=nonce)
 
     def wait_for_job(
         self,
@@ -465,18 +472,24 @@ class AsyncClient:
         amount: int,
         deadline: int,
         tip: int = 1,
+        nonce: int | None = None,
     ) -> Submitted:
         job = matmul_job(a, b, amount=amount, deadline=deadline)
-        return await self.send_job(key, job, tip=tip)
+        return await self.send_job(key, job, tip=tip, nonce=nonce)
 
     async def send_job(
-        self, key: PrivateKey, job: tuple[MatMulPost, bytes, bytes], *, tip: int = 1
+        self,
+        key: PrivateKey,
+        job: tuple[MatMulPost, bytes, bytes],
+        *,
+        tip: int = 1,
+        nonce: int | None = None,
     ) -> Submitted:
         post, blob_a, blob_b = job
         _check_deadline(post, (await self.head()).height)
         _stored(await self.put_blob(blob_a), post.a)
         _stored(await self.put_blob(blob_b), post.b)
-        return await self.send(key, post, tip=tip)
+        return await self.send(key, post, tip=tip, nonce=nonce)
 
     async def product(self, job: JobInfo | str) -> npt.NDArray[np.int32]:
         info = await self.job(job) if isinstance(job, str) else job

@@ -271,5 +271,9 @@ def test_devnet_demo_command_end_to_end(tmp_path: Path) -> None:
     assert len(demo["nodes"]) == 3 and demo["head"]["height"] >= 1
     assert all(r["height"] >= demo["head"]["height"] for r in demo["nodes"])
     assert demo["seal"].startswith("proof of useful work")
+    # and a MatMul job: sealed, its C fetched from the last node equal to A·B
+    job = demo["job"]
+    assert job["status"] == "sealed" and job["product_ok"] is True and job["proof_valid"] is True
+    assert len(job["product"]) == 64 and len(job["solver"]) == 40
     # every node stopped: none left holding its data dir
     assert not any(root.glob("node*/node.json"))
