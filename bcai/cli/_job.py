@@ -21,11 +21,18 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from bcai.chain import InvalidTransaction
 from bcai.cli._node import run_client
-from bcai.cli._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Out, format_bcai, kv_table
+from bcai.cli._output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Out,
+    format_bcai,
+    kv_table,
+    wait_with_progress,
+)
 from bcai.cli._wallet import CliInputError, parse_amount, password, wallet_path
 from bcai.crypto import KeystoreError, load_keystore
 from bcai.sdk import Client, JobInfo, matmul_job
@@ -104,15 +111,13 @@ def _human(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wait(c: Client, job_id: str, timeout: float, *, show: bool) -> JobInfo:
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, transient=True, disable=not show) as progress:
-        task = progress.add_task("waiting for a block to seal the job", total=None)
-
-        def tick(job: JobInfo | None) -> None:
-            state = job.status if job else "not seen yet"
-            progress.update(task, description=f"waiting for a block to seal the job ({state})")
-
-        return c.wait_for_job(job_id, timeout=timeout, progress=tick)
+    return wait_with_progress(
+        "waiting for a block to seal the job",
+        show,
+        lambda tick: c.wait_for_job(
+            job_id, timeout=timeout, progress=lambda job: tick(job.status if job else "not seen")
+        ),
+    )
 
 
 def _result(

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed: rejected, not found, a check failed
@@ -73,3 +76,12 @@ def rows_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
 def format_bcai(units: int) -> str:
     whole, frac = divmod(units, 10**9)
     return f"{whole}.{frac:09d}".rstrip("0").rstrip(".") + " BCAI"
+
+
+def wait_with_progress(label: str, show: bool, wait: Callable[[Callable[[str], None]], T]) -> T:
+    """`wait(tick)` under a spinner reading `label (state)`, where `tick(state)`
+    updates the state (hidden when not `show`: --json)."""
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, transient=True, disable=not show) as progress:
+        task = progress.add_task(label, total=None)
+        return wait(lambda state: progress.update(task, description=f"{label} ({state})"))

@@ -13,11 +13,17 @@ import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
 from bcai.chain import COIN, Burn, Stake, Transfer, Unstake
 from bcai.cli._node import run_client
-from bcai.cli._output import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Out, format_bcai, kv_table
+from bcai.cli._output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Out,
+    format_bcai,
+    kv_table,
+    wait_with_progress,
+)
 from bcai.crypto import KeystoreError, PrivateKey, load_keystore, save_keystore
 from bcai.errors import BcaiError
 from bcai.sdk import Client, TxStatus
@@ -161,15 +167,13 @@ def cmd_tx(args: argparse.Namespace) -> int:
 
 
 def _wait(c: Client, tx_id: str, timeout: float, *, show: bool) -> TxStatus:
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, transient=True, disable=not show) as progress:
-        task = progress.add_task("waiting for inclusion", total=None)
-
-        def tick(status: TxStatus | None) -> None:
-            state = status.status if status else "unknown"
-            progress.update(task, description=f"waiting for inclusion ({state})")
-
-        return c.wait_for_tx(tx_id, timeout=timeout, progress=tick)
+    return wait_with_progress(
+        "waiting for inclusion",
+        show,
+        lambda tick: c.wait_for_tx(
+            tx_id, timeout=timeout, progress=lambda tx: tick(tx.status if tx else "unknown")
+        ),
+    )
 
 
 def cmd_chain(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from bcai.chain import (
     verify_account,
     verify_job,
 )
+from bcai.chain._state import Key
 from bcai.node.asgi import ApiError, App, Receive, Request, Route, Scope, Send, openapi_document
 from bcai.node.events import TOPICS
 from bcai.node.mempool import MempoolReject
@@ -49,10 +50,10 @@ def _hex(text: str, size: int, what: str) -> bytes:
     return raw
 
 
-def _proof_view(siblings: list[bytes], terminal: Any) -> dict[str, Any]:
+def _proof_view(proof: StateProof) -> dict[str, Any]:
     return {
-        "siblings": [s.hex() for s in siblings],
-        "terminal": [t.hex() for t in terminal] if terminal else None,
+        "siblings": [s.hex() for s in proof.siblings],
+        "terminal": [t.hex() for t in proof.terminal] if proof.terminal else None,
     }
 
 
@@ -316,8 +317,7 @@ class NodeApi:
         store = self.node.runtime.store
         head = store.head
         job = store.read_job(job_id)
-        siblings, terminal = store.state.tree.prove(head.state_root, tree_key(("job", job_id, 0)))
-        proof = StateProof(tuple(siblings), terminal)
+        proof = self._prove(("job", job_id, 0))
         if not verify_job(head.state_root, job_id, job, proof):
             raise ApiError(503, "api-busy", "the job's proof did not verify; try again")
         if job is None:
@@ -331,15 +331,20 @@ class NodeApi:
             "height": head.height,
             "block": head.block_hash().hex(),
             "state_root": head.state_root.hex(),
-            "proof": _proof_view(siblings, terminal),
+            "proof": _proof_view(proof),
         }
+
+    def _prove(self, key: Key) -> StateProof:
+        """The proof of `key` against the head's state root."""
+        store = self.node.runtime.store
+        siblings, terminal = store.state.tree.prove(store.head.state_root, tree_key(key))
+        return StateProof(tuple(siblings), terminal)
 
     def _read_account(self, addr: bytes) -> dict[str, Any] | None:
         store = self.node.runtime.store
         head = store.head
         account = store.read_account(addr)
-        siblings, terminal = store.state.tree.prove(head.state_root, tree_key(("account", addr, 0)))
-        proof = StateProof(tuple(siblings), terminal)
+        proof = self._prove(("account", addr, 0))
         if not verify_account(head.state_root, addr, account, proof):
             return None
         return {
@@ -351,7 +356,7 @@ class NodeApi:
             "height": head.height,
             "block": head.block_hash().hex(),
             "state_root": head.state_root.hex(),
-            "proof": _proof_view(siblings, terminal),
+            "proof": _proof_view(proof),
         }
 
     def _next_nonce(self, addr: bytes, nonce: int) -> int:

@@ -33,6 +33,8 @@ HEADER_FIELDS = {
     "signature": HEX,
 }
 
+POST_FIELDS = {"a": HEX, "b": HEX, "n": INT, "k": INT, "m": INT, "deadline": INT}  # a MatMul job
+
 TX = _obj(
     {
         "id": HEX,
@@ -51,12 +53,7 @@ TX = _obj(
                 "amount": INT,
             },
             to=HEX,
-            a=HEX,
-            b=HEX,
-            n=INT,
-            k=INT,
-            m=INT,
-            deadline=INT,
+            **POST_FIELDS,
         ),
     }
 )
@@ -101,13 +98,8 @@ SCHEMAS: dict[str, Any] = {
             "id": HEX,
             "status": {"enum": ["unconfirmed", "pending", "sealed", "refunded"]},
             "poster": HEX,
-            "a": HEX,
-            "b": HEX,
-            "n": INT,
-            "k": INT,
-            "m": INT,
             "amount": INT,
-            "deadline": INT,
+            **POST_FIELDS,
         },
         solver=HEX,
         product=HEX,

@@ -172,6 +172,41 @@ def _sealed(job: JobInfo) -> str:
     return job.product
 
 
+def _poll(
+    get: Callable[[], T],
+    done: Callable[[T], bool],
+    describe: Callable[[T | None], str],
+    *,
+    timeout: float,
+    poll: float,
+    progress: Callable[[T | None], None] | None,
+    dropped: BcaiError | None = None,
+) -> T:
+    """Calls `get` every `poll` seconds (None for what the node does not
+    know: 404) until `done`; TimeoutError (`describe`) after `timeout`, or
+    `dropped` when something seen turns unknown DROPPED_POLLS times in a row."""
+    deadline = time.monotonic() + timeout
+    seen, gone = False, 0
+    while True:
+        item: T | None
+        try:
+            item = get()
+            seen, gone = True, 0
+        except ApiError as err:
+            if err.status != 404:
+                raise
+            item, gone = None, gone + 1
+        if progress is not None:
+            progress(item)
+        if item is not None and done(item):
+            return item
+        if dropped is not None and seen and gone >= DROPPED_POLLS:
+            raise dropped
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{describe(item)} after {timeout} s")
+        time.sleep(poll)
+
+
 def _block_path(block: int | str) -> str:
     return f"/v1/chain/blocks/{block}"
 
@@ -308,29 +343,18 @@ class Client:
                 from the node (its post dropped from the mempool unmined,
                 e.g. past its deadline) for DROPPED_POLLS polls in a row.
         """
-        deadline = time.monotonic() + timeout
-        seen, gone = False, 0
-        while True:
-            job: JobInfo | None
-            try:
-                job = self.job(job_id)
-                seen, gone = True, 0
-            except ApiError as err:
-                if err.status != 404:
-                    raise
-                job, gone = None, gone + 1
-            if progress is not None:
-                progress(job)
-            if job is not None and job.done:
-                return job
-            if seen and gone >= DROPPED_POLLS:
-                raise JobInputError(
-                    "sdk-job-dropped", f"job {job_id} left the node's mempool without a block"
-                )
-            if time.monotonic() > deadline:
-                state = job.status if job else "unknown"
-                raise TimeoutError(f"job {job_id} still {state} after {timeout} s")
-            time.sleep(poll)
+        dropped = JobInputError(
+            "sdk-job-dropped", f"job {job_id} left the node's mempool without a block"
+        )
+        return _poll(
+            lambda: self.job(job_id),
+            lambda job: job.done,
+            lambda job: f"job {job_id} still {job.status if job else 'unknown'}",
+            timeout=timeout,
+            poll=poll,
+            progress=progress,
+            dropped=dropped,
+        )
 
     def product(self, job: JobInfo | str) -> npt.NDArray[np.int32]:
         """C = A·B of a sealed job (n×m int32), its bytes checked against
@@ -372,22 +396,14 @@ class Client:
         Raises:
             TimeoutError: if it is not included within `timeout` seconds.
         """
-        deadline = time.monotonic() + timeout
-        while True:
-            status: TxStatus | None
-            try:
-                status = self.tx(tx_id)
-            except ApiError as err:
-                if err.status != 404:
-                    raise
-                status = None
-            if progress is not None:
-                progress(status)
-            if status is not None and status.status == "included":
-                return status
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"transaction {tx_id} not included after {timeout} s")
-            time.sleep(poll)
+        return _poll(
+            lambda: self.tx(tx_id),
+            lambda status: status.status == "included",
+            lambda _: f"transaction {tx_id} not included",
+            timeout=timeout,
+            poll=poll,
+            progress=progress,
+        )
 
 
 class AsyncClient:
