@@ -1,4 +1,4 @@
-"""`bcai job post|status|result`: MatMul jobs from the command line.
+"""`bcai job post|status|list|result`: MatMul jobs from the command line.
 
 A job pays, from a wallet, for C = A·B computed by the network's miners
 (docs/pouw.md): A (n×k) and B (k×m) are NumPy ``.npy`` files of integers
@@ -31,9 +31,10 @@ from bcai.cli._output import (
     Out,
     format_bcai,
     kv_table,
+    rows_table,
     wait_with_progress,
 )
-from bcai.cli._wallet import CliInputError, parse_amount, password, wallet_path
+from bcai.cli._wallet import CliInputError, parse_address, parse_amount, password, wallet_path
 from bcai.crypto import KeystoreError, load_keystore
 from bcai.sdk import Client, JobInfo, matmul_job
 
@@ -148,6 +149,8 @@ def cmd_job(args: argparse.Namespace) -> int:
         return run_client(args, lambda c, out: _post(c, out, args))
     if args.job_command == "status":
         return run_client(args, lambda c, out: _status(c, out, args))
+    if args.job_command == "list":
+        return run_client(args, lambda c, out: _list(c, out, args))
     return run_client(args, lambda c, out: _fetch(c, out, args))
 
 
@@ -189,6 +192,32 @@ def _status(c: Client, out: Out, args: argparse.Namespace) -> int:
     doc = _job_doc(job)
     out.result(doc, kv_table(_human(doc), "MatMul job"))
     return EXIT_FAILED if doc["proof_valid"] is False else EXIT_OK
+
+
+def _list(c: Client, out: Out, args: argparse.Namespace) -> int:
+    poster = parse_address(args.poster).hex() if args.poster else None
+    jobs = c.jobs(args.status, poster=poster, limit=args.limit)
+    doc = {"status": args.status, "count": len(jobs), "jobs": [job.raw for job in jobs]}
+    rows = [
+        [
+            job.raw.get("rank", ""),
+            job.id[:16] + "…",
+            job.status,
+            format_bcai(job.amount),
+            f"{job.n}×{job.k}·{job.k}×{job.m}",
+            job.deadline,
+            job.poster[:12] + "…",
+            _yes_no(job.raw.get("blobs_here")),
+        ]
+        for job in jobs
+    ]
+    columns = ["rank", "id", "status", "pays", "shape", "deadline", "poster", "A, B here"]
+    out.result(doc, rows_table(f"MatMul jobs ({args.status})", columns, rows))
+    return EXIT_OK
+
+
+def _yes_no(flag: object) -> str:
+    return "" if flag is None else "yes" if flag else "no"
 
 
 def _fetch(c: Client, out: Out, args: argparse.Namespace) -> int:
@@ -239,6 +268,16 @@ def add_job_commands(sub: Any, wallet_args: Any) -> None:
     p.add_argument("id", help="the job's id (its posting transaction's id)")
     p.add_argument("--wait", action="store_true", help="wait until it is sealed or refunded")
     p.add_argument("--timeout", type=float, default=600.0, help="for --wait, seconds")
+    p.set_defaults(func=cmd_job)
+    p = sub.add_parser("list", help="jobs in the chain: pending ones in the order miners take them")
+    p.add_argument(
+        "--status",
+        choices=("pending", "sealed", "refunded", "all"),
+        default="pending",
+        help="which jobs (default pending)",
+    )
+    p.add_argument("--poster", help="only this address's jobs")
+    p.add_argument("--limit", type=int, default=100, help="at most this many (1..1000)")
     p.set_defaults(func=cmd_job)
     p = sub.add_parser("result", help="a sealed job's product C, written as an int32 .npy")
     p.add_argument("id", help="the job's id")

@@ -18,6 +18,7 @@ import trio
 
 from bcai import __version__, codec
 from bcai.chain import (
+    JOB_PENDING,
     Account,
     MatMulPost,
     StateProof,
@@ -32,7 +33,7 @@ from bcai.node.events import TOPICS
 from bcai.node.mempool import MempoolReject
 from bcai.node.schemas import SCHEMAS
 from bcai.node.views import block_view, header_view, job_view, post_view, tx_view
-from bcai.store import StoreError, get_blob, put_blob
+from bcai.store import StoreError, blob_size, get_blob, put_blob
 
 if TYPE_CHECKING:
     from bcai.node.service import Node
@@ -141,6 +142,15 @@ class NodeApi:
                 "a blob's raw bytes by content id",
                 tag="blobs",
                 content_type="application/octet-stream",
+            ),
+            Route(
+                "GET",
+                "/v1/jobs",
+                self.jobs,
+                "MatMul jobs in the head's state (?status=pending|sealed|refunded|all, "
+                "?poster=, ?limit=): pending ones in the order miners take them",
+                tag="jobs",
+                response="Jobs",
             ),
             Route(
                 "GET",
@@ -287,6 +297,48 @@ class NodeApi:
         raise ApiError(
             404, "job-unknown", f"no job {job_id.hex()} in the head's state nor in the mempool"
         )
+
+    async def jobs(self, req: Request) -> dict[str, Any]:
+        status = req.query.get("status", "pending")
+        if status not in ("pending", "sealed", "refunded", "all"):
+            raise ApiError(400, "api-bad-param", "status is pending, sealed, refunded or all")
+        poster = req.query.get("poster")
+        who = _hex(poster, 20, "an address") if poster is not None else None
+        limit = req.query_int("limit", 100, 1, MAX_LIST)
+        doc = await self._read_state(lambda _: self._list_jobs(status, who, limit), b"")
+        assert doc is not None
+        return doc
+
+    def _list_jobs(self, status: str, poster: bytes | None, limit: int) -> dict[str, Any]:
+        """Jobs of the head's state: pending ones by payment, highest first
+        (the order a producer tries them, `rank`), each saying whether this
+        node holds its A and B (a node seals only jobs whose matrices it
+        holds); the others by id."""
+        store = self.node.runtime.store
+        head = store.head
+        chosen = [
+            (job_id, job)
+            for job_id, job in store.state.jobs.items()
+            if poster is None or job.poster == poster
+        ]
+        pending = sorted(
+            ((job.amount, job_id) for job_id, job in chosen if job.status == JOB_PENDING),
+            reverse=True,
+        )
+        rank = {job_id: place for place, (_, job_id) in enumerate(pending, 1)}
+        views = []
+        for job_id, job in chosen:
+            view = job_view(job_id, job)
+            if status != "all" and view["status"] != status:
+                continue
+            if job.status == JOB_PENDING:
+                view["rank"] = rank[job_id]
+                view["blobs_here"] = all(
+                    blob_size(store, blob) is not None for blob in (job.post.a, job.post.b)
+                )
+            views.append(view)
+        views.sort(key=lambda v: (v.get("rank", len(rank) + 1), v["id"]))
+        return {"height": head.height, "count": len(views), "jobs": views[:limit]}
 
     async def _read_state(
         self, read: Callable[[bytes], dict[str, Any] | None], key: bytes

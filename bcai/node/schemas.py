@@ -103,10 +103,19 @@ SCHEMAS: dict[str, Any] = {
         },
         solver=HEX,
         product=HEX,
+        rank=INT,
+        blobs_here={"type": "boolean"},
         height=INT,
         block=HEX,
         state_root=HEX,
         proof=PROOF,
+    ),
+    "Jobs": _obj(
+        {
+            "height": INT,
+            "count": INT,
+            "jobs": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+        }
     ),
     "TxSubmit": _obj({"tx": HEX}),
     "TxSubmitted": _obj({"id": HEX, "status": {"const": "pending"}}),

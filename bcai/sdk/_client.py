@@ -207,6 +207,17 @@ def _poll(
         time.sleep(poll)
 
 
+def _jobs_query(status: str, poster: str | None, limit: int) -> dict[str, Any]:
+    query: dict[str, Any] = {"status": status, "limit": limit}
+    if poster is not None:
+        query["poster"] = poster
+    return query
+
+
+def _jobs(doc: dict[str, Any]) -> list[JobInfo]:
+    return [JobInfo.from_json(job) for job in doc["jobs"]]
+
+
 def _block_path(block: int | str) -> str:
     return f"/v1/chain/blocks/{block}"
 
@@ -293,6 +304,14 @@ class Client:
     def job(self, job_id: str) -> JobInfo:
         """A MatMul job's record (with its state proof once in the chain)."""
         return JobInfo.from_json(self._call("GET", f"/v1/jobs/{job_id}"))
+
+    def jobs(
+        self, status: str = "pending", *, poster: str | None = None, limit: int = 100
+    ) -> list[JobInfo]:
+        """Jobs in the head's state (no proofs): `status` pending (by
+        payment, the order miners take them: `raw["rank"]`), sealed,
+        refunded or all; only `poster`'s when given."""
+        return _jobs(self._call("GET", "/v1/jobs", params=_jobs_query(status, poster, limit)))
 
     def post_job(
         self,
@@ -478,6 +497,12 @@ class AsyncClient:
 
     async def job(self, job_id: str) -> JobInfo:
         return JobInfo.from_json(await self._call("GET", f"/v1/jobs/{job_id}"))
+
+    async def jobs(
+        self, status: str = "pending", *, poster: str | None = None, limit: int = 100
+    ) -> list[JobInfo]:
+        query = _jobs_query(status, poster, limit)
+        return _jobs(await self._call("GET", "/v1/jobs", params=query))
 
     async def post_job(
         self,

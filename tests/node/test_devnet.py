@@ -128,6 +128,9 @@ def test_cli_job_from_post_to_product(devnet: Devnet, tmp_path: Path) -> None:
     # the same C whichever block sealed it (a competing block may have sealed it again,
     # by another producer, once the first one's blobs had spread)
     assert status["product"] == job["product"] and len(status["solver"]) == 40
+    poster = devnet.wallet_key(0).address.hex()
+    code, listed = cli(devnet, "job", "list", "--status", "all", "--poster", poster, node=2)
+    assert code == 0 and job["id"] in [j["id"] for j in listed["jobs"]]
     again = str(tmp_path / "c2.bin")
     code, _ = cli(devnet, "job", "status", job["id"], "--wait", "--timeout", "60", node=3)
     assert code == 0  # node 3 has the sealing block (and C's blob, which came with it)

@@ -189,3 +189,34 @@ async def test_a_job_dropped_from_the_mempool_is_reported(tmp_path: Path) -> Non
         assert await trio.to_thread.run_sync(wait) == "sdk-job-dropped"
         assert seen[:2] == ["unconfirmed", "unconfirmed"] and seen[2:] == [None] * 5
         await idle.shutdown()
+
+
+async def test_pending_jobs_are_listed_in_the_order_miners_take_them(node: Node) -> None:
+    """Posted without their matrices (so no miner can seal them), three jobs
+    wait pending: listed by payment, highest first, each saying the node
+    lacks its A and B; filters by status and poster; bad queries refused."""
+    key = dev_wallet_key(1)
+    async with AsyncClient(node.info["api"]) as client:
+        deadline = (await client.head()).height + 1000
+        ids = {}
+        for seed, amount in ((21, 10), (22, 300), (23, 20)):
+            post, _, _ = matmul_job(
+                *_matrices(seed, 128, 128, 128), amount=amount, deadline=deadline
+            )
+            ids[amount] = (await client.send(key, post)).id
+        mine = key.address.hex()
+        with trio.fail_after(30):
+            while len(listed := await client.jobs("pending", poster=mine)) < 3:
+                await trio.sleep(0.05)
+        assert [j.amount for j in listed] == [300, 20, 10]
+        assert [j.id for j in listed] == [ids[300], ids[20], ids[10]]
+        assert [j.raw["rank"] for j in listed] == [1, 2, 3]
+        assert all(j.status == "pending" and j.raw["blobs_here"] is False for j in listed)
+        assert [j.id for j in await client.jobs("pending", poster=mine, limit=1)] == [ids[300]]
+        assert await client.jobs("sealed", poster=mine) == []
+        assert len(await client.jobs("all", poster=mine)) == 3
+        assert await client.jobs("all", poster="00" * 20) == []
+        for status, poster in (("done", None), ("pending", "zz")):
+            with pytest.raises(ApiError) as err:
+                await client.jobs(status, poster=poster)
+            assert (err.value.status, err.value.code) == (400, "api-bad-param")
