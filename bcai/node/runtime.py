@@ -49,6 +49,8 @@ from bcai.store import (
 
 log = logging.getLogger("bcai.node")
 BLOB_FETCH_TIMEOUT_S = 60.0
+JOB_BLOB_JOBS = 4  # the best-paid pending jobs whose A and B a mining node fetches
+JOB_BLOB_RETRY_S = 30.0  # a blob no peer gave is asked for again after this
 
 Event = Callable[..., None]
 
@@ -146,6 +148,8 @@ class NodeRuntime:
         serve_blobs(self.host, self.store)
         self.blobs_prefetched = 0  # a gossiped job block's blobs fetched before its import
         self.blobs_fetched_in_import = 0  # (synced blocks: fetched during the import)
+        self.job_blobs_fetched = 0  # pending jobs' A and B fetched for the producer
+        self._blob_retry: dict[bytes, float] = {}  # blob id -> when to ask again
         if self.seal is not None:
             self.chain.before_import = self._prefetch_job_blobs
         self.autonat = AutoNat(self.host)
@@ -198,6 +202,39 @@ class NodeRuntime:
                 cid, size, first=source
             ):
                 self.blobs_prefetched += 1
+
+    def _pending_jobs(self, count: int) -> list[chain.MatMulPost]:
+        """The posts of the `count` best-paid pending jobs (as a producer
+        tries them), read under the store's lock."""
+        with self.store.lock:
+            jobs = [
+                (job.amount, job_id, job.post)
+                for job_id, job in self.store.state.jobs.items()
+                if job.status == chain.JOB_PENDING
+            ]
+        jobs.sort(key=lambda item: (item[0], item[1]), reverse=True)
+        return [post for _, _, post in jobs[:count]]
+
+    async def fetch_job_blobs(self, count: int = JOB_BLOB_JOBS) -> int:
+        """A and B of the `count` best-paid pending jobs, fetched from the
+        connected peers where this node lacks them: a producer seals only
+        jobs whose matrices it holds, and a user may have uploaded them to
+        any node. A blob no peer gave is asked for again after
+        JOB_BLOB_RETRY_S. Returns how many blobs came."""
+        fetched = 0
+        for post in await trio.to_thread.run_sync(self._pending_jobs, count):
+            for cid, size in ((post.a, post.n * post.k), (post.b, post.k * post.m)):
+                if blob_size(self.store, cid) is not None:
+                    continue
+                if self._blob_retry.get(cid, 0.0) > trio.current_time():
+                    continue
+                if await self._fetch_blob(cid, size) is not None:
+                    fetched += 1
+                    self.job_blobs_fetched += 1
+                    self._blob_retry.pop(cid, None)
+                else:
+                    self._blob_retry[cid] = trio.current_time() + JOB_BLOB_RETRY_S
+        return fetched
 
     async def _fetch_blob(self, cid: bytes, size: int, first: bytes | None = None) -> bytes | None:
         peers = self.host.connected()

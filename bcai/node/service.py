@@ -47,6 +47,7 @@ from bcai.store import ImportResult
 log = logging.getLogger("bcai.node")
 WATCH_INTERVAL_S = 0.025
 GOODBYE_TIMEOUT_S = 2.0
+JOB_BLOB_POLL_S = 2.0  # how often a mining node looks for pending jobs' missing matrices
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -178,6 +179,8 @@ class Node:
                     nursery.start_soon(self._service, "gossip-txs", self._watch_gossip_txs)
                     if self.producer is not None:
                         nursery.start_soon(self._service, "producer", self._run_producer)
+                        if self.producer.pouw is not None:
+                            nursery.start_soon(self._service, "job-blobs", self._fetch_job_blobs)
                     self.info = self._describe(port, api_url, metrics_url)
                     self.datadir.write_info(self.info)
                     log.info("node started", extra={"info": self.info})
@@ -224,6 +227,14 @@ class Node:
         assert self.producer is not None
         with self._producer_scope:
             await self.producer.run()
+
+    async def _fetch_job_blobs(self, *, task_status: Any) -> None:
+        """A mining node's fetcher of pending jobs' matrices (the producer
+        seals only jobs whose A and B it holds), every JOB_BLOB_POLL_S."""
+        task_status.started()
+        while True:
+            await self.runtime.fetch_job_blobs()
+            await trio.sleep(JOB_BLOB_POLL_S)
 
     async def _serve_http(self, app: App, listen: str, *, task_status: Any) -> None:
         cfg = HypercornConfig()

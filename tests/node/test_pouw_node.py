@@ -126,3 +126,36 @@ def test_the_node_re_verifies_every_seal_by_default() -> None:
 
     on_gpu = seal_verifier(DEVNET_POUW, 1000, 0, backend="gpu")
     assert on_gpu.full and (on_gpu.leaves_of is not None) == available()
+
+
+async def test_a_miner_fetches_a_pending_jobs_matrices_from_the_node_that_has_them(
+    tmp_path: Path,
+) -> None:
+    """The user uploads A and B to a node that does not mine and posts the
+    job there; the mining node, which never saw the matrices, fetches them
+    from its peer by content id (a producer seals only jobs whose matrices
+    it holds), seals the job and serves C."""
+    rng = np.random.default_rng(17)
+    a = rng.integers(-63, 64, (128, 256)).astype(np.int8)
+    b = rng.integers(-63, 64, (256, 128)).astype(np.int8)
+    for name in ("holder", "miner"):
+        (tmp_path / name).mkdir()
+    async with trio.open_nursery() as nursery:
+        holder = Node(node_config(tmp_path / "holder", "mining.enabled=false"))
+        miner = Node(node_config(tmp_path / "miner"))
+        await nursery.start(holder.run)
+        await nursery.start(miner.run)
+        await miner.runtime.host.dial("127.0.0.1", holder.info["p2p_port"])
+        async with AsyncClient(holder.info["api"]) as client:
+            deadline = (await client.head()).height + 1000
+            sent = await client.post_job(dev_wallet_key(0), a, b, amount=99, deadline=deadline)
+            with trio.fail_after(60):
+                while (job := await client.job(sent.id)).status != "sealed":
+                    await trio.sleep(0.05)
+            assert job.solver == miner.producer_key.address.hex() and job.verify()
+            assert miner.runtime.job_blobs_fetched == 2  # A and B, from the holder
+            assert np.array_equal(await client.product(job), a.astype(np.int64) @ b)
+        async with AsyncClient(miner.info["api"]) as client:
+            assert np.array_equal(await client.product(sent.id), a.astype(np.int64) @ b)
+        await miner.shutdown()
+        await holder.shutdown()
