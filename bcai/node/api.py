@@ -19,6 +19,8 @@ import trio
 from bcai import __version__, codec
 from bcai.chain import (
     JOB_PENDING,
+    JOB_REFUNDED,
+    JOB_SEALED,
     Account,
     MatMulPost,
     StateProof,
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from bcai.node.service import Node
 
 MAX_LIST = 1000
+JOB_CODES = {"pending": JOB_PENDING, "sealed": JOB_SEALED, "refunded": JOB_REFUNDED}
 
 
 def _hex(text: str, size: int, what: str) -> bytes:
@@ -305,40 +308,58 @@ class NodeApi:
         poster = req.query.get("poster")
         who = _hex(poster, 20, "an address") if poster is not None else None
         limit = req.query_int("limit", 100, 1, MAX_LIST)
-        doc = await self._read_state(lambda _: self._list_jobs(status, who, limit), b"")
-        assert doc is not None
+        store = self.node.runtime.store
+
+        def listed() -> dict[str, Any]:
+            with store.lock:  # the state's jobs change under imports on worker threads
+                return self._list_jobs(status, who, limit)
+
+        # every job the chain has seen: off the event loop
+        doc: dict[str, Any] = await trio.to_thread.run_sync(listed)
         return doc
 
     def _list_jobs(self, status: str, poster: bytes | None, limit: int) -> dict[str, Any]:
-        """Jobs of the head's state: pending ones by payment, highest first
-        (the order a producer tries them, `rank`), each saying whether this
-        node holds its A and B (a node seals only jobs whose matrices it
-        holds); the others by id."""
+        """Jobs of the head's state. Pending ones a producer could still
+        seal (deadline not before the next block) are ranked among all such
+        jobs by payment, then id, highest first — the order producers try
+        them — whoever posted them; pending ones past that are `expiring`
+        (refunded by the next block). The returned page says whether this
+        node holds each pending job's A and B (`blobs_here`: a node seals
+        only jobs whose matrices it holds). `count` is every match, before
+        `limit`."""
         store = self.node.runtime.store
         head = store.head
-        chosen = [
-            (job_id, job)
-            for job_id, job in store.state.jobs.items()
-            if poster is None or job.poster == poster
-        ]
-        pending = sorted(
-            ((job.amount, job_id) for job_id, job in chosen if job.status == JOB_PENDING),
+        jobs = store.state.jobs
+        live = sorted(
+            (
+                (job.amount, job_id)
+                for job_id, job in jobs.items()
+                if job.status == JOB_PENDING and job.deadline > head.height
+            ),
             reverse=True,
         )
-        rank = {job_id: place for place, (_, job_id) in enumerate(pending, 1)}
+        rank = {job_id: place for place, (_, job_id) in enumerate(live, 1)}
+        wanted = None if status == "all" else JOB_CODES[status]
+        matches = [
+            job_id
+            for job_id, job in jobs.items()
+            if (wanted is None or job.status == wanted) and (poster is None or job.poster == poster)
+        ]
+        matches.sort(key=lambda job_id: (rank.get(job_id, len(rank) + 1), job_id))
         views = []
-        for job_id, job in chosen:
+        for job_id in matches[:limit]:
+            job = jobs[job_id]
             view = job_view(job_id, job)
-            if status != "all" and view["status"] != status:
-                continue
             if job.status == JOB_PENDING:
-                view["rank"] = rank[job_id]
+                if job_id in rank:
+                    view["rank"] = rank[job_id]
+                else:
+                    view["expiring"] = True
                 view["blobs_here"] = all(
                     blob_size(store, blob) is not None for blob in (job.post.a, job.post.b)
                 )
             views.append(view)
-        views.sort(key=lambda v: (v.get("rank", len(rank) + 1), v["id"]))
-        return {"height": head.height, "count": len(views), "jobs": views[:limit]}
+        return {"height": head.height, "count": len(matches), "jobs": views}
 
     async def _read_state(
         self, read: Callable[[bytes], dict[str, Any] | None], key: bytes

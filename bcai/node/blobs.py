@@ -43,9 +43,17 @@ def serve_blobs(host: Host, store: ChainStore) -> None:
 
 
 async def fetch_blob(
-    host: Host, peer: bytes, cid: bytes, *, max_size: int, timeout_s: float = 30.0
+    host: Host,
+    peer: bytes,
+    cid: bytes,
+    *,
+    max_size: int,
+    exact: bool = False,
+    timeout_s: float = 30.0,
 ) -> bytes:
-    """The blob `cid` from `peer`, checked against its id."""
+    """The blob `cid` from `peer`, checked against its id (hashed on a
+    worker thread: a job's matrix may be a gigabyte); of exactly `max_size`
+    bytes when `exact` (a job's A and B: their shapes fix their sizes)."""
     parts: list[bytes] = []
     received, size = 0, None
     while size is None or received < size:
@@ -58,6 +66,8 @@ async def fetch_blob(
         if size is None:
             if total > max_size:
                 raise BlobError("blob-too-large", f"{total} bytes > {max_size}")
+            if exact and total != max_size:
+                raise BlobError("blob-wrong-size", f"{total} bytes, not {max_size}")
             size = total
         elif total != size:
             raise BlobError("blob-bad-response", "the blob's size changed between chunks")
@@ -67,14 +77,15 @@ async def fetch_blob(
         parts.append(chunk)
         received += len(chunk)
     data = b"".join(parts)
-    if len(data) != size or content_id(data) != cid:
+    del parts
+    if len(data) != size or await trio.to_thread.run_sync(content_id, data) != cid:
         raise BlobError("blob-id-mismatch", f"the bytes received are not blob {cid.hex()}")
     return data
 
 
 async def fetch_and_store(
-    host: Host, store: ChainStore, peer: bytes, cid: bytes, *, max_size: int
+    host: Host, store: ChainStore, peer: bytes, cid: bytes, *, max_size: int, exact: bool = False
 ) -> bytes:
-    data = await fetch_blob(host, peer, cid, max_size=max_size)
+    data = await fetch_blob(host, peer, cid, max_size=max_size, exact=exact)
     await trio.to_thread.run_sync(put_blob, store, data)
     return data

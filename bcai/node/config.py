@@ -91,6 +91,11 @@ class MiningSection:
     )
     period_s: float = _opt(0.0, "wait this long after the head's time before mining (0: at once)")
     batch: int = _opt(20_000, "seal attempts per batch between checks for a new head")
+    max_job_blob_bytes: int = _opt(
+        268_435_456,
+        "largest matrix (A or B) of a pending MatMul job that the node fetches from its peers "
+        "to seal the job (bigger jobs are sealed only where their matrices were uploaded)",
+    )
 
 
 @dataclass

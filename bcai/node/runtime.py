@@ -12,11 +12,12 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lmdb
 import trio
 
 from bcai import chain, pouw
@@ -38,6 +39,7 @@ from bcai.node.mempool import Mempool
 from bcai.node.relay import ChainRelay
 from bcai.pouw import BlobJobs, PouwSealVerifier
 from bcai.store import (
+    MAX_BLOB,
     ChainStore,
     blob_size,
     get_blob,
@@ -150,6 +152,7 @@ class NodeRuntime:
         self.blobs_fetched_in_import = 0  # (synced blocks: fetched during the import)
         self.job_blobs_fetched = 0  # pending jobs' A and B fetched for the producer
         self._blob_retry: dict[bytes, float] = {}  # blob id -> when to ask again
+        self._fetching: dict[bytes, trio.Event] = {}  # blobs being fetched
         if self.seal is not None:
             self.chain.before_import = self._prefetch_job_blobs
         self.autonat = AutoNat(self.host)
@@ -203,51 +206,90 @@ class NodeRuntime:
             ):
                 self.blobs_prefetched += 1
 
-    def _pending_jobs(self, count: int) -> list[chain.MatMulPost]:
-        """The posts of the `count` best-paid pending jobs (as a producer
-        tries them), read under the store's lock."""
+    def _pending_jobs(self) -> list[tuple[bytes, chain.MatMulPost]]:
+        """Pending jobs a producer could still seal in the next block, best
+        paid first (its order: amount, then id), read under the store's lock."""
         with self.store.lock:
+            next_height = self.store.head.height + 1
             jobs = [
                 (job.amount, job_id, job.post)
                 for job_id, job in self.store.state.jobs.items()
-                if job.status == chain.JOB_PENDING
+                if job.status == chain.JOB_PENDING and job.deadline >= next_height
             ]
         jobs.sort(key=lambda item: (item[0], item[1]), reverse=True)
-        return [post for _, _, post in jobs[:count]]
+        return [(job_id, post) for _, job_id, post in jobs]
 
-    async def fetch_job_blobs(self, count: int = JOB_BLOB_JOBS) -> int:
-        """A and B of the `count` best-paid pending jobs, fetched from the
-        connected peers where this node lacks them: a producer seals only
-        jobs whose matrices it holds, and a user may have uploaded them to
-        any node. A blob no peer gave is asked for again after
-        JOB_BLOB_RETRY_S. Returns how many blobs came."""
-        fetched = 0
-        for post in await trio.to_thread.run_sync(self._pending_jobs, count):
-            for cid, size in ((post.a, post.n * post.k), (post.b, post.k * post.m)):
-                if blob_size(self.store, cid) is not None:
-                    continue
-                if self._blob_retry.get(cid, 0.0) > trio.current_time():
-                    continue
-                if await self._fetch_blob(cid, size) is not None:
-                    fetched += 1
-                    self.job_blobs_fetched += 1
-                    self._blob_retry.pop(cid, None)
-                else:
+    async def fetch_job_blobs(
+        self,
+        count: int = JOB_BLOB_JOBS,
+        *,
+        max_size: int = MAX_BLOB,
+        skip: Container[bytes] = (),
+    ) -> int:
+        """A and B of the `count` best-paid pending jobs a producer could
+        seal, fetched from the connected peers where this node lacks them: a
+        producer seals only jobs whose matrices it holds, and a user may have
+        uploaded them to any node. Jobs in `skip` (found unsealable), with a
+        matrix over `max_size` bytes, or with a matrix no peer gave within
+        JOB_BLOB_RETRY_S do not take a place among the `count`. A failure
+        here (a full disk, no memory) is logged, not raised: the node goes
+        on. Returns how many blobs came."""
+        now = trio.current_time()
+        self._blob_retry = {cid: t for cid, t in self._blob_retry.items() if t > now}
+        fetched = taken = 0
+        for job_id, post in await trio.to_thread.run_sync(self._pending_jobs):
+            if taken >= count:
+                break
+            wanted = [(post.a, post.n * post.k), (post.b, post.k * post.m)]
+            if job_id in skip or any(size > max_size for _, size in wanted):
+                continue
+            missing = [(cid, size) for cid, size in wanted if blob_size(self.store, cid) is None]
+            if any(cid in self._blob_retry for cid, _ in missing):
+                continue
+            taken += 1
+            for cid, size in missing:
+                try:
+                    data = await self._fetch_blob(cid, size, exact=True)
+                except (MemoryError, OSError, lmdb.Error) as err:
+                    log.warning(
+                        "job %s: blob %s not stored: %r", job_id.hex()[:16], cid.hex()[:16], err
+                    )
+                    data = None
+                if data is None:
                     self._blob_retry[cid] = trio.current_time() + JOB_BLOB_RETRY_S
+                    break
+                fetched += 1
+                self.job_blobs_fetched += 1
         return fetched
 
-    async def _fetch_blob(self, cid: bytes, size: int, first: bytes | None = None) -> bytes | None:
-        peers = self.host.connected()
-        if first in peers:
-            peers.remove(first)
-            peers.insert(0, first)
-        for peer in peers:
-            with trio.move_on_after(BLOB_FETCH_TIMEOUT_S):
-                try:
-                    return await fetch_and_store(self.host, self.store, peer, cid, max_size=size)
-                except (NetError, BcaiError) as err:
-                    log.info("blob %s not from %s: %s", cid.hex()[:16], peer.hex()[:16], err)
-        return None
+    async def _fetch_blob(
+        self, cid: bytes, size: int, first: bytes | None = None, exact: bool = False
+    ) -> bytes | None:
+        """Blob `cid` (at most, or with `exact` exactly, `size` bytes) from
+        the connected peers (`first` first), stored; None if none gave it.
+        One fetch a blob at a time: a second caller waits for the first."""
+        busy = self._fetching.get(cid)
+        if busy is not None:
+            await busy.wait()
+            return get_blob(self.store, cid)
+        self._fetching[cid] = done = trio.Event()
+        try:
+            peers = self.host.connected()
+            if first in peers:
+                peers.remove(first)
+                peers.insert(0, first)
+            for peer in peers:
+                with trio.move_on_after(BLOB_FETCH_TIMEOUT_S):
+                    try:
+                        return await fetch_and_store(
+                            self.host, self.store, peer, cid, max_size=size, exact=exact
+                        )
+                    except (NetError, BcaiError) as err:
+                        log.info("blob %s not from %s: %s", cid.hex()[:16], peer.hex()[:16], err)
+            return None
+        finally:
+            del self._fetching[cid]
+            done.set()
 
     # ------------------------------------------------------------ running
 

@@ -104,6 +104,7 @@ SCHEMAS: dict[str, Any] = {
         solver=HEX,
         product=HEX,
         rank=INT,
+        expiring={"type": "boolean"},
         blobs_here={"type": "boolean"},
         height=INT,
         block=HEX,

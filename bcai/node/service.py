@@ -232,8 +232,12 @@ class Node:
         """A mining node's fetcher of pending jobs' matrices (the producer
         seals only jobs whose A and B it holds), every JOB_BLOB_POLL_S."""
         task_status.started()
+        assert self.producer is not None and self.producer.pouw is not None
+        skipped = self.producer.pouw.skipped  # jobs the producer found unsealable
         while True:
-            await self.runtime.fetch_job_blobs()
+            await self.runtime.fetch_job_blobs(
+                max_size=self.config.mining.max_job_blob_bytes, skip=skipped
+            )
             await trio.sleep(JOB_BLOB_POLL_S)
 
     async def _serve_http(self, app: App, listen: str, *, task_status: Any) -> None:

@@ -45,6 +45,10 @@ async def test_blobs_travel_by_content_id(tmp_path: Path) -> None:
         with pytest.raises(BlobError) as berr:
             await fetch_blob(b, peer, cid, max_size=1 << 20)
         assert berr.value.code == "blob-too-large"
+        with pytest.raises(BlobError) as berr:  # a job's A or B has its shape's size exactly
+            await fetch_blob(b, peer, cid, max_size=len(data) + 1, exact=True)
+        assert berr.value.code == "blob-wrong-size"
+        assert await fetch_blob(b, peer, cid, max_size=len(data), exact=True) == data
 
         async def liar(_peer: bytes, body: bytes) -> bytes:
             return (5).to_bytes(8, "big") + b"wrong"

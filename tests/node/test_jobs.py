@@ -198,6 +198,9 @@ async def test_pending_jobs_are_listed_in_the_order_miners_take_them(node: Node)
     key = dev_wallet_key(1)
     async with AsyncClient(node.info["api"]) as client:
         deadline = (await client.head()).height + 1000
+        # another poster's better-paid job: ranks count every poster's jobs
+        best, _, _ = matmul_job(*_matrices(20, 128, 128, 128), amount=5000, deadline=deadline)
+        best_id = (await client.send(dev_wallet_key(0), best)).id
         ids = {}
         for seed, amount in ((21, 10), (22, 300), (23, 20)):
             post, _, _ = matmul_job(
@@ -206,15 +209,20 @@ async def test_pending_jobs_are_listed_in_the_order_miners_take_them(node: Node)
             ids[amount] = (await client.send(key, post)).id
         mine = key.address.hex()
         with trio.fail_after(30):
-            while len(listed := await client.jobs("pending", poster=mine)) < 3:
+            while len(listed := await client.jobs("pending", poster=mine)) < 3 or not any(
+                j.id == best_id for j in await client.jobs("pending")
+            ):
                 await trio.sleep(0.05)
         assert [j.amount for j in listed] == [300, 20, 10]
         assert [j.id for j in listed] == [ids[300], ids[20], ids[10]]
-        assert [j.raw["rank"] for j in listed] == [1, 2, 3]
+        assert [j.raw["rank"] for j in listed] == [2, 3, 4]
+        everyone = await client.jobs("pending")
+        assert [j.id for j in everyone] == [best_id, ids[300], ids[20], ids[10]]
         assert all(j.status == "pending" and j.raw["blobs_here"] is False for j in listed)
         assert [j.id for j in await client.jobs("pending", poster=mine, limit=1)] == [ids[300]]
         assert await client.jobs("sealed", poster=mine) == []
         assert len(await client.jobs("all", poster=mine)) == 3
+        assert len(await client.jobs("all")) == 4
         assert await client.jobs("all", poster="00" * 20) == []
         for status, poster in (("done", None), ("pending", "zz")):
             with pytest.raises(ApiError) as err:

@@ -159,3 +159,42 @@ async def test_a_miner_fetches_a_pending_jobs_matrices_from_the_node_that_has_th
             assert np.array_equal(await client.product(sent.id), a.astype(np.int64) @ b)
         await miner.shutdown()
         await holder.shutdown()
+
+
+async def test_a_miner_leaves_jobs_over_its_size_limit_and_those_it_skips(tmp_path: Path) -> None:
+    """`mining.max_job_blob_bytes` below the job's matrices: the miner does
+    not fetch them, and the job waits; a job in `skip` (found unsealable) is
+    passed over; within the limit, both matrices come and the job is sealed."""
+    rng = np.random.default_rng(19)
+    a = rng.integers(-63, 64, (128, 128)).astype(np.int8)
+    b = rng.integers(-63, 64, (128, 128)).astype(np.int8)
+    for name in ("holder", "miner"):
+        (tmp_path / name).mkdir()
+    async with trio.open_nursery() as nursery:
+        holder = Node(node_config(tmp_path / "holder", "mining.enabled=false"))
+        miner = Node(node_config(tmp_path / "miner", "mining.max_job_blob_bytes=16383"))
+        await nursery.start(holder.run)
+        await nursery.start(miner.run)
+        await miner.runtime.host.dial("127.0.0.1", holder.info["p2p_port"])
+        async with AsyncClient(holder.info["api"]) as client:
+            deadline = (await client.head()).height + 1000
+            sent = await client.post_job(dev_wallet_key(0), a, b, amount=7, deadline=deadline)
+            with trio.fail_after(30):
+                while (job := await client.job(sent.id)).status != "pending":
+                    await trio.sleep(0.05)
+            start = miner.runtime.store.head.height
+            with trio.fail_after(30):
+                while miner.runtime.store.head.height < start + 5:  # the fetcher ran meanwhile
+                    await trio.sleep(0.05)
+            assert (await client.job(sent.id)).status == "pending"
+            assert miner.runtime.job_blobs_fetched == 0
+            rt = miner.runtime
+            assert await rt.fetch_job_blobs(skip={bytes.fromhex(sent.id)}) == 0
+            assert await rt.fetch_job_blobs(max_size=16383) == 0
+            assert await rt.fetch_job_blobs(max_size=16384) == 2  # A and B: 16,384 bytes each
+            with trio.fail_after(30):
+                while (job := await client.job(sent.id)).status != "sealed":
+                    await trio.sleep(0.05)
+            assert job.solver == miner.producer_key.address.hex()
+        await miner.shutdown()
+        await holder.shutdown()
