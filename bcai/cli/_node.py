@@ -15,7 +15,7 @@ from bcai.node.datadir import DataDir
 from bcai.node.genesis_file import devnet_genesis, save_genesis
 from bcai.node.logs import configure_logging
 from bcai.node.service import Node, serve_until_signal, service_failure
-from bcai.sdk import ApiError, Client, NodeUnreachable
+from bcai.sdk import ApiError, Client, JobFailed, NodeUnreachable
 
 USAGE_CODES = ("config-", "genesis-", "datadir-foreign", "datadir-bad-key", "store-", "mining-")
 
@@ -114,6 +114,8 @@ def run_client(args: argparse.Namespace, fn: Any) -> int:
         )
     except ApiError as err:
         return out.error(err.code, err.message, EXIT_USAGE if err.status == 400 else EXIT_FAILED)
+    except JobFailed as err:
+        return out.error(err.code, err.message, EXIT_FAILED)
     except BcaiError as err:
         return out.error(err.code, err.message, EXIT_USAGE)
     except TimeoutError as err:

@@ -107,11 +107,15 @@ def build_transaction(
 
 
 class JobInputError(BcaiError):
-    """A MatMul job the SDK cannot go on with: matrices it cannot take
-    (``sdk-job-shape``: not n×k and k×m; ``sdk-job-dtype``: not integers;
-    ``pouw-range``: an entry outside ±63), ``sdk-job-not-sealed`` (no
-    product yet), ``sdk-job-dropped`` (its post left the node's mempool
-    unmined)."""
+    """Matrices a MatMul job cannot take: ``sdk-job-shape`` (not n×k and
+    k×m), ``sdk-job-dtype`` (not integers), ``pouw-range`` (an entry outside
+    ±63)."""
+
+
+class JobFailed(BcaiError):
+    """A MatMul job that did not give what was asked: ``sdk-job-not-sealed``
+    (no product yet, or refunded), ``sdk-job-dropped`` (its post left the
+    node's mempool unmined)."""
 
 
 def matmul_job(
@@ -168,7 +172,7 @@ def _product(job: JobInfo, data: bytes) -> npt.NDArray[np.int32]:
 
 def _sealed(job: JobInfo) -> str:
     if job.status != "sealed" or job.product is None:
-        raise JobInputError("sdk-job-not-sealed", f"job {job.id} is {job.status}: no product")
+        raise JobFailed("sdk-job-not-sealed", f"job {job.id} is {job.status}: no product")
     return job.product
 
 
@@ -358,11 +362,11 @@ class Client:
 
         Raises:
             TimeoutError: if it is neither within `timeout` seconds.
-            JobInputError: ``sdk-job-dropped`` if a job seen before is gone
+            JobFailed: ``sdk-job-dropped`` if a job seen before is gone
                 from the node (its post dropped from the mempool unmined,
                 e.g. past its deadline) for DROPPED_POLLS polls in a row.
         """
-        dropped = JobInputError(
+        dropped = JobFailed(
             "sdk-job-dropped", f"job {job_id} left the node's mempool without a block"
         )
         return _poll(

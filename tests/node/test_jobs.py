@@ -16,7 +16,7 @@ import trio
 from bcai.chain import JOB_SEALED, InvalidTransaction, Transfer
 from bcai.node.genesis_file import dev_wallet_key
 from bcai.node.service import Node
-from bcai.sdk import ApiError, AsyncClient, Client, JobInfo, JobInputError, matmul_job
+from bcai.sdk import ApiError, AsyncClient, Client, JobFailed, JobInfo, JobInputError, matmul_job
 from tests.node.conftest import node_config
 
 
@@ -129,7 +129,7 @@ async def test_a_job_no_one_can_seal_is_refunded(node: Node) -> None:
                 assert job.status in ("unconfirmed", "pending")
                 await trio.sleep(0.05)
         assert job.done and job.verify() and job.product is None and job.solver is None
-        with pytest.raises(JobInputError) as err:
+        with pytest.raises(JobFailed) as err:
             await client.product(job)
         assert err.value.code == "sdk-job-not-sealed"
 
@@ -182,7 +182,7 @@ async def test_a_job_dropped_from_the_mempool_is_reported(tmp_path: Path) -> Non
             with Client(url) as blocking:
                 try:
                     blocking.wait_for_job(sent.id, timeout=30, poll=0.02, progress=progress)
-                except JobInputError as err:
+                except JobFailed as err:
                     return err.code
             return "not raised"
 
