@@ -65,6 +65,8 @@ PROOF = _obj(
     }
 )
 
+AT_HEAD = {"height": INT, "block": HEX, "state_root": HEX, "proof": PROOF}  # a proved read
+
 SCHEMAS: dict[str, Any] = {
     "BlobStored": _obj({"id": HEX, "size": INT}),
     "Error": _obj({"error": _obj({"code": {"type": "string"}, "message": {"type": "string"}})}),
@@ -87,10 +89,7 @@ SCHEMAS: dict[str, Any] = {
             "nonce": INT,
             "next_nonce": INT,
             "stake": INT,
-            "height": INT,
-            "block": HEX,
-            "state_root": HEX,
-            "proof": PROOF,
+            **AT_HEAD,
         }
     ),
     "Job": _obj(
@@ -106,10 +105,7 @@ SCHEMAS: dict[str, Any] = {
         rank=INT,
         expiring={"type": "boolean"},
         blobs_here={"type": "boolean"},
-        height=INT,
-        block=HEX,
-        state_root=HEX,
-        proof=PROOF,
+        **AT_HEAD,
     ),
     "Jobs": _obj(
         {

@@ -5,6 +5,8 @@ its product recorded and stored."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from bcai import pouw
 from bcai.chain import JOB_SEALED, MatMulPost
 from bcai.node.genesis_file import DEVNET_POUW, dev_wallet_key
 from bcai.node.service import Node
-from bcai.sdk import ApiError, AsyncClient
+from bcai.sdk import ApiError, AsyncClient, JobInfo
 from tests.node.conftest import node_config
 
 
@@ -128,6 +130,32 @@ def test_the_node_re_verifies_every_seal_by_default() -> None:
     assert on_gpu.full and (on_gpu.leaves_of is not None) == available()
 
 
+@asynccontextmanager
+async def holder_and_miner(
+    tmp_path: Path, *miner_settings: str
+) -> AsyncIterator[tuple[Node, Node]]:
+    """A node that does not mine (the user's, holding the matrices) and a
+    mining one connected to it."""
+    for name in ("holder", "miner"):
+        (tmp_path / name).mkdir()
+    async with trio.open_nursery() as nursery:
+        holder = Node(node_config(tmp_path / "holder", "mining.enabled=false"))
+        miner = Node(node_config(tmp_path / "miner", *miner_settings))
+        await nursery.start(holder.run)
+        await nursery.start(miner.run)
+        await miner.runtime.host.dial("127.0.0.1", holder.info["p2p_port"])
+        yield holder, miner
+        await miner.shutdown()
+        await holder.shutdown()
+
+
+async def _until(client: AsyncClient, job_id: str, status: str, timeout: float) -> JobInfo:
+    with trio.fail_after(timeout):
+        while (job := await client.job(job_id)).status != status:
+            await trio.sleep(0.05)
+    return job
+
+
 async def test_a_miner_fetches_a_pending_jobs_matrices_from_the_node_that_has_them(
     tmp_path: Path,
 ) -> None:
@@ -138,27 +166,16 @@ async def test_a_miner_fetches_a_pending_jobs_matrices_from_the_node_that_has_th
     rng = np.random.default_rng(17)
     a = rng.integers(-63, 64, (128, 256)).astype(np.int8)
     b = rng.integers(-63, 64, (256, 128)).astype(np.int8)
-    for name in ("holder", "miner"):
-        (tmp_path / name).mkdir()
-    async with trio.open_nursery() as nursery:
-        holder = Node(node_config(tmp_path / "holder", "mining.enabled=false"))
-        miner = Node(node_config(tmp_path / "miner"))
-        await nursery.start(holder.run)
-        await nursery.start(miner.run)
-        await miner.runtime.host.dial("127.0.0.1", holder.info["p2p_port"])
+    async with holder_and_miner(tmp_path) as (holder, miner):
         async with AsyncClient(holder.info["api"]) as client:
             deadline = (await client.head()).height + 1000
             sent = await client.post_job(dev_wallet_key(0), a, b, amount=99, deadline=deadline)
-            with trio.fail_after(60):
-                while (job := await client.job(sent.id)).status != "sealed":
-                    await trio.sleep(0.05)
+            job = await _until(client, sent.id, "sealed", 60)
             assert job.solver == miner.producer_key.address.hex() and job.verify()
             assert miner.runtime.job_blobs_fetched == 2  # A and B, from the holder
             assert np.array_equal(await client.product(job), a.astype(np.int64) @ b)
         async with AsyncClient(miner.info["api"]) as client:
             assert np.array_equal(await client.product(sent.id), a.astype(np.int64) @ b)
-        await miner.shutdown()
-        await holder.shutdown()
 
 
 async def test_a_miner_leaves_jobs_over_its_size_limit_and_those_it_skips(tmp_path: Path) -> None:
@@ -168,33 +185,22 @@ async def test_a_miner_leaves_jobs_over_its_size_limit_and_those_it_skips(tmp_pa
     rng = np.random.default_rng(19)
     a = rng.integers(-63, 64, (128, 128)).astype(np.int8)
     b = rng.integers(-63, 64, (128, 128)).astype(np.int8)
-    for name in ("holder", "miner"):
-        (tmp_path / name).mkdir()
-    async with trio.open_nursery() as nursery:
-        holder = Node(node_config(tmp_path / "holder", "mining.enabled=false"))
-        miner = Node(node_config(tmp_path / "miner", "mining.max_job_blob_bytes=16383"))
-        await nursery.start(holder.run)
-        await nursery.start(miner.run)
-        await miner.runtime.host.dial("127.0.0.1", holder.info["p2p_port"])
-        async with AsyncClient(holder.info["api"]) as client:
-            deadline = (await client.head()).height + 1000
-            sent = await client.post_job(dev_wallet_key(0), a, b, amount=7, deadline=deadline)
-            with trio.fail_after(30):
-                while (job := await client.job(sent.id)).status != "pending":
-                    await trio.sleep(0.05)
-            start = miner.runtime.store.head.height
-            with trio.fail_after(30):
-                while miner.runtime.store.head.height < start + 5:  # the fetcher ran meanwhile
-                    await trio.sleep(0.05)
-            assert (await client.job(sent.id)).status == "pending"
-            assert miner.runtime.job_blobs_fetched == 0
-            rt = miner.runtime
-            assert await rt.fetch_job_blobs(skip={bytes.fromhex(sent.id)}) == 0
-            assert await rt.fetch_job_blobs(max_size=16383) == 0
-            assert await rt.fetch_job_blobs(max_size=16384) == 2  # A and B: 16,384 bytes each
-            with trio.fail_after(30):
-                while (job := await client.job(sent.id)).status != "sealed":
-                    await trio.sleep(0.05)
-            assert job.solver == miner.producer_key.address.hex()
-        await miner.shutdown()
-        await holder.shutdown()
+    limited = "mining.max_job_blob_bytes=16383"
+    async with holder_and_miner(tmp_path, limited) as (holder, miner):
+        client = AsyncClient(holder.info["api"])
+        deadline = (await client.head()).height + 1000
+        sent = await client.post_job(dev_wallet_key(0), a, b, amount=7, deadline=deadline)
+        await _until(client, sent.id, "pending", 30)
+        start = miner.runtime.store.head.height
+        with trio.fail_after(30):
+            while miner.runtime.store.head.height < start + 5:  # the fetcher ran meanwhile
+                await trio.sleep(0.05)
+        assert (await client.job(sent.id)).status == "pending"
+        assert miner.runtime.job_blobs_fetched == 0
+        rt = miner.runtime
+        assert await rt.fetch_job_blobs(skip={bytes.fromhex(sent.id)}) == 0
+        assert await rt.fetch_job_blobs(max_size=16383) == 0
+        assert await rt.fetch_job_blobs(max_size=16384) == 2  # A and B: 16,384 bytes each
+        job = await _until(client, sent.id, "sealed", 30)
+        assert job.solver == miner.producer_key.address.hex()
+        await client.aclose()
