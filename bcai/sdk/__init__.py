@@ -16,17 +16,9 @@ transactions.
 Layer: interfaces.
 """
 
-from bcai.sdk._client import (
-    DEFAULT_URL,
-    ApiError,
-    AsyncClient,
-    Client,
-    JobFailed,
-    JobInputError,
-    NodeUnreachable,
-    build_transaction,
-    matmul_job,
-)
+from bcai.sdk._client import DEFAULT_URL, AsyncClient, Client, build_transaction
+from bcai.sdk._errors import ApiError, NodeUnreachable
+from bcai.sdk._jobs import JobFailed, JobInputError, matmul_job
 from bcai.sdk._types import (
     AccountInfo,
     BlockInfo,
