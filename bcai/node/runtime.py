@@ -116,6 +116,7 @@ class NatState:
     reach: Reach = Reach.UNKNOWN
     observed: list[str] = field(default_factory=list)
     relays: list[bytes] = field(default_factory=list)  # where we hold a reservation
+    renew_at: dict[bytes, float] = field(default_factory=dict)  # relay -> when to reserve again
     mapping: Mapping | None = None
 
 
@@ -370,12 +371,7 @@ class NodeRuntime:
                 self.dht.serve()
             self.dht.own_contact = self._public_contact()
         if reach.status == Reach.PRIVATE:
-            for pid, conn in list(self.host.conns.items()):
-                if conn.relayed_via is not None or pid in self.nat.relays:
-                    continue
-                with contextlib.suppress(RequestFailed):
-                    await self.relay.reserve(pid)
-                    self.nat.relays.append(pid)
+            await self._reserve_at_relays()
             relay_conn = self.host.conns.get(self.nat.relays[0]) if self.nat.relays else None
             if relay_conn is not None and relay_conn.address is not None:
                 # others reach us at our relay's address, under our own id
@@ -388,6 +384,24 @@ class NodeRuntime:
             relays=[r.hex() for r in self.nat.relays],
         )
         return self.nat
+
+    async def _reserve_at_relays(self) -> None:
+        """A private node's reservations: at every connected peer that
+        relays, renewed once half their time has passed (the relay forgets
+        them when it expires); a relay no longer connected is dropped from
+        `nat.relays` (reserved again when a connection comes back)."""
+        self.nat.relays[:] = [r for r in self.nat.relays if r in self.host.conns]
+        self.nat.renew_at = {r: t for r, t in self.nat.renew_at.items() if r in self.nat.relays}
+        for pid, conn in list(self.host.conns.items()):
+            if conn.relayed_via is not None:
+                continue
+            if pid in self.nat.relays and self.nat.renew_at.get(pid, 0.0) > trio.current_time():
+                continue
+            with contextlib.suppress(RequestFailed):
+                reservation = await self.relay.reserve(pid)
+                self.nat.renew_at[pid] = trio.current_time() + reservation.expires_s / 2
+                if pid not in self.nat.relays:
+                    self.nat.relays.append(pid)
 
     def _public_contact(self) -> Contact:
         host, port = split_address(self.host.advertise[0])

@@ -52,7 +52,10 @@ def build(cfg: dict[str, Any]) -> NodeRuntime:
         data_dir=Path(cfg["data_dir"]),
         genesis=genesis,
         host=host,
-        relay=RelayLimits(enabled=cfg.get("relay", False)),
+        relay=RelayLimits(
+            enabled=cfg.get("relay", False),
+            reservation_ttl_s=cfg.get("reservation_ttl_s", 3600.0),
+        ),
         sync_interval_s=cfg.get("sync_interval_s", 1.0),
         nat_interval_s=cfg.get("nat_interval_s", 3600.0),
         discovery=DiscoveryConfig(allow_local=True),  # the harness uses 10/8 and 100.64/10

@@ -357,3 +357,48 @@ def test_port_mapping_makes_a_node_public_and_is_harmless_without_a_gateway(
             if gateway.stdout is not None:
                 gateway.stdout.close()
         net.close()
+
+
+def test_a_private_node_renews_its_reservation_before_the_relay_forgets_it(
+    tmp_path: Path,
+) -> None:
+    """The relay holds reservations for 4 s here: a private node reserves
+    again once half that has passed (at its reachability checks, every
+    second here), so a peer still reaches it through the relay long after
+    its first reservation expired (before, it reserved once and was
+    unreachable there after `reservation_ttl_s`: `relay-no-reservation`)."""
+    net = netns.Net()
+    nodes: list[NodeProc] = []
+    try:
+        inet = net.internet()
+        _, lan1 = net.home(inet, 1)
+        _, lan2 = net.home(inet, 2)
+        relay = NodeProc(
+            "relay",
+            inet,
+            base_config(
+                listen_host=netns.PUBLIC_IP,
+                listen_port=RELAY_PORT,
+                relay=True,
+                reservation_ttl_s=4.0,
+            ),
+            tmp_path,
+        )
+        nodes.append(relay)
+        boot = {"bootstrap": [[netns.PUBLIC_IP, RELAY_PORT]], "target_outbound": 1}
+        a = NodeProc("a", lan1, base_config(**boot), tmp_path)
+        b = NodeProc("b", lan2, base_config(**boot, nat_interval_s=1.0), tmp_path)
+        nodes += [a, b]
+        for n in (a, b):
+            wait_until(lambda n=n: connected(n, relay), timeout=30)
+        probe = b.cmd("probe", timeout=60)
+        assert probe["reach"] == "private" and probe["relays"] == 1
+        time.sleep(10)  # 2.5 times the relay's hold: only renewals keep b reachable there
+        result = a.cmd("connect", peer=b.peer_id, relay=relay.peer_id, punch=False, timeout=60)
+        assert result["direct"] is False
+        link = connected(a, b)
+        assert link is not None and link["relayed"] is True
+    finally:
+        for n in nodes:
+            n.stop()
+        net.close()
