@@ -35,6 +35,17 @@ def base_config(**extra: Any) -> dict[str, Any]:
     }
 
 
+def public_relay(inet: str, tmp_path: Path, **extra: Any) -> NodeProc:
+    """The relay on the public side of the test internet, at RELAY_PORT."""
+    config = base_config(listen_host=netns.PUBLIC_IP, listen_port=RELAY_PORT, relay=True, **extra)
+    return NodeProc("relay", inet, config, tmp_path)
+
+
+def boot(**extra: Any) -> dict[str, Any]:
+    """A private node's config bootstrapping to the relay."""
+    return base_config(bootstrap=[[netns.PUBLIC_IP, RELAY_PORT]], **extra)
+
+
 def test_a_killed_runs_namespaces_are_removed() -> None:
     """A run killed before its `close` leaves namespaces and processes in
     them; the next run's `Net` deletes them (not those of a live pid)."""
@@ -220,27 +231,12 @@ def test_hole_punching_success_rate_over_64_pairs(tmp_path: Path) -> None:
         inet = net.internet()
         _, lan1 = net.home(inet, 1)
         _, lan2 = net.home(inet, 2)
-        relay = NodeProc(
-            "relay",
-            inet,
-            base_config(
-                listen_host=netns.PUBLIC_IP, listen_port=RELAY_PORT, relay=True, max_per_ip=32
-            ),
-            tmp_path,
-        )
+        relay = public_relay(inet, tmp_path, max_per_ip=32)
         nodes.append(relay)
-        boot = {
-            "bootstrap": [[netns.PUBLIC_IP, RELAY_PORT]],
-            "target_outbound": 1,
-            "max_per_ip": 32,
-        }
-        side_a = [
-            NodeProc(f"a{i}", lan1, base_config(**boot), tmp_path) for i in range(PUNCH_PAIRS)
-        ]
+        config = boot(target_outbound=1, max_per_ip=32)
+        side_a = [NodeProc(f"a{i}", lan1, config, tmp_path) for i in range(PUNCH_PAIRS)]
         nodes += side_a
-        side_b = [
-            NodeProc(f"b{i}", lan2, base_config(**boot), tmp_path) for i in range(PUNCH_PAIRS)
-        ]
+        side_b = [NodeProc(f"b{i}", lan2, config, tmp_path) for i in range(PUNCH_PAIRS)]
         nodes += side_b
         for n in side_a + side_b:
             wait_until(lambda n=n: connected(n, relay), timeout=30)
@@ -373,21 +369,10 @@ def test_a_private_node_renews_its_reservation_before_the_relay_forgets_it(
         inet = net.internet()
         _, lan1 = net.home(inet, 1)
         _, lan2 = net.home(inet, 2)
-        relay = NodeProc(
-            "relay",
-            inet,
-            base_config(
-                listen_host=netns.PUBLIC_IP,
-                listen_port=RELAY_PORT,
-                relay=True,
-                reservation_ttl_s=4.0,
-            ),
-            tmp_path,
-        )
+        relay = public_relay(inet, tmp_path, reservation_ttl_s=4.0)
         nodes.append(relay)
-        boot = {"bootstrap": [[netns.PUBLIC_IP, RELAY_PORT]], "target_outbound": 1}
-        a = NodeProc("a", lan1, base_config(**boot), tmp_path)
-        b = NodeProc("b", lan2, base_config(**boot, nat_interval_s=1.0), tmp_path)
+        a = NodeProc("a", lan1, boot(target_outbound=1), tmp_path)
+        b = NodeProc("b", lan2, boot(target_outbound=1, nat_interval_s=1.0), tmp_path)
         nodes += [a, b]
         for n in (a, b):
             wait_until(lambda n=n: connected(n, relay), timeout=30)
