@@ -38,7 +38,10 @@ _gpu.PIPELINE_WORK = shipped
 serial = GpuMiner(sm90=True)  # the shipped mode for this size (the pipeline within PIPELINE_WORK)
 mine(b"rate", 0, work, params, miner=serial, attempts=8)
 pipeline = miner._pipeline
-assert pipeline is not None and all(graph is not None for graph in pipeline.graphs)
+assert pipeline is not None
+# the steady steps of nonces in order: one graph a host slot (each forming one side)
+ordered = [graph for _, graph in sorted(pipeline.graphs.items(), key=lambda item: item[0][0])]
+assert len(ordered) == _gpu_pipeline.HOST
 product = cupy.empty((N, N), cupy.int32)
 leaves = np.zeros(pipeline.count + 8, np.uint32)
 
@@ -53,7 +56,7 @@ def timed(fn: Any, count: int = 200) -> float:
 
 def steps(count: int) -> None:
     for i in range(count):
-        pipeline.graphs[i % 2].launch(pipeline.main)
+        ordered[i % len(ordered)].launch(pipeline.main)
 
 
 def host(count: int) -> None:
@@ -100,18 +103,21 @@ def blocking_loop(count: int) -> None:
 
 
 def record(transcript: bool = True, side: bool = True, noisy: bool = True) -> list[Any]:
-    """The steady step (i = 4, 5) with parts left out: only its time is read."""
-    held, launch = [], pipeline.noisy.launch
-    if not noisy:
-        pipeline.noisy.launch = lambda: None  # type: ignore[method-assign]
-    try:
-        for i in (4, 5):
-            with pipeline.main:
-                pipeline.main.begin_capture()
-                pipeline._step(i, transcript=transcript, root=side, xof=side)
-                held.append(pipeline.main.end_capture())
-    finally:
-        pipeline.noisy.launch = launch  # type: ignore[method-assign]
+    """The steady steps (i = 4, 5: each forming one side, the XOF the
+    other) with parts left out: only their time is read."""
+    held = []
+    for i in (4, 5):
+        sides = (True, False) if i % 2 else (False, True)
+        with pipeline.main:
+            pipeline.main.begin_capture()
+            pipeline._step(
+                i,
+                sides if noisy else _gpu_pipeline.NEITHER,
+                sides[::-1] if side else None,
+                transcript=transcript,
+                root=side,
+            )
+            held.append(pipeline.main.end_capture())
     return held
 
 
@@ -153,6 +159,8 @@ for _ in range(3):
         out.setdefault(name, []).append(timed(fn, COUNT))
     for name, fn in parts.items():
         out.setdefault(name, []).append(timed(fn, COUNT))
-    noisy = timed(lambda count: [pipeline.noisy.launch() for _ in range(count)], COUNT)
-    out.setdefault("noisy operands alone", []).append(noisy)
+    for sides, name in (((True, False), "one"), ((True, True), "both")):
+        form = pipeline.noisy[sides]
+        noisy = timed(lambda count, form=form: [form.launch() for _ in range(count)], COUNT)
+        out.setdefault(f"noisy operands alone, {name}", []).append(noisy)
 print(json.dumps(out))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from bcai.crypto import derive_key
+from bcai.pouw._noise import CONTEXT, Seed
 from bcai.pouw._params import MAX_NOISE_TERMS
 
 try:
@@ -20,7 +21,6 @@ try:
 except ImportError:  # pragma: no cover - cupy is the `gpu` extra
     cupy = None
 
-CONTEXT = "bcai 2026-11 pouw noise "
 SPAN = 2048  # hashes one thread block of bcai_merkle_span reduces (SPAN / 2 threads)
 THREADS = 256  # a block of the noise kernel
 
@@ -38,16 +38,18 @@ def merkle_keys() -> Any:
     return cupy.asarray(np.frombuffer(words, "<u4"))
 
 
-def noise_keys(seed: bytes) -> bytes:
-    """The XOF inputs of E_L, E_R, F_R and F_L: derive_key(context, σ) each."""
-    return b"".join(derive_key(CONTEXT + name, seed) for name in ("E_L", "E_R", "F_R", "F_L"))
+def noise_keys(seed: Seed) -> bytes:
+    """The XOF inputs of E_L, E_R (derive_key(context, σ_E) each), F_R and
+    F_L (from σ_F)."""
+    return b"".join(
+        derive_key(CONTEXT + name, side)
+        for name, side in (("E_L", seed.e), ("E_R", seed.e), ("F_R", seed.f), ("F_L", seed.f))
+    )
 
 
-def noise_spec(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[bytes, list[int], int]:
-    """What the noise kernel needs for one attempt: the four XOF keys
-    (derive_key(context, σ), 128 bytes), the factors' shapes as generated
-    (rows, cols, sparse: 12 integers) and the number of XOF blocks of the
-    largest factor."""
+def noise_shapes(n: int, k: int, m: int, rank: int) -> tuple[list[int], int]:
+    """The factors' shapes as the noise kernel generates them (rows, cols,
+    sparse: 12 integers) and the number of XOF blocks of the largest."""
     sparse = rank > MAX_NOISE_TERMS
     if sparse and rank != 128:
         raise ValueError(f"the GPU noise kernel takes sparse rank 128 only, got {rank}")
@@ -58,7 +60,14 @@ def noise_spec(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[bytes, l
         (k, rank, 0),  # F_L
     ]
     blocks = max(rows if sp else (rows * cols + 255) // 256 for rows, cols, sp in shapes)
-    return noise_keys(seed), [x for shape in shapes for x in shape], blocks
+    return [x for shape in shapes for x in shape], blocks
+
+
+def noise_spec(seed: Seed, n: int, k: int, m: int, rank: int) -> tuple[bytes, list[int], int]:
+    """What the noise kernel needs for one attempt: the four XOF keys (128
+    bytes, `noise_keys`), and `noise_shapes`."""
+    shapes, blocks = noise_shapes(n, k, m, rank)
+    return noise_keys(seed), shapes, blocks
 
 
 def factor_buffers(n: int, k: int, m: int, rank: int) -> list[Any]:
@@ -73,20 +82,34 @@ def host_layout(factors: list[Any]) -> tuple[Any, Any, Any, Any]:
     return factors[0], factors[1].T, factors[2].T, factors[3]
 
 
+BOTH, LEFT, RIGHT = (0, 4), (0, 2), (2, 2)  # the factors of both sides, of E, of F
+
+
 def launch_noise(
-    keys: Any, shapes: Any, out: list[Any], blocks: int, grid: int | None = None
+    keys: Any,
+    shapes: Any,
+    out: list[Any],
+    blocks: int,
+    grid: int | None = None,
+    factors: tuple[int, int] = BOTH,
 ) -> None:
     """The noise kernel on CuPy's current stream: `keys` (32 uint32) and
-    `shapes` (12 int32) on the device, into the four `factor_buffers`; at
-    most `grid` thread blocks a factor when given (so that it keeps to a
-    few SMs beside another kernel)."""
-    count = (blocks + THREADS - 1) // THREADS
+    `shapes` (12 int32) on the device, into the four `factor_buffers` — or
+    only those of one side (`factors` LEFT: E_L and E_Rᵀ; RIGHT: F_Rᵀ and
+    F_L); at most `grid` thread blocks a factor when given (so that it
+    keeps to a few SMs beside another kernel)."""
+    first, count = factors
+    chosen = out[first : first + count]
+    pointers = chosen + chosen[:1] * (4 - count)  # the kernel's unused pointers: any buffer
+    grid_x = (blocks + THREADS - 1) // THREADS
     _module().get_function("bcai_noise")(
-        (count if grid is None else max(1, min(count, grid)), 4), (THREADS,), (keys, shapes, *out)
+        (grid_x if grid is None else max(1, min(grid_x, grid)), count),
+        (THREADS,),
+        (keys[8 * first :], shapes[3 * first :], *pointers),
     )
 
 
-def noise_factors(seed: bytes, n: int, k: int, m: int, rank: int) -> tuple[Any, Any, Any, Any]:
+def noise_factors(seed: Seed, n: int, k: int, m: int, rank: int) -> tuple[Any, Any, Any, Any]:
     """E_L (n×r), E_R (r×k), F_L (k×r) and F_R (r×m) of `Noise.derive` as
     int8 device arrays (E_R and F_R transposed views), on CuPy's current
     stream."""

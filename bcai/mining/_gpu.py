@@ -25,7 +25,7 @@ from bcai.mining._gpu_pipeline import DEPTH as PIPELINE_DEPTH
 from bcai.mining._gpu_pipeline import DevicePipeline
 from bcai.pouw import PouwParams, Work
 from bcai.pouw._errors import InvalidSeal
-from bcai.pouw._noise import Noise
+from bcai.pouw._noise import Noise, Seed
 from bcai.pouw._transcript import digest_key
 from bcai.vm._cupy_machine import available
 
@@ -135,12 +135,12 @@ class GpuMiner:
             self._attempts[self._turn] = held
         return held
 
-    def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
+    def attempt_leaves(self, work: Work, seed: Seed, params: PouwParams) -> bytes:
         """One attempt's leaves: noise, noisy operands and transcript on the
         device (`launch`), waited for."""
         return self.finish(self.launch(work, seed, params))[0]
 
-    def launch(self, work: Work, seed: bytes, params: PouwParams) -> Any:
+    def launch(self, work: Work, seed: Seed, params: PouwParams) -> Any:
         """Starts an attempt on the next of `DEPTH` streams and returns at once
         (the host may prepare the next attempt while the GPU runs this one).
         With the tensor cores everything happens on the device, the Merkle

@@ -13,6 +13,7 @@ import numpy as np
 
 from bcai.mining import _device_hash, _sm90, _triton
 from bcai.pouw import Work
+from bcai.pouw._noise import Seed
 from bcai.pouw._transcript import LEAF_BYTES
 
 try:
@@ -38,7 +39,7 @@ class DeviceAttempt:
         _triton.check(n, k, m, tile)
         self.work, self.tile, self.stream = work, tile, stream
         self.a8, self.bt8 = a8, bt8
-        _, shapes, self.blocks = _device_hash.noise_spec(b"", n, k, m, tile)
+        shapes, self.blocks = _device_hash.noise_shapes(n, k, m, tile)
         self.spec = cupy.zeros(KEY_WORDS + len(shapes), cupy.uint32)
         self.spec[KEY_WORDS:] = cupy.asarray(np.array(shapes, np.uint32))
         self.a2 = cupy.empty((n, k), cupy.int8)
@@ -97,7 +98,7 @@ class DeviceAttempt:
         copy(self.out_memory.ptr, self.leaves.data.ptr, size, to_host, self.stream.ptr)
         copy(self.out_memory.ptr + size, root.data.ptr, 32, to_host, self.stream.ptr)
 
-    def launch(self, seed: bytes, digest_key: int) -> None:
+    def launch(self, seed: Seed, digest_key: int) -> None:
         """Copies this nonce's keys in and replays the attempt (the first
         time: runs it eagerly, then records the graph)."""
         self.keys_host[:32] = np.frombuffer(_device_hash.noise_keys(seed), "<u4")

@@ -11,13 +11,22 @@ by L2, not by its SMs, and loses little to the spare ones (H100: 0.098 →
 0.105 ms with 18 spare, while the Merkle root and XOF beside it, which took
 ≈ 0.06 ms between transcripts, add ≈ 0.01; docs/benchmarks.md, session 9).
 
+Neighbouring nonces share one noise side (`bcai.pouw._noise`): a step
+forms only the noisy operand whose side seed differs from the one its
+buffer holds, and the XOF fills only the factors whose side seed differs
+from theirs (both when nothing is held yet, or nonces come out of order) —
+so with nonces in order a step forms one operand, 16 MiB at n = 4096, not
+two (H100: 0.121 ms a step against 0.142–0.148; docs/benchmarks.md,
+session 12).
+
 Attempt i's leaves and root are on the host once step i + 2 is done (and
 until step i + 6 puts another's in their place): `mine` keeps DEPTH = 5
 attempts launched (steps i + 3 and i + 4 queued while the host reads
-attempt i), so in the steady state every step is a recorded graph (four:
-the device's keys and leaves alternate by i mod 2, the host's keys and
-results by i mod 4). An attempt finished before its steps were launched
-(the first ones, `attempt_leaves`, a loop's last) has them run at once,
+attempt i), so in the steady state every step is a recorded graph (one for
+each slot — the device's keys and leaves alternate by i mod 2, the host's
+keys and results by i mod 4 — and each pair of sides its noisy operands
+and XOF form). An attempt finished before its steps were launched (the
+first ones, `attempt_leaves`, a loop's last) has them run at once,
 eagerly."""
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import numpy as np
 
 from bcai.mining import _device_hash, _sm90
 from bcai.pouw import Work
+from bcai.pouw._noise import Seed
 from bcai.pouw._transcript import LEAF_BYTES
 
 try:
@@ -42,6 +52,8 @@ SPARE_SMS = 18  # the most left to the side branch (n = 4096: 114 transcript blo
 LEAVES_PER_SM = 262_144
 DEPTH = 5  # attempts `mine` keeps launched: two steps queued beyond the three of an attempt
 HOST = DEPTH - 1  # the host's buffers (keys in, leaves and root out), by attempt mod HOST
+Sides = tuple[bool, bool]  # whether E (A') and F (B'ᵀ) are formed anew
+NEITHER: Sides = (False, False)
 
 
 def spare_sms(n: int, k: int, m: int, most: int | None = None) -> int:
@@ -78,8 +90,13 @@ class DevicePipeline:
         self.operands.spare = spare
         self.factors = _device_hash.factor_buffers(n, k, m, self.tile)
         e_l, e_rt, f_rt, f_l = self.factors
-        self.noisy = _sm90.Noisy((a8, e_l, e_rt, self.a2), (bt8, f_rt, f_l, self.bt2))
-        _, shapes, self.blocks = _device_hash.noise_spec(b"", n, k, m, self.tile)
+        left, right = (a8, e_l, e_rt, self.a2), (bt8, f_rt, f_l, self.bt2)
+        self.noisy = {  # by the sides formed anew
+            (True, True): _sm90.Noisy(left, right),
+            (True, False): _sm90.Noisy(left),
+            (False, True): _sm90.Noisy(right),
+        }
+        shapes, self.blocks = _device_hash.noise_shapes(n, k, m, self.tile)
         self.count = (k // self.tile) * (n // self.tile) * (m // self.tile)
         self.specs, self.leaves, self.keys_host, self.out_host = [], [], [], []
         self._pinned = []  # the page-locked memory behind keys_host and out_host
@@ -98,7 +115,13 @@ class DevicePipeline:
         _device_hash.merkle_keys()  # uploaded now: a recording may copy nothing from the host
         self.main = cupy.cuda.Stream(non_blocking=True)
         self.side = cupy.cuda.Stream(non_blocking=True)
-        self.graphs: list[Any] = [None] * HOST  # the steady-state step i, by i mod HOST
+        # the steady-state step i, by i mod HOST and the sides its noisy operands and XOF form
+        self.graphs: dict[tuple[int, Sides, Sides], Any] = {}
+        self.seeds: list[tuple[bytes, bytes]] = [(b"", b"")] * HOST  # σ_E, σ_F by i mod HOST
+        # the side seeds whose noisy operands (A', B'ᵀ) and factors the buffers hold once
+        # the work enqueued so far is done
+        self.formed: tuple[bytes, bytes] = (b"", b"")
+        self.factored: tuple[bytes, bytes] = (b"", b"")
         self.launched = 0  # attempts whose keys are in (step `launched - 1` enqueued)
         self.transcribed = 0  # attempts whose noisy operands and transcript are enqueued
         self.rooted = 0  # attempts whose Merkle root and copy to the host are enqueued
@@ -107,7 +130,11 @@ class DevicePipeline:
         # the miner runs; blocking waits measured alike within the loops' noise)
         self.done = [cupy.cuda.Event(block=False, disable_timing=True) for _ in range(HOST)]
 
-    def launch(self, seed: bytes, digest_key: int) -> int:
+    @staticmethod
+    def _sides(seeds: tuple[bytes, bytes], held: tuple[bytes, bytes]) -> Sides:
+        return seeds[0] != held[0], seeds[1] != held[1]
+
+    def launch(self, seed: Seed, digest_key: int) -> int:
         """Puts attempt i's keys in and enqueues step i; returns i."""
         i = self.launched
         slot = i % HOST
@@ -115,33 +142,42 @@ class DevicePipeline:
             self.done[slot].synchronize()  # step i − HOST has read this slot's keys
         self.keys_host[slot][:32] = np.frombuffer(_device_hash.noise_keys(seed), "<u4")
         self.keys_host[slot][32:] = (digest_key & 0xFFFFFFFF, digest_key >> 32)
-        steady = i >= 2 and self.transcribed == i - 1 and self.rooted == i - 2
+        self.seeds[slot] = seed.e, seed.f
+        transcript, root = self.transcribed == i - 1, self.rooted == i - 2
+        previous = self.seeds[(i - 1) % HOST]
+        noisy = self._sides(previous, self.formed) if transcript else NEITHER
+        xof = self._sides(self.seeds[slot], self.factored)
         with self.main:
-            if steady:
-                if self.graphs[slot] is None:
+            if i >= 2 and transcript and root:  # the steady state
+                key = (slot, noisy, xof)
+                if key not in self.graphs:
                     self.main.begin_capture()
                     try:
-                        self._step(i, transcript=True, root=True)
+                        self._step(i, noisy, xof, transcript=True, root=True)
                     except BaseException:
                         self.main.end_capture()  # a partial recording is dropped, not kept
                         raise
-                    self.graphs[slot] = self.main.end_capture()
-                self.graphs[slot].launch(self.main)
+                    self.graphs[key] = self.main.end_capture()
+                self.graphs[key].launch(self.main)
             else:
-                self._step(i, transcript=self.transcribed == i - 1, root=self.rooted == i - 2)
+                self._step(i, noisy, xof, transcript=transcript, root=root)
             self.done[slot].record(self.main)
+        if transcript:
+            self.formed = previous
+        self.factored = self.seeds[slot]
         self.launched = i + 1
         self.transcribed = max(self.transcribed, i)
         self.rooted = max(self.rooted, i - 1)
         return i
 
-    def _step(self, i: int, transcript: bool, root: bool, xof: bool = True) -> None:
-        """Step i on `main` (CuPy's current stream): the keys of i in; the
-        noisy operands and transcript of i − 1 (`transcript`), beside which
-        the root of i − 2 (`root`) and the XOF of i (`xof`)."""
+    def _step(self, i: int, noisy: Sides, xof: Sides | None, transcript: bool, root: bool) -> None:
+        """Step i on `main` (CuPy's current stream): the noisy operands (the
+        sides in `noisy`) and transcript of i − 1 (`transcript`), beside
+        which the root of i − 2 (`root`), the keys of i in and its XOF (the
+        factors of the sides in `xof`; neither keys nor XOF when None)."""
         slot = i % 2
-        if transcript:  # the XOF of i overwrites the factors the noisy operands of i − 1 read
-            self.noisy.launch()
+        if any(noisy):  # the XOF of i overwrites the factors the noisy operands of i − 1 read
+            self.noisy[noisy].launch()
         fork, join = cupy.cuda.Event(disable_timing=True), cupy.cuda.Event(disable_timing=True)
         fork.record(self.main)
         self.side.wait_event(fork)
@@ -150,7 +186,7 @@ class DevicePipeline:
         with self.side:
             if root:
                 self._root(i - 2)
-            if xof:  # the keys in on this branch: nothing on the main one waits for the copy
+            if xof is not None:  # the keys in on this branch: nothing on main waits for the copy
                 cupy.cuda.runtime.memcpyAsync(
                     self.specs[slot].data.ptr,
                     self.keys_host[i % HOST].ctypes.data,
@@ -158,12 +194,19 @@ class DevicePipeline:
                     cupy.cuda.runtime.memcpyHostToDevice,
                     self.side.ptr,
                 )
+            if xof is not None and any(xof):
+                factors = {
+                    (True, True): _device_hash.BOTH,
+                    (True, False): _device_hash.LEFT,
+                    (False, True): _device_hash.RIGHT,
+                }[xof]
                 _device_hash.launch_noise(
                     self.specs[slot][:32],
                     self.specs[slot][KEY_WORDS:],
                     self.factors,
                     self.blocks,
-                    max(1, self.spare // 4),  # four factors: at most `spare` blocks in all
+                    max(1, self.spare // factors[1]),  # at most `spare` blocks in all
+                    factors,
                 )
         join.record(self.side)
         self.main.wait_event(join)
@@ -195,7 +238,10 @@ class DevicePipeline:
         if self.rooted <= i:  # step i + 2 not launched: what is left of attempt i, now
             with self.main:
                 if self.transcribed <= i:  # nor step i + 1
-                    self._step(i + 1, transcript=True, root=False, xof=False)
+                    seeds = self.seeds[i % HOST]
+                    noisy = self._sides(seeds, self.formed)
+                    self._step(i + 1, noisy, None, transcript=True, root=False)
+                    self.formed = seeds
                     self.transcribed = i + 1
                 self._root(i, beside=False)
                 self.done[(i + 2) % HOST].record(self.main)  # as step i + 2 would

@@ -27,7 +27,7 @@ from bcai.pouw import (
     ticket,
 )
 from bcai.pouw._errors import InvalidSeal
-from bcai.pouw._noise import attempt_seed
+from bcai.pouw._noise import Seed, attempt_seed
 from bcai.pouw._seal import host_attempt_leaves
 from bcai.pouw._transcript import LEAF_BYTES
 
@@ -40,7 +40,7 @@ class Miner(Protocol):
     def leaves(self, a2: I8, b2: I8, tile: int, key: int) -> bytes:
         """The transcript's leaves of A' and B'."""
 
-    def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
+    def attempt_leaves(self, work: Work, seed: Seed, params: PouwParams) -> bytes:
         """The leaves of one attempt: noise from `seed`, then the transcript."""
 
 
@@ -56,7 +56,7 @@ class CpuMiner:
     def leaves(self, a2: I8, b2: I8, tile: int, key: int) -> bytes:
         return bcai_native.pouw_transcript(a2, np.ascontiguousarray(b2.T), tile=tile, key=key)
 
-    def attempt_leaves(self, work: Work, seed: bytes, params: PouwParams) -> bytes:
+    def attempt_leaves(self, work: Work, seed: Seed, params: PouwParams) -> bytes:
         return host_attempt_leaves(work, seed, params)
 
 

@@ -5,7 +5,7 @@ argument are in docs/pouw.md; miners live in `bcai.mining`.
 
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._jobs import BlobJobs, content_id, matrix_blob
-from bcai.pouw._noise import Noise, attempt_seed, noisy
+from bcai.pouw._noise import Noise, Seed, attempt_seed, noisy
 from bcai.pouw._params import (
     DEVNET,
     GPU_NET,
@@ -46,6 +46,7 @@ __all__ = [
     "PouwParams",
     "PouwSeal",
     "PouwSealVerifier",
+    "Seed",
     "Work",
     "attempt",
     "attempt_seed",

@@ -1,5 +1,15 @@
-"""Per-attempt randomness: the seed σ = BLAKE3(header's seal prefix ‖
-nonce), the low-rank ternary noise it fixes, and the noisy operands.
+"""Per-attempt randomness: the attempt's seed σ = BLAKE3(header's seal
+prefix ‖ nonce) (its digest keys), the seeds of its two noise sides, the
+low-rank ternary noise they fix, and the noisy operands.
+
+E (the left side) comes from σ_E = BLAKE3("bcai/pouw/noise E" ‖ prefix ‖
+⌈nonce/2⌉) and F (the right side) from σ_F = BLAKE3("bcai/pouw/noise F" ‖
+prefix ‖ ⌊nonce/2⌋): neighbouring nonces share one side (nonce 2j − 1 and
+2j share E, 2j and 2j + 1 share F), so a miner taking nonces in order forms
+one noisy operand an attempt, not two. Every attempt still has one side
+fresh against its neighbours and its own digest keys; docs/pouw.md
+("Neighbouring nonces share one noise side") shows what reusing the other
+side saves a cheater: nothing.
 
 E = E_L·E_R (n×k) and F = F_L·F_R (k×m) with E_L (n×r), E_R (r×k), F_L
 (k×r), F_R (r×m) in {−1, 0, 1}, each factor read from BLAKE3's XOF under its
@@ -37,9 +47,33 @@ BYTE_TO_4 = np.ascontiguousarray(
 ).view(np.uint32)[:, 0]
 
 
-def attempt_seed(prefix: bytes, nonce: int) -> bytes:
-    """σ of one attempt: the header up to its seal, and the nonce."""
-    return blake3(b"bcai/pouw/seed" + prefix + nonce.to_bytes(8, "big"))
+MAX_NONCE = 2**64 - 1
+
+
+@dataclass(frozen=True)
+class Seed:
+    """One attempt's randomness: σ (`attempt`, its digest keys) and the
+    seeds of its noise sides, σ_E (`e`: E_L, E_R) and σ_F (`f`: F_L, F_R)."""
+
+    attempt: bytes
+    e: bytes
+    f: bytes
+
+
+def side_seed(side: str, prefix: bytes, index: int) -> bytes:
+    """σ_E (`side` "E", index ⌈nonce/2⌉) or σ_F ("F", ⌊nonce/2⌋)."""
+    return blake3(b"bcai/pouw/noise " + side.encode() + prefix + index.to_bytes(8, "big"))
+
+
+def attempt_seed(prefix: bytes, nonce: int) -> Seed:
+    """The seeds of one attempt: from the header up to its seal, and the nonce."""
+    if not 0 <= nonce <= MAX_NONCE:
+        raise ValueError(f"a nonce is a 64-bit unsigned integer, got {nonce}")
+    return Seed(
+        blake3(b"bcai/pouw/seed" + prefix + nonce.to_bytes(8, "big")),
+        side_seed("E", prefix, (nonce + 1) // 2),
+        side_seed("F", prefix, nonce // 2),
+    )
 
 
 def ternary(seed: bytes, context: str, rows: int, cols: int) -> I8:
@@ -73,6 +107,26 @@ def sparse_ternary(seed: bytes, context: str, rows: int, rank: int) -> I8:
     return np.take(_byte_groups(g), raw, axis=0).reshape(rows, rank)
 
 
+CONTEXT = "bcai 2026-11 pouw noise "
+
+
+def _outer(seed: bytes, name: str, rows: int, rank: int) -> I8:
+    """E_L or F_Rᵀ: dense while r <= 64, else 64 non-zeros ±1 a row."""
+    if rank <= MAX_NOISE_TERMS:
+        return ternary(seed, CONTEXT + name, rows, rank)
+    return sparse_ternary(seed, CONTEXT + name, rows, rank)
+
+
+def left_factors(seed_e: bytes, n: int, k: int, rank: int) -> tuple[I8, I8]:
+    """E_L (n×r) and E_Rᵀ (k×r) from σ_E."""
+    return _outer(seed_e, "E_L", n, rank), ternary(seed_e, CONTEXT + "E_R", k, rank)
+
+
+def right_factors(seed_f: bytes, k: int, m: int, rank: int) -> tuple[I8, I8]:
+    """F_Rᵀ (m×r) and F_L (k×r) from σ_F."""
+    return _outer(seed_f, "F_R", m, rank), ternary(seed_f, CONTEXT + "F_L", k, rank)
+
+
 @dataclass(frozen=True)
 class Noise:
     e_l: I8  # n×r
@@ -81,18 +135,11 @@ class Noise:
     f_r: I8  # r×m (a transposed view, likewise)
 
     @classmethod
-    def derive(cls, seed: bytes, n: int, k: int, m: int, rank: int) -> Noise:
-        context = "bcai 2026-11 pouw noise "
+    def derive(cls, seed: Seed, n: int, k: int, m: int, rank: int) -> Noise:
         # every factor generated with r columns: E_R and F_R as their
         # transposes (held as transposed views)
-        if rank <= MAX_NOISE_TERMS:  # dense factors: at most r terms
-            e_l = ternary(seed, context + "E_L", n, rank)
-            f_rt = ternary(seed, context + "F_R", m, rank)
-        else:  # 64 non-zeros per row of E_L and per column of F_R
-            e_l = sparse_ternary(seed, context + "E_L", n, rank)
-            f_rt = sparse_ternary(seed, context + "F_R", m, rank)
-        e_rt = ternary(seed, context + "E_R", k, rank)
-        f_l = ternary(seed, context + "F_L", k, rank)
+        e_l, e_rt = left_factors(seed.e, n, k, rank)
+        f_rt, f_l = right_factors(seed.f, k, m, rank)
         return cls(e_l, e_rt.T, f_l, f_rt.T)
 
     def e_rows(self, rows: slice, upto: int | None = None) -> npt.NDArray[np.int32]:

@@ -23,7 +23,7 @@ import bcai_native
 from bcai import codec, kernels
 from bcai.crypto import blake3, blake3_xof, merkle_root_packed, merkle_verify
 from bcai.pouw._errors import InvalidSeal
-from bcai.pouw._noise import Noise, attempt_seed, noisy, noisy_cols, noisy_rows
+from bcai.pouw._noise import Noise, Seed, attempt_seed, noisy, noisy_cols, noisy_rows
 from bcai.pouw._params import PouwParams
 from bcai.pouw._transcript import (
     LEAF_BYTES,
@@ -207,7 +207,7 @@ def fused_attempt_leaves(work: Work, noise: Noise, tile: int, key: int) -> bytes
     return None if leaves is None else bytes(leaves)
 
 
-def host_attempt_leaves(work: Work, seed: bytes, params: PouwParams) -> bytes:
+def host_attempt_leaves(work: Work, seed: Seed, params: PouwParams) -> bytes:
     """An attempt's leaves on the host, all cores (Rust, byte-identical to
     the reference): with AVX2 and b a multiple of 16 the noise products,
     noisy operands and transcript are one native call on the `vpmaddwd`
@@ -225,7 +225,7 @@ def host_attempt_leaves(work: Work, seed: bytes, params: PouwParams) -> bytes:
     )
 
 
-AttemptLeaves = Callable[[Work, bytes, PouwParams], bytes]
+AttemptLeaves = Callable[[Work, Seed, PouwParams], bytes]
 
 
 def full_verify(

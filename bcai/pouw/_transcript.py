@@ -34,15 +34,16 @@ import numpy.typing as npt
 
 from bcai import kernels
 from bcai.crypto import derive_key
+from bcai.pouw._noise import Seed
 
 PHI = 0x9E3779B9
 LEAF_BYTES = 4
 
 
-def digest_key(seed: bytes) -> int:
-    """κ + 2³²·λ of an attempt: the first 8 bytes of the digest key,
-    little-endian (κ the low 32 bits, λ the high 32)."""
-    return int.from_bytes(derive_key("bcai 2026-11 pouw digest key", seed, 8), "little")
+def digest_key(seed: Seed) -> int:
+    """κ + 2³²·λ of an attempt: the first 8 bytes of the digest key from
+    its σ, little-endian (κ the low 32 bits, λ the high 32)."""
+    return int.from_bytes(derive_key("bcai 2026-11 pouw digest key", seed.attempt, 8), "little")
 
 
 def _offsets(tile: int, key: int) -> npt.NDArray[np.uint32]:

@@ -13,7 +13,7 @@ import bcai_native
 from bcai import pouw
 from bcai.crypto import merkle_root_packed
 from bcai.pouw import Opening, PouwParams, PouwSeal, Work
-from bcai.pouw._noise import Noise, attempt_seed, noisy
+from bcai.pouw._noise import Noise, Seed, attempt_seed, noisy
 from bcai.pouw._transcript import LEAF_BYTES
 
 MAX_TARGET = 2**256 - 1
@@ -70,6 +70,29 @@ def derangement(rng: np.random.Generator, size: int) -> np.ndarray:
             return p
 
 
+def other_noise_leaves(
+    neighbour: bool,
+    rng: np.random.Generator,
+    prefix: bytes,
+    nonce: int,
+    work: Work,
+    params: PouwParams,
+) -> list[bytes]:
+    """A transcript with this nonce's digest keys over noise not from this
+    header (random side seeds) or a neighbouring nonce's (one side the same,
+    the other the neighbour's)."""
+    n, k, m = work.shape
+    own = attempt_seed(prefix, nonce)
+    if neighbour:
+        seed = attempt_seed(prefix, nonce + int(rng.choice([-1, 1])))
+    else:
+        seed = Seed(own.attempt, rng.bytes(32), rng.bytes(32))
+    assert (seed.e == own.e) + (seed.f == own.f) == int(neighbour)
+    a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, params.tile))
+    raw = pouw.transcript(a2, b2, params.tile, pouw.digest_key(own))
+    return [raw[i : i + LEAF_BYTES] for i in range(0, len(raw), LEAF_BYTES)]
+
+
 def make_case(kind: str, rng: np.random.Generator, params: PouwParams = PARAMS) -> Case:
     prefix = rng.bytes(40)
     nonce = int(rng.integers(0, 2**63))
@@ -77,7 +100,15 @@ def make_case(kind: str, rng: np.random.Generator, params: PouwParams = PARAMS) 
     c = pouw.work_product(work)
     cid = rng.bytes(32)
     leaves = honest_leaves(prefix, nonce, work, params)
-    transcript = {"reorder", "duplicate", "omit", "foreign-noise", "copied", "fake-all"}
+    transcript = {
+        "reorder",
+        "duplicate",
+        "omit",
+        "foreign-noise",
+        "neighbour-noise",
+        "copied",
+        "fake-all",
+    }
     if kind == "wrong-product":
         bad = c.copy()
         i, j = rng.integers(0, params.n), rng.integers(0, params.m)
@@ -103,12 +134,8 @@ def make_case(kind: str, rng: np.random.Generator, params: PouwParams = PARAMS) 
     elif kind == "omit":
         slices = per_slice(leaves, params)
         leaves = [x for s in slices[:-1] for x in s] + slices[-2]
-    elif kind == "foreign-noise":
-        n, k, m = work.shape
-        seed = rng.bytes(32)
-        a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, params.tile))
-        raw = pouw.transcript(a2, b2, params.tile, pouw.digest_key(attempt_seed(prefix, nonce)))
-        leaves = [raw[i : i + LEAF_BYTES] for i in range(0, len(raw), LEAF_BYTES)]
+    elif kind in ("foreign-noise", "neighbour-noise"):
+        leaves = other_noise_leaves(kind == "neighbour-noise", rng, prefix, nonce, work, params)
     elif kind == "copied":
         other = rng.bytes(40)
         seal = commit(other, nonce, honest_leaves(other, nonce, work, params), work, params, cid)
@@ -161,6 +188,7 @@ KINDS = [
     "duplicate",
     "omit",
     "foreign-noise",
+    "neighbour-noise",
     "copied",
     "fake-all",
     "range",

@@ -271,7 +271,12 @@ def test_pipeline_steps_give_each_attempts_leaves_and_root(
         if i + 3 < len(seeds):
             launched.append(miner.launch(work, seeds[i + 3], params))
     pipeline = miner._pipeline
-    assert pipeline is not None and all(graph is not None for graph in pipeline.graphs)
+    assert pipeline is not None and all(graph is not None for graph in pipeline.graphs.values())
+    # with nonces in order, each recorded step forms one noisy operand and one side's factors,
+    # not the same side (neighbouring nonces share one side); all four host slots recorded
+    assert {slot for slot, _, _ in pipeline.graphs} == set(range(4))
+    for _, formed, xof in pipeline.graphs:
+        assert sum(formed) == 1 and sum(xof) == 1 and formed != xof
     for seed in seeds[:2]:
         assert miner.attempt_leaves(work, seed, params) == cpu.attempt_leaves(work, seed, params)
     # skipped attempts are dropped (a loop that found its seal leaves its last ones); an
@@ -285,6 +290,39 @@ def test_pipeline_steps_give_each_attempts_leaves_and_root(
         miner.launch(work, seed, params)
     with pytest.raises(RuntimeError, match="overwritten"):
         miner.finish(late)
+
+
+def test_pipeline_with_nonces_out_of_order_and_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline forms only the noisy operands (and XOF factors) whose
+    side seed differs from what its buffers hold: nonces repeated, skipped,
+    going back, a neighbour's shared side or none, on the recorded steps and
+    eagerly — every attempt's leaves are still the CPU miner's."""
+    if not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    from bcai.mining import _gpu  # noqa: PLC0415
+
+    monkeypatch.setattr(_gpu, "PIPELINE_WORK", (0, 2**62))
+    params = PouwParams(tile=128, n=256, k=256, m=384)
+    work = pouw.derived_work(b"\x67" * 32, params)
+    miner, cpu = GpuMiner(sm90=True), CpuMiner()
+    nonces = [0, 1, 1, 5, 4, 4, 2, 3, 10, 11, 12, 13, 7, 6, 6, 9, 8, 20, 21, 22, 23, 24]
+    seeds = [attempt_seed(b"order", nonce) for nonce in nonces]
+    launched = [miner.launch(work, seed, params) for seed in seeds[:3]]
+    for i, seed in enumerate(seeds):
+        leaves, _ = miner.finish(launched.pop(0))
+        assert leaves == cpu.attempt_leaves(work, seed, params), nonces[i]
+        if i + 3 < len(seeds):
+            launched.append(miner.launch(work, seeds[i + 3], params))
+        if i % 7 == 6:  # an attempt alone between them: run at once
+            alone = attempt_seed(b"order", 100 + i)
+            assert miner.attempt_leaves(work, alone, params) == cpu.attempt_leaves(
+                work, alone, params
+            )
+            launched = [miner.launch(work, s, params) for s in seeds[i + 1 : i + 4]]
+    pipeline = miner._pipeline
+    assert pipeline is not None
+    variants = {(formed, xof) for _, formed, xof in pipeline.graphs}
+    assert len(variants) > 2  # steps with both sides, one, or none formed were recorded
 
 
 def test_pipeline_takes_the_work_within_its_range() -> None:
@@ -373,7 +411,7 @@ def test_the_pipeline_at_its_own_shape_finds_the_cpus_seal() -> None:
     seal = mine(b"shape", target, work, params, miner=miner, attempts=10)
     assert seal is not None and (seal.nonce, seal.root) == (best.nonce, best.root)
     pipeline = miner._pipeline
-    assert pipeline is not None and any(graph is not None for graph in pipeline.graphs)
+    assert pipeline is not None and any(graph is not None for graph in pipeline.graphs.values())
 
 
 def test_full_re_verification_on_the_gpu() -> None:

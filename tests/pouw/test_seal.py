@@ -115,7 +115,7 @@ def test_a_pouw_chain_is_imported_by_the_store(tmp_path: Path) -> None:
     # used for every one, and a miner computing other leaves fails them
     calls = []
 
-    def counted(work: pouw.Work, seed: bytes, params: pouw.PouwParams) -> bytes:
+    def counted(work: pouw.Work, seed: pouw.Seed, params: pouw.PouwParams) -> bytes:
         calls.append(seed)
         return CpuMiner().attempt_leaves(work, seed, params)
 
@@ -124,8 +124,8 @@ def test_a_pouw_chain_is_imported_by_the_store(tmp_path: Path) -> None:
         by_miner.verify_seal(block.header)
     assert len(calls) == len(blocks) == by_miner.full_checks
 
-    def other(work: pouw.Work, seed: bytes, params: pouw.PouwParams) -> bytes:
-        return CpuMiner().attempt_leaves(work, seed[::-1], params)
+    def other(work: pouw.Work, seed: pouw.Seed, params: pouw.PouwParams) -> bytes:
+        return CpuMiner().attempt_leaves(work, pouw.Seed(seed.attempt, seed.f, seed.e), params)
 
     with pytest.raises(InvalidSeal) as err:
         PouwSealVerifier(SMALL, full=True, leaves_of=other).check(blocks[0].header)
