@@ -17,7 +17,7 @@ from bcai import codec
 from bcai.crypto import PrivateKey, blake3, verify
 from bcai.net._errors import HandshakeError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: PoUW noise sides shared by neighbouring nonces (docs/pouw.md)
 STATIC_KEY_PREFIX = b"bcai-noise-static-key:"
 
 

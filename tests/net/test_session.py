@@ -17,9 +17,11 @@ from hypothesis import strategies as st
 
 from bcai.net import (
     MAX_PLAINTEXT,
+    PROTOCOL_VERSION,
     ConnectionClosed,
     FrameKind,
     HandshakeError,
+    HandshakePayload,
     NetError,
     NodeKeys,
     PeerMisbehaved,
@@ -102,6 +104,50 @@ async def test_wrong_genesis_is_refused_with_a_reason() -> None:
         await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
     assert [r.code for r in rejects] in (["handshake-closed"], ["handshake-wrong-genesis"], [])
+
+
+def speaking_version(monkeypatch: pytest.MonkeyPatch, keys: NodeKeys, version: int) -> None:
+    """The node with `keys` sends `version` in its handshake payload."""
+    real = _session.make_payload
+
+    def payload(identity, noise_static, genesis, listen_addrs=()):  # type: ignore[no-untyped-def]
+        raw = real(identity, noise_static, genesis, listen_addrs)
+        if identity.public_key != keys.identity.public_key:
+            return raw
+        return dataclasses.replace(HandshakePayload.decode(raw), version=version).encode()
+
+    monkeypatch.setattr(_session, "make_payload", payload)
+
+
+@pytest.mark.parametrize("old", ["client", "server"])
+async def test_an_older_protocol_version_is_refused_with_a_reason(
+    monkeypatch: pytest.MonkeyPatch, old: str
+) -> None:
+    """A node of protocol version 1 (before the PoUW noise sides were shared,
+    whose seals this version rejects) is refused at the handshake, on
+    either side, with ``handshake-wrong-version``."""
+    assert PROTOCOL_VERSION == 2
+    server_keys, client_keys = NodeKeys.generate(), NodeKeys.generate()
+    speaking_version(monkeypatch, client_keys if old == "client" else server_keys, 1)
+    rejects: list[NetError] = []
+    async with trio.open_nursery() as nursery:
+        port = await start_server(nursery, server_keys, echo, rejects)
+        codes = []
+        try:
+            session = await connect("127.0.0.1", port, client_keys, GENESIS)
+            await session.send_frame(FrameKind.PING, b"hello")
+            await session.receive_frame()
+        except NetError as err:  # refused by us, or the server's goodbye with its reason
+            codes.append(err.code)
+            assert err.code == "handshake-wrong-version" or "handshake-wrong-version" in str(err)
+        await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+    assert codes, "the session was not refused"
+    if old == "client":
+        assert [r.code for r in rejects] == ["handshake-wrong-version"]
+        assert "v1" in str(rejects[0])
+    else:
+        assert codes == ["handshake-wrong-version"]
 
 
 async def test_forged_identity_is_refused() -> None:
