@@ -107,7 +107,7 @@ def record(transcript: bool = True, side: bool = True, noisy: bool = True) -> li
     other) with parts left out: only their time is read."""
     held = []
     for i in (4, 5):
-        sides = (True, False) if i % 2 else (False, True)
+        sides = (True, False) if i % 2 == 0 else (False, True)  # nonce i − 1 odd: E changed
         with pipeline.main:
             pipeline.main.begin_capture()
             pipeline._step(

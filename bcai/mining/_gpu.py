@@ -117,7 +117,7 @@ class GpuMiner:
 
     def _device_pipeline(self, work: Work) -> DevicePipeline:
         a8, bt8 = self._int8(work)
-        if self._pipeline is None:
+        if self._pipeline is None or self._pipeline.broken:  # a broken one is dropped
             self._pipeline = DevicePipeline(work, a8, bt8)
         return self._pipeline
 

@@ -31,6 +31,8 @@ eagerly."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -129,10 +131,25 @@ class DevicePipeline:
         # after step i, by i mod HOST; waited for by spinning (a thread of the host busy while
         # the miner runs; blocking waits measured alike within the loops' noise)
         self.done = [cupy.cuda.Event(block=False, disable_timing=True) for _ in range(HOST)]
+        self.broken = False  # work failed part-way: the buffers' contents are unknown
 
     @staticmethod
     def _sides(seeds: tuple[bytes, bytes], held: tuple[bytes, bytes]) -> Sides:
         return seeds[0] != held[0], seeds[1] != held[1]
+
+    @contextlib.contextmanager
+    def _breaking(self) -> Iterator[None]:
+        """Work enqueued within: if it fails part-way, what the operand and
+        factor buffers hold is unknown (a later step would form the noisy
+        operands from another attempt's factors), so the pipeline is broken
+        for good — `GpuMiner` then starts a new one."""
+        if self.broken:
+            raise RuntimeError("the pipeline failed part-way before: start a new one")
+        try:
+            yield
+        except BaseException:
+            self.broken = True
+            raise
 
     def launch(self, seed: Seed, digest_key: int) -> int:
         """Puts attempt i's keys in and enqueues step i; returns i."""
@@ -147,7 +164,7 @@ class DevicePipeline:
         previous = self.seeds[(i - 1) % HOST]
         noisy = self._sides(previous, self.formed) if transcript else NEITHER
         xof = self._sides(self.seeds[slot], self.factored)
-        with self.main:
+        with self.main, self._breaking():
             if i >= 2 and transcript and root:  # the steady state
                 key = (slot, noisy, xof)
                 if key not in self.graphs:
@@ -175,12 +192,21 @@ class DevicePipeline:
         sides in `noisy`) and transcript of i − 1 (`transcript`), beside
         which the root of i − 2 (`root`), the keys of i in and its XOF (the
         factors of the sides in `xof`; neither keys nor XOF when None)."""
-        slot = i % 2
         if any(noisy):  # the XOF of i overwrites the factors the noisy operands of i − 1 read
             self.noisy[noisy].launch()
         fork, join = cupy.cuda.Event(disable_timing=True), cupy.cuda.Event(disable_timing=True)
         fork.record(self.main)
         self.side.wait_event(fork)
+        try:
+            self._branches(i, xof, transcript, root)
+        finally:  # joined even when a launch fails, so that a recording can end
+            join.record(self.side)
+            self.main.wait_event(join)
+
+    def _branches(self, i: int, xof: Sides | None, transcript: bool, root: bool) -> None:
+        """The transcript of i − 1 on `main`; the root of i − 2, the keys of
+        i and its XOF on `side` (`_step`)."""
+        slot = i % 2
         if transcript:
             self.operands.leaves(self.specs[1 - slot][32:KEY_WORDS], self.leaves[1 - slot])
         with self.side:
@@ -208,8 +234,6 @@ class DevicePipeline:
                     max(1, self.spare // factors[1]),  # at most `spare` blocks in all
                     factors,
                 )
-        join.record(self.side)
-        self.main.wait_event(join)
 
     def _root(self, j: int, beside: bool = True) -> None:
         """The root of attempt j's leaves and its copy (with the leaves) to
@@ -236,7 +260,7 @@ class DevicePipeline:
                 f"attempt {i}'s leaves were overwritten: finish it within {DEPTH} launches"
             )
         if self.rooted <= i:  # step i + 2 not launched: what is left of attempt i, now
-            with self.main:
+            with self.main, self._breaking():
                 if self.transcribed <= i:  # nor step i + 1
                     seeds = self.seeds[i % HOST]
                     noisy = self._sides(seeds, self.formed)

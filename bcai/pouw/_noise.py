@@ -8,8 +8,8 @@ prefix ‖ ⌊nonce/2⌋): neighbouring nonces share one side (nonce 2j − 1 an
 2j share E, 2j and 2j + 1 share F), so a miner taking nonces in order forms
 one noisy operand an attempt, not two. Every attempt still has one side
 fresh against its neighbours and its own digest keys; docs/pouw.md
-("Neighbouring nonces share one noise side") shows what reusing the other
-side saves a cheater: nothing.
+("Neighbouring nonces share one noise side") counts what reusing the other
+side offers a cheater: additions in place of multiply-adds, a loss on a GPU.
 
 E = E_L·E_R (n×k) and F = F_L·F_R (k×m) with E_L (n×r), E_R (r×k), F_L
 (k×r), F_R (r×m) in {−1, 0, 1}, each factor read from BLAKE3's XOF under its

@@ -66,7 +66,10 @@ DEVNET = PouwParams(tile=32, checks=8, rounds=2, n=128, k=128, m=128)
 GPU_NET = PouwParams(tile=128, checks=8, rounds=2, n=4096, k=4096, m=4096)
 
 
-GENESIS_TAG = b"bcai-seal=pouw;"
+# the seal rule's version is in the tag: 2 since neighbouring nonces share one noise side
+# (docs/pouw.md); a genesis of an earlier rule is refused, not read as hash-sealed
+GENESIS_TAG = b"bcai-seal=pouw2;"
+RETIRED_TAGS = (b"bcai-seal=pouw;",)
 
 
 def genesis_extra(params: PouwParams, note: bytes = b"") -> bytes:
@@ -83,7 +86,13 @@ def params_from_extra(extra: bytes) -> PouwParams | None:
     """The PoUW parameters a genesis names, or None (a hash-sealed chain):
     the six fields in order right after the tag; anything after them is a
     note. Raises ``pouw-genesis`` when the tag is there but the fields are
-    not."""
+    not, ``pouw-genesis-version`` for the tag of an earlier seal rule."""
+    if extra.startswith(RETIRED_TAGS):
+        raise InvalidSeal(
+            "pouw-genesis-version",
+            "the genesis names an earlier PoUW seal rule (v1: fresh noise on both sides every "
+            "nonce), which this version does not verify: start the chain anew",
+        )
     if not extra.startswith(GENESIS_TAG):
         return None
     try:

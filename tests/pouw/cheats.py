@@ -77,6 +77,7 @@ TRANSCRIPT_KINDS = (
     "omit",
     "foreign-noise",
     "neighbour-noise",
+    "neighbour-transcript",
     "copied",
     "fake-all",
 )
@@ -96,7 +97,7 @@ def other_noise_leaves(
     n, k, m = work.shape
     own = attempt_seed(prefix, nonce)
     if neighbour:
-        seed = attempt_seed(prefix, nonce + int(rng.choice([-1, 1])))
+        seed = attempt_seed(prefix, nonce + 1 if nonce == 0 else nonce + int(rng.choice([-1, 1])))
     else:
         seed = Seed(own.attempt, rng.bytes(32), rng.bytes(32))
     assert (seed.e == own.e) + (seed.f == own.f) == int(neighbour)
@@ -137,6 +138,9 @@ def make_case(kind: str, rng: np.random.Generator, params: PouwParams = PARAMS) 
     elif kind == "omit":
         slices = per_slice(leaves, params)
         leaves = [x for s in slices[:-1] for x in s] + slices[-2]
+    elif kind == "neighbour-transcript":  # a neighbouring nonce's whole honest transcript
+        other = nonce + 1 if nonce == 0 else nonce + int(rng.choice([-1, 1]))
+        leaves = honest_leaves(prefix, other, work, params)
     elif kind in ("foreign-noise", "neighbour-noise"):
         leaves = other_noise_leaves(kind == "neighbour-noise", rng, prefix, nonce, work, params)
     elif kind == "copied":

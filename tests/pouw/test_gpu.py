@@ -195,6 +195,37 @@ def test_device_hashes_on_a_small_grid_are_the_hosts(grid: int) -> None:
     assert int(scratch[0][0]) == 0
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_device_noise_of_one_side(side: str) -> None:
+    """`launch_noise(factors=LEFT|RIGHT)` fills that side's two factors —
+    the host's for its seed — and leaves the other side's buffers as they
+    were (the pipeline XOFs only the side a neighbouring nonce changed)."""
+    if not available():
+        pytest.skip("no CuPy with a CUDA device here")
+    import cupy  # noqa: PLC0415
+
+    from bcai.mining import _device_hash  # noqa: PLC0415
+
+    n, k, m = 512, 384, 256
+    seed = attempt_seed(b"one-side", 5)
+    keys, shapes, blocks = _device_hash.noise_spec(seed, n, k, m, 128)
+    out = _device_hash.factor_buffers(n, k, m, 128)
+    for buffer in out:
+        buffer.fill(7)  # no factor entry is 7
+    factors = _device_hash.LEFT if side == "left" else _device_hash.RIGHT
+    words = cupy.asarray(np.frombuffer(keys, "<u4"))
+    spec = cupy.asarray(np.array(shapes, np.int32))
+    _device_hash.launch_noise(words, spec, out, blocks, 2, factors)
+    host = Noise.derive(seed, n, k, m, 128)
+    e_l, e_r, f_r, f_l = (cupy.asnumpy(f) for f in _device_hash.host_layout(out))
+    filled, untouched = ((e_l, e_r), (f_r, f_l)) if side == "left" else ((f_r, f_l), (e_l, e_r))
+    want = (host.e_l, host.e_r) if side == "left" else (host.f_r, host.f_l)
+    for got, expected in zip(filled, want, strict=True):
+        assert np.array_equal(got, expected)
+    for buffer in untouched:
+        assert (buffer == 7).all()
+
+
 def test_device_merkle_root_refuses_partial_leaves() -> None:
     import cupy  # noqa: PLC0415
 
@@ -294,14 +325,24 @@ def test_pipeline_steps_give_each_attempts_leaves_and_root(
 
 def test_pipeline_with_nonces_out_of_order_and_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
     """The pipeline forms only the noisy operands (and XOF factors) whose
-    side seed differs from what its buffers hold: nonces repeated, skipped,
-    going back, a neighbour's shared side or none, on the recorded steps and
-    eagerly — every attempt's leaves are still the CPU miner's."""
+    side seed differs from what its buffers hold: nonces repeated (nothing
+    formed), neighbours (one side), jumps (both), going back, attempts alone
+    between them, on recorded steps and eagerly — every attempt's leaves are
+    the CPU miner's and its root theirs."""
     if not _sm90.available():
         pytest.skip("no Hopper (sm_90) GPU here")
-    from bcai.mining import _gpu  # noqa: PLC0415
+    from bcai.crypto import merkle_root_packed  # noqa: PLC0415
+    from bcai.mining import _gpu, _gpu_pipeline  # noqa: PLC0415
 
     monkeypatch.setattr(_gpu, "PIPELINE_WORK", (0, 2**62))
+    steps: list[tuple[tuple[bool, bool], tuple[bool, bool] | None]] = []
+    real = _gpu_pipeline.DevicePipeline._step
+
+    def logged(self, i, noisy, xof, transcript, root):  # type: ignore[no-untyped-def]
+        steps.append((noisy, xof))
+        real(self, i, noisy, xof, transcript, root)
+
+    monkeypatch.setattr(_gpu_pipeline.DevicePipeline, "_step", logged)
     params = PouwParams(tile=128, n=256, k=256, m=384)
     work = pouw.derived_work(b"\x67" * 32, params)
     miner, cpu = GpuMiner(sm90=True), CpuMiner()
@@ -309,8 +350,9 @@ def test_pipeline_with_nonces_out_of_order_and_repeated(monkeypatch: pytest.Monk
     seeds = [attempt_seed(b"order", nonce) for nonce in nonces]
     launched = [miner.launch(work, seed, params) for seed in seeds[:3]]
     for i, seed in enumerate(seeds):
-        leaves, _ = miner.finish(launched.pop(0))
+        leaves, root = miner.finish(launched.pop(0))
         assert leaves == cpu.attempt_leaves(work, seed, params), nonces[i]
+        assert root == merkle_root_packed(leaves, 4)
         if i + 3 < len(seeds):
             launched.append(miner.launch(work, seeds[i + 3], params))
         if i % 7 == 6:  # an attempt alone between them: run at once
@@ -319,10 +361,48 @@ def test_pipeline_with_nonces_out_of_order_and_repeated(monkeypatch: pytest.Monk
                 work, alone, params
             )
             launched = [miner.launch(work, s, params) for s in seeds[i + 1 : i + 4]]
+    neither, both = (False, False), (True, True)
+    formed = {noisy for noisy, _ in steps}
+    xofs = {xof for _, xof in steps if xof is not None}
+    assert {neither, both, (True, False), (False, True)} <= formed  # repeats, jumps, neighbours
+    assert {neither, both, (True, False), (False, True)} <= xofs
     pipeline = miner._pipeline
-    assert pipeline is not None
-    variants = {(formed, xof) for _, formed, xof in pipeline.graphs}
-    assert len(variants) > 2  # steps with both sides, one, or none formed were recorded
+    assert pipeline is not None and len({(f, x) for _, f, x in pipeline.graphs}) > 2
+
+
+def test_a_pipeline_that_fails_part_way_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step that fails after some of its kernels ran leaves the operand
+    and factor buffers unknown: the pipeline refuses further work
+    (finishing an attempt that needs more steps included), and the miner's
+    next launch starts a new pipeline whose attempts are the CPU's."""
+    if not _sm90.available():
+        pytest.skip("no Hopper (sm_90) GPU here")
+    from bcai.mining import _device_hash, _gpu  # noqa: PLC0415
+
+    monkeypatch.setattr(_gpu, "PIPELINE_WORK", (0, 2**62))
+    params = PouwParams(tile=128, n=256, k=256, m=256)
+    work = pouw.derived_work(b"\x68" * 32, params)
+    miner, cpu = GpuMiner(sm90=True), CpuMiner()
+    seeds = [attempt_seed(b"broken", nonce) for nonce in range(8)]
+    handles = [miner.launch(work, seed, params) for seed in seeds[:3]]
+    first = miner._pipeline
+    real = _device_hash.launch_noise
+
+    def failing(*args: object, **kwargs: object) -> None:
+        real(*args, **kwargs)  # the XOF recorded or run: the factors may be overwritten
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(_device_hash, "launch_noise", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        miner.launch(work, seeds[3], params)
+    monkeypatch.setattr(_device_hash, "launch_noise", real)
+    assert first is not None and first.broken
+    with pytest.raises(RuntimeError, match="failed part-way"):
+        miner.finish(handles[2])  # needs steps the broken pipeline would run
+    handles = [miner.launch(work, seed, params) for seed in seeds[3:6]]
+    assert miner._pipeline is not first
+    for seed, handle in zip(seeds[3:6], handles, strict=True):
+        assert miner.finish(handle)[0] == cpu.attempt_leaves(work, seed, params)
 
 
 def test_pipeline_takes_the_work_within_its_range() -> None:

@@ -49,6 +49,18 @@ def test_a_bad_genesis_names_its_reason(fields: bytes) -> None:
     assert err.value.code == "pouw-genesis"
 
 
+def test_a_genesis_of_the_earlier_seal_rule_is_refused() -> None:
+    """A PoUW genesis written before neighbouring nonces shared a noise side
+    (tag ``bcai-seal=pouw;``) names a rule this version does not verify: it
+    is refused with ``pouw-genesis-version``, not read as hash-sealed."""
+    fields = b"tile=32;checks=8;rounds=2;n=128;k=128;m=128"
+    with pytest.raises(InvalidSeal) as err:
+        pouw.params_from_extra(b"bcai-seal=pouw;" + fields + b";bcai devnet")
+    assert err.value.code == "pouw-genesis-version"
+    assert pouw.genesis_extra(pouw.DEVNET).startswith(b"bcai-seal=pouw2;")
+    assert pouw.params_from_extra(b"bcai-seal=pouw2;" + fields) == pouw.DEVNET
+
+
 def test_the_gpu_network_uses_tile_128() -> None:
     assert (GPU_NET.tile, GPU_NET.n, GPU_NET.k, GPU_NET.m) == (128, 4096, 4096, 4096)
     assert (GPU_NET.checks, GPU_NET.rounds) == (8, 2)
