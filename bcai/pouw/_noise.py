@@ -117,14 +117,24 @@ def _outer(seed: bytes, name: str, rows: int, rank: int) -> I8:
     return sparse_ternary(seed, CONTEXT + name, rows, rank)
 
 
-def left_factors(seed_e: bytes, n: int, k: int, rank: int) -> tuple[I8, I8]:
-    """E_L (n×r) and E_Rᵀ (k×r) from σ_E."""
-    return _outer(seed_e, "E_L", n, rank), ternary(seed_e, CONTEXT + "E_R", k, rank)
+def _frozen(*factors: I8) -> tuple[I8, ...]:
+    for factor in factors:
+        factor.setflags(write=False)  # cached: shared by the attempts of one side seed
+    return factors
 
 
-def right_factors(seed_f: bytes, k: int, m: int, rank: int) -> tuple[I8, I8]:
-    """F_Rᵀ (m×r) and F_L (k×r) from σ_F."""
-    return _outer(seed_f, "F_R", m, rank), ternary(seed_f, CONTEXT + "F_L", k, rank)
+# a side's factors serve two neighbouring nonces: kept for the next attempt (a miner taking
+# nonces in order derives one side an attempt, not two)
+@functools.lru_cache(maxsize=4)
+def left_factors(seed_e: bytes, n: int, k: int, rank: int) -> tuple[I8, ...]:
+    """E_L (n×r) and E_Rᵀ (k×r) from σ_E (read-only)."""
+    return _frozen(_outer(seed_e, "E_L", n, rank), ternary(seed_e, CONTEXT + "E_R", k, rank))
+
+
+@functools.lru_cache(maxsize=4)
+def right_factors(seed_f: bytes, k: int, m: int, rank: int) -> tuple[I8, ...]:
+    """F_Rᵀ (m×r) and F_L (k×r) from σ_F (read-only)."""
+    return _frozen(_outer(seed_f, "F_R", m, rank), ternary(seed_f, CONTEXT + "F_L", k, rank))
 
 
 @dataclass(frozen=True)

@@ -164,3 +164,15 @@ def test_neighbouring_nonces_share_exactly_one_side() -> None:
     assert other.e != seeds[5].e and other.f != seeds[5].f and other.attempt != seeds[5].attempt
     # E and F differ even where their indices agree (the sides are domain-separated)
     assert seeds[0].e != seeds[0].f
+
+
+def test_a_sides_factors_are_derived_once_and_read_only() -> None:
+    """Nonces 1 and 2 share E: its factors are derived once (the same
+    arrays) and cannot be written through (a cached side serves both)."""
+    first = Noise.derive(attempt_seed(b"cache", 1), 64, 96, 32, 32)
+    second = Noise.derive(attempt_seed(b"cache", 2), 64, 96, 32, 32)
+    assert first.e_l is second.e_l and first.e_r.base is second.e_r.base
+    assert not np.array_equal(first.f_l, second.f_l)
+    for factor in (first.e_l, first.e_r, first.f_l, first.f_r):
+        with pytest.raises(ValueError, match="read-only"):
+            factor[0, 0] = 1
