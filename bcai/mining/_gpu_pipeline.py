@@ -16,7 +16,7 @@ forms only the noisy operand whose side seed differs from the one its
 buffer holds, and the XOF fills only the factors whose side seed differs
 from theirs (both when nothing is held yet, or nonces come out of order) —
 so with nonces in order a step forms one operand, 16 MiB at n = 4096, not
-two (H100: 0.121 ms a step against 0.142–0.148; docs/benchmarks.md,
+two (H100: 0.129–0.136 ms a step against 0.142–0.149; docs/benchmarks.md,
 session 12).
 
 Attempt i's leaves and root are on the host once step i + 2 is done (and
