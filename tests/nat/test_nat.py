@@ -46,6 +46,15 @@ def boot(**extra: Any) -> dict[str, Any]:
     return base_config(bootstrap=[[netns.PUBLIC_IP, RELAY_PORT]], **extra)
 
 
+def two_lans_and_relay(net: netns.Net, tmp_path: Path, **relay: Any) -> tuple[NodeProc, str, str]:
+    """The test internet with two home LANs behind their NATs (1 and 2) and
+    the public relay: (relay, lan1, lan2)."""
+    inet = net.internet()
+    _, lan1 = net.home(inet, 1)
+    _, lan2 = net.home(inet, 2)
+    return public_relay(inet, tmp_path, **relay), lan1, lan2
+
+
 def test_a_killed_runs_namespaces_are_removed() -> None:
     """A run killed before its `close` leaves namespaces and processes in
     them; the next run's `Net` deletes them (not those of a live pid)."""
@@ -228,10 +237,7 @@ def test_hole_punching_success_rate_over_64_pairs(tmp_path: Path) -> None:
     net = netns.Net()
     nodes: list[NodeProc] = []
     try:
-        inet = net.internet()
-        _, lan1 = net.home(inet, 1)
-        _, lan2 = net.home(inet, 2)
-        relay = public_relay(inet, tmp_path, max_per_ip=32)
+        relay, lan1, lan2 = two_lans_and_relay(net, tmp_path, max_per_ip=32)
         nodes.append(relay)
         config = boot(target_outbound=1, max_per_ip=32)
         side_a = [NodeProc(f"a{i}", lan1, config, tmp_path) for i in range(PUNCH_PAIRS)]
@@ -366,10 +372,7 @@ def test_a_private_node_renews_its_reservation_before_the_relay_forgets_it(
     net = netns.Net()
     nodes: list[NodeProc] = []
     try:
-        inet = net.internet()
-        _, lan1 = net.home(inet, 1)
-        _, lan2 = net.home(inet, 2)
-        relay = public_relay(inet, tmp_path, reservation_ttl_s=4.0)
+        relay, lan1, lan2 = two_lans_and_relay(net, tmp_path, reservation_ttl_s=4.0)
         nodes.append(relay)
         a = NodeProc("a", lan1, boot(target_outbound=1), tmp_path)
         b = NodeProc("b", lan2, boot(target_outbound=1, nat_interval_s=1.0), tmp_path)
