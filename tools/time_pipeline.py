@@ -5,7 +5,15 @@ mode this size ships with), the host's share of an
 attempt alone (seed, keys, noise keys, the leaves' bytes, ticket — no
 device), the bare sm90 product (C stored), and the step with parts left
 out, each three times in one run; wall time an attempt, ms.
-Usage: time_pipeline.py [N] [SPARE (0: `spare_sms`)] [COUNT]"""
+
+With SUSTAINED (seconds), each again back to back for that long, as a
+miner runs for hours, with the SM clock and board power sampled
+meanwhile (`_cuda_timing.sustained`), and two more: the transcript alone
+on every SM and one side's noisy operand alone (a graph of 16). A card
+held at its power limit lowers its clock (H100 SXM, 700 W: the bare
+product at ≈ 1,480 MHz, the mining loop at ≈ 1,700), so bursts at the
+highest clock misplace the costs: (ms, MHz, W, mJ an attempt = W × ms).
+Usage: time_pipeline.py [N] [SPARE (0: `spare_sms`)] [COUNT] [SUSTAINED]"""
 
 import json
 import sys
@@ -28,6 +36,7 @@ if len(sys.argv) > 2 and int(sys.argv[2]) > 0:  # SMs left beside, whatever roun
     forced = int(sys.argv[2])
     _gpu_pipeline.spare_sms = lambda n, k, m, most=None: forced  # type: ignore[assignment]
 COUNT = int(sys.argv[3]) if len(sys.argv) > 3 else 200  # steps (and products) a measurement
+SUSTAINED = float(sys.argv[4]) if len(sys.argv) > 4 else 0.0  # seconds each, 0: not measured
 params = PouwParams(tile=128, n=N, k=N, m=N)
 work = pouw.derived_work(b"\x05" * 32, params)
 shipped = _gpu.PIPELINE_WORK
@@ -163,4 +172,33 @@ for _ in range(3):
         form = pipeline.noisy[sides]
         noisy = timed(lambda count, form=form: [form.launch() for _ in range(count)], COUNT)
         out.setdefault(f"noisy operands alone, {name}", []).append(noisy)
+if SUSTAINED:
+    from _cuda_timing import sustained  # torch and pynvml: the sustained mode only
+
+    every_sm = _sm90.Operands(pipeline.a2, pipeline.bt2)  # the transcript on every SM
+    keys = cupy.zeros(2, cupy.uint32)
+    alone = cupy.empty(pipeline.count, cupy.uint32)
+    with pipeline.main:  # one side's noisy operand, E and F in turn, 16 a graph
+        pipeline.main.begin_capture()
+        for i in range(16):
+            pipeline.noisy[(True, False) if i % 2 else (False, True)].launch()
+        formed = pipeline.main.end_capture()
+    batch = 50  # attempts (products, steps) a call; `mine` 250, its start and end in each
+    runs = {
+        "bare product": (lambda: bare(batch), batch),
+        "mine": (lambda: loop(5 * batch), 5 * batch),
+        "steps": (lambda: steps(batch), batch),
+        **{name: (lambda fn=fn: fn(batch), batch) for name, fn in parts.items()},
+        "transcript alone, every SM": (lambda: every_sm.leaves(keys, alone), 1),
+        "noisy operand alone, one": (lambda: formed.launch(pipeline.main), 16),
+    }
+    for name, (fn, calls) in runs.items():
+        ms, mhz, watts = sustained(fn, SUSTAINED)
+        ms /= calls
+        out[f"{name}, sustained (ms, MHz, W, mJ)"] = (
+            round(ms, 4),
+            mhz,
+            watts,
+            round(ms * watts, 1),
+        )
 print(json.dumps(out))
