@@ -34,7 +34,7 @@ from bcai.pouw._transcript import (
     tile_digests,
     transcript,
 )
-from bcai.pouw._work import Work, check_work
+from bcai.pouw._work import Work, check_work, work_digest
 
 MAX_CHECKS = 64
 MAX_DEPTH = 48
@@ -191,9 +191,22 @@ def _final_from_product(
     return tile_digests(tile_c.astype(np.int32), tile, key).astype("<u4").tobytes()
 
 
-def fused_attempt_leaves(work: Work, noise: Noise, tile: int, key: int) -> bytes | None:
+def side_tokens(work: Work, seed: Seed, tile: int) -> tuple[bytes, bytes]:
+    """What each noisy operand is formed from — the matrices, the side's
+    noise seed (σ_E for A', σ_F for B') and the rank — as the tokens under
+    which the native attempt keeps a side that repeats: with nonces in
+    order one side a nonce is formed, not two."""
+    name = work_digest(work) + tile.to_bytes(4, "big")
+    return name + b"E" + seed.e, name + b"F" + seed.f
+
+
+def fused_attempt_leaves(
+    work: Work, noise: Noise, tile: int, key: int, held: tuple[bytes, bytes] | None = None
+) -> bytes | None:
     """The leaves from one native call (noise products, noisy operands,
-    AVX2 transcript); None where that kernel does not apply."""
+    AVX2 transcript); None where that kernel does not apply. With `held`
+    (`side_tokens` of the noise's seed) a side formed under the same token
+    by the call before is kept."""
     leaves = bcai_native.pouw_attempt_leaves(
         work.a,
         work.b,
@@ -203,6 +216,7 @@ def fused_attempt_leaves(work: Work, noise: Noise, tile: int, key: int) -> bytes
         np.ascontiguousarray(noise.f_r.T),
         tile=tile,
         key=key,
+        held=held,
     )
     return None if leaves is None else bytes(leaves)
 
@@ -211,12 +225,15 @@ def host_attempt_leaves(work: Work, seed: Seed, params: PouwParams) -> bytes:
     """An attempt's leaves on the host, all cores (Rust, byte-identical to
     the reference): with AVX2 and b a multiple of 16 the noise products,
     noisy operands and transcript are one native call on the `vpmaddwd`
-    kernel; otherwise NumPy builds A', B' and the portable kernel runs.
+    kernel, which keeps the noisy operand whose side seed repeats from the
+    call before (`side_tokens`); otherwise NumPy builds A', B' and the
+    portable kernel runs.
     The CPU miner's attempt and full re-verification."""
     n, k, m = work.shape
     noise = Noise.derive(seed, n, k, m, params.tile)
     key = digest_key(seed)
-    fused = fused_attempt_leaves(work, noise, params.tile, key)
+    held = side_tokens(work, seed, params.tile)
+    fused = fused_attempt_leaves(work, noise, params.tile, key, held)
     if fused is not None:
         return fused
     a2, b2 = noisy(work.a, work.b, noise)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bcai.crypto import blake3_xof, derive_key
+from bcai.crypto import blake3, blake3_xof, derive_key
 from bcai.pouw._errors import InvalidSeal
 from bcai.pouw._params import MAX_ENTRY, PouwParams, check_shape
 
@@ -51,6 +51,30 @@ def derived_work(parent: bytes, params: PouwParams) -> Work:
 # Works whose entries were found within ±MAX_ENTRY: a scan of A and B costs ≈ 6 ms at n = 4096
 # and `mine` checks its work at every call (once a block; a benchmark's rounds, many)
 _in_range: weakref.WeakValueDictionary[int, Work] = weakref.WeakValueDictionary()
+
+
+# Works' digests (`work_digest`) by id, each with a weak reference to its Work
+_digests: dict[int, tuple[weakref.ref[Work], bytes]] = {}
+
+
+def work_digest(work: Work) -> bytes:
+    """BLAKE3 of A's and B's shapes and entries, computed once a Work (a
+    value: its matrices do not change) — what names the matrices in the
+    tokens under which the CPU miner keeps a noisy operand that repeats
+    (`bcai.pouw._seal.side_tokens`)."""
+    held = _digests.get(id(work))
+    if held is not None and held[0]() is work:
+        return held[1]
+    a, b = np.ascontiguousarray(work.a), np.ascontiguousarray(work.b)
+    digest = blake3(b"%d %d %d %d " % (*a.shape, *b.shape) + a.tobytes() + b.tobytes())
+    key = id(work)
+
+    def forget(ref: weakref.ref[Work]) -> None:  # the Work is gone: its id may come again
+        if _digests.get(key, (None, b""))[0] is ref:
+            del _digests[key]
+
+    _digests[key] = (weakref.ref(work, forget), digest)
+    return digest
 
 
 def check_work(work: Work, params: PouwParams) -> None:

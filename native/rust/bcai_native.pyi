@@ -177,12 +177,17 @@ def pouw_attempt_leaves(
     *,
     tile: int,
     key: int,
+    held: tuple[bytes, bytes] | None = None,
 ) -> bytes | None:
     """The leaves of a whole attempt from A (n×k), B (k×m) and the noise
     factors E_L (n×r), E_R transposed (k×r), F_L (k×r), F_R transposed
     (m×r), with r = b: A' and B' are built and packed for the AVX2 kernel
-    in one go. None where that kernel does not apply (no AVX2, or b not a
-    multiple of 16). Raises ValueError for shapes that do not fit."""
+    in one go. `held`: a token for each of A' and B' naming what it is
+    formed from — a side whose token is the one the shared workspace last
+    formed it under is kept, not formed again (an empty token never
+    matches; without `held` both are formed and none is kept). None where
+    that kernel does not apply (no AVX2, or b not a multiple of 16).
+    Raises ValueError for shapes that do not fit."""
 
 def pouw_product(
     a: npt.NDArray[np.int8],

@@ -3,6 +3,8 @@ shape, and the digest has the properties docs/pouw.md relies on."""
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -11,10 +13,11 @@ from hypothesis import strategies as st
 import bcai_native
 from bcai import pouw
 from bcai.mining import CpuMiner
-from bcai.pouw import InvalidSeal, PouwParams
+from bcai.pouw import InvalidSeal, PouwParams, _work
 from bcai.pouw._noise import Noise, attempt_seed, noisy
-from bcai.pouw._seal import fused_attempt_leaves
+from bcai.pouw._seal import fused_attempt_leaves, host_attempt_leaves, side_tokens
 from bcai.pouw._transcript import LEAF_BYTES, leaf_position, tile_digests
+from bcai.pouw._work import Work, work_digest
 
 
 @settings(max_examples=25, deadline=None)
@@ -169,6 +172,96 @@ def test_cpu_attempt_equals_the_reference(tile: int, n: int, k: int, m: int) -> 
             assert fused is None
         else:
             assert fused == reference
+
+
+def reference_leaves(work: Work, seed: pouw.Seed, tile: int) -> bytes:
+    n, k, m = work.shape
+    a2, b2 = noisy(work.a, work.b, Noise.derive(seed, n, k, m, tile))
+    return pouw.transcript(a2, b2, tile, pouw.digest_key(seed))
+
+
+@pytest.mark.skipif(not has_avx2(), reason="the fused attempt needs AVX2")
+def test_cpu_attempts_keep_a_repeated_side_in_any_order() -> None:
+    """The native attempt keeps the noisy operand whose side seed repeats
+    from the call before (nonces in order: one side a nonce); whatever the
+    order of nonces, works and tiles, every attempt's leaves are the
+    reference's."""
+    p32 = PouwParams(tile=32, n=64, k=96, m=64)
+    p16 = PouwParams(tile=16, n=64, k=96, m=64)
+    one, other = pouw.derived_work(b"\x01" * 32, p32), pouw.derived_work(b"\x02" * 32, p32)
+    calls = [(one, p32, nonce) for nonce in range(6)]  # in order: E, F, E, ... repeat
+    calls += [(one, p32, nonce) for nonce in (9, 8, 8, 3, 4, 2**64 - 1, 2**64 - 2)]
+    calls += [(other, p32, 4), (one, p32, 4), (other, p32, 5), (one, p32, 5)]  # works alternate
+    calls += [(one, p16, 5), (one, p32, 5), (one, p16, 6)]  # the rank changes
+    for work, params, nonce in calls:
+        seed = attempt_seed(b"kept", nonce)
+        assert host_attempt_leaves(work, seed, params) == reference_leaves(work, seed, params.tile)
+
+
+@pytest.mark.skipif(not has_avx2(), reason="the fused attempt needs AVX2")
+def test_a_side_token_that_repeats_keeps_that_operand() -> None:
+    """A token names what its side is formed from: the call keeps a side
+    whose token repeats whatever factors it is given (so the kept side
+    shows), forms a side whose token differs, and never keeps under an
+    empty token or after a call without tokens."""
+    p = PouwParams(tile=16, n=32, k=48, m=32)
+    work = pouw.derived_work(b"\x03" * 32, p)
+    s1, s2, s3, s4 = (attempt_seed(b"tokens", nonce) for nonce in (10, 20, 30, 40))
+    noise = {s: Noise.derive(s, 32, 48, 32, 16) for s in (s1, s2, s3, s4)}
+
+    def call(e: pouw.Seed, f: pouw.Seed, held: tuple[bytes, bytes] | None) -> bytes:
+        ne, nf = noise[e], noise[f]
+        out = bcai_native.pouw_attempt_leaves(
+            work.a,
+            work.b,
+            ne.e_l,
+            np.ascontiguousarray(ne.e_r.T),
+            nf.f_l,
+            np.ascontiguousarray(nf.f_r.T),
+            tile=16,
+            key=5,
+            held=held,
+        )
+        assert out is not None
+        return bytes(out)
+
+    def want(e: pouw.Seed, f: pouw.Seed) -> bytes:
+        a2, _ = noisy(work.a, work.b, noise[e])
+        _, b2 = noisy(work.a, work.b, noise[f])
+        return pouw.transcript(a2, b2, 16, 5)
+
+    assert call(s1, s1, (b"E1", b"F1")) == want(s1, s1)
+    assert call(s2, s2, (b"E1", b"F2")) == want(s1, s2)  # A' kept: E's token repeats
+    assert call(s3, s3, (b"E3", b"F2")) == want(s3, s2)  # B' kept
+    assert call(s4, s4, None) == want(s4, s4)
+    assert call(s1, s1, (b"E3", b"F2")) == want(s1, s1)  # nothing held after a call without
+    assert call(s2, s2, (b"", b"")) == want(s2, s2)
+    assert call(s3, s3, (b"", b"")) == want(s3, s3)  # an empty token never matches
+
+
+def test_side_tokens_name_the_matrices_the_seed_and_the_rank() -> None:
+    p = PouwParams(tile=16, n=32, k=48, m=32)
+    work = pouw.derived_work(b"\x04" * 32, p)
+    twin = Work(work.a.copy(), work.b.copy())
+    changed = Work(work.a, work.b.copy())
+    changed.b[0, 0] ^= 1
+    assert work_digest(work) == work_digest(twin) != work_digest(changed)
+    assert work_digest(work) is work_digest(work)  # computed once a Work
+    s0, s1, s2 = (attempt_seed(b"names", nonce) for nonce in (0, 1, 2))
+    e0, f0 = side_tokens(work, s0, 16)
+    e1, f1 = side_tokens(work, s1, 16)
+    e2, f2 = side_tokens(work, s2, 16)
+    assert (e0 != e1, f0 == f1, e1 == e2, f1 != f2) == (True, True, True, True)
+    assert side_tokens(work, s1, 16) != side_tokens(work, s1, 32)
+    assert side_tokens(work, s1, 16) != side_tokens(changed, s1, 16)
+    assert e0 != f0  # the two sides' tokens never meet
+    gone = Work(work.a.copy(), work.b.copy())
+    held = id(gone)
+    work_digest(gone)
+    assert held in _work._digests
+    del gone
+    gc.collect()
+    assert held not in _work._digests  # forgotten with its Work
 
 
 def test_fused_attempt_refuses_bad_shapes() -> None:

@@ -334,8 +334,13 @@ fn pouw_transcript<'py>(
 /// are built and packed for the AVX2 kernel in one go. `None` where that
 /// kernel does not apply (no AVX2, or b not a multiple of 16): the caller
 /// then builds A', B' itself and calls `pouw_transcript`.
+///
+/// `held` — a token for each side, (A', B'): a side whose token is the one
+/// the shared workspace last formed it under is not formed again (a token
+/// must name everything its side is formed from: the matrix, the side's
+/// noise seed, the shape and rank; `bcai.pouw._seal.host_attempt_leaves`).
 #[pyfunction]
-#[pyo3(signature = (a, b, e_l, e_rt, f_l, f_rt, /, *, tile, key))]
+#[pyo3(signature = (a, b, e_l, e_rt, f_l, f_rt, /, *, tile, key, held = None))]
 #[allow(clippy::too_many_arguments)]
 fn pouw_attempt_leaves<'py>(
     py: Python<'py>,
@@ -347,6 +352,7 @@ fn pouw_attempt_leaves<'py>(
     f_rt: PyReadonlyArray2<'py, i8>,
     tile: usize,
     key: u64,
+    held: Option<(Vec<u8>, Vec<u8>)>,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
     let views = [
         a.as_array(),
@@ -390,7 +396,18 @@ fn pouw_attempt_leaves<'py>(
         let s: Vec<&[i8]> = owned.iter().map(|v| v.as_slice().unwrap()).collect();
         let leaves = py.detach(|| {
             pouw_avx2::with_workspace(|ws| {
-                ws.load_noisy(s[0], s[1], s[2], s[3], s[4], s[5], (n, k, m, r), tile);
+                let tokens = held.as_ref().map(|(a, b)| [a.as_slice(), b.as_slice()]);
+                ws.load_noisy(
+                    s[0],
+                    s[1],
+                    s[2],
+                    s[3],
+                    s[4],
+                    s[5],
+                    (n, k, m, r),
+                    tile,
+                    tokens,
+                );
                 pouw::layout(
                     &pouw_avx2::transcript_packed(&ws.op, n, m, tile, key),
                     k / tile,

@@ -97,6 +97,9 @@ impl Packed {
 pub struct Workspace {
     pub op: Packed,
     noise: Packed,
+    /// The caller's tokens for what `op`'s A' and B' were formed from
+    /// (empty: unknown), so that a side whose token repeats is kept.
+    held: [Vec<u8>; 2],
 }
 
 static WORKSPACE: Mutex<Option<Workspace>> = Mutex::new(None);
@@ -116,6 +119,12 @@ impl Workspace {
     /// (k×r), F_L (k×r) and F_Rᵀ (m×r); entries wrap to int8 as NumPy's
     /// `astype` does (the parameters keep them within ±127). The noise
     /// products run on the same kernel (inner dimension r).
+    ///
+    /// `tokens` name what each side is formed from (for A': A and E's
+    /// seed, shape and rank; for B' likewise): a side whose token equals
+    /// the one its buffer was last formed under is kept as it is — with
+    /// nonces in order one side of the noise repeats (docs/pouw.md,
+    /// "Seeds"). Without tokens both sides are formed and none is held.
     #[allow(clippy::too_many_arguments)]
     pub fn load_noisy(
         &mut self,
@@ -127,9 +136,50 @@ impl Workspace {
         f_rt: &[i8],
         (n, k, m, r): (usize, usize, usize, usize),
         tile: usize,
+        tokens: Option<[&[u8]; 2]>,
     ) {
         assert!(a.len() == n * k && b.len() == k * m && tile % 16 == 0);
-        // A' = A + E, E = E_L·E_R tile by tile, widened into place
+        let sizes = [n * k, k * m];
+        let lens = [self.op.a.len(), self.op.b.len()];
+        let keep: [bool; 2] = std::array::from_fn(|side| match tokens {
+            Some(t) => {
+                !t[side].is_empty()
+                    && self.held[side] == t[side]
+                    && lens[side] == sizes[side]
+                    && self.op.k == k
+            }
+            None => false,
+        });
+        for (held, kept) in self.held.iter_mut().zip(keep) {
+            if !kept {
+                held.clear(); // unknown until formed below
+            }
+        }
+        if !keep[0] {
+            self.form_a(a, e_l, e_rt, (n, k, r), tile);
+        }
+        if !keep[1] {
+            self.form_b(b, f_l, f_rt, (k, m, r), tile);
+        }
+        self.op.k = k;
+        if let Some(t) = tokens {
+            for ((held, kept), token) in self.held.iter_mut().zip(keep).zip(t) {
+                if !kept {
+                    *held = token.to_vec();
+                }
+            }
+        }
+    }
+
+    /// A' = A + E, E = E_L·E_R tile by tile, widened into `op.a`.
+    fn form_a(
+        &mut self,
+        a: &[i8],
+        e_l: &[i8],
+        e_rt: &[i8],
+        (n, k, r): (usize, usize, usize),
+        tile: usize,
+    ) {
         self.noise.load(e_l, e_rt, k, r);
         let out = Shared(sized(&mut self.op.a, n * k).as_mut_ptr());
         product_tiles(&self.noise, n, k, tile, |i0, j0, e| {
@@ -143,7 +193,17 @@ impl Workspace {
                 }
             }
         });
-        // B' = B + F, F = F_L·F_R (k×m) tile by tile, packed into place
+    }
+
+    /// B' = B + F, F = F_L·F_R (k×m) tile by tile, packed into `op.b`.
+    fn form_b(
+        &mut self,
+        b: &[i8],
+        f_l: &[i8],
+        f_rt: &[i8],
+        (k, m, r): (usize, usize, usize),
+        tile: usize,
+    ) {
         self.noise.load(f_l, f_rt, m, r);
         let out = Shared(sized(&mut self.op.b, k * m).as_mut_ptr());
         product_tiles(&self.noise, k, m, tile, |t0, j0, f| {
@@ -163,7 +223,6 @@ impl Workspace {
                 }
             }
         });
-        self.op.k = k;
     }
 }
 
@@ -451,10 +510,75 @@ mod tests {
         }
         let mut ws = Workspace::default();
         for key in [0u64, 0xFEED_FACE_CAFE_BEEF] {
-            ws.load_noisy(&a, &b, &e_l, &e_rt, &f_l, &f_rt, (n, k, m, r), tile);
+            ws.load_noisy(&a, &b, &e_l, &e_rt, &f_l, &f_rt, (n, k, m, r), tile, None);
             let fused = transcript_packed(&ws.op, n, m, tile, key);
             assert_eq!(fused, transcript(&a2, &b2t, n, k, m, tile, key));
         }
+    }
+
+    #[test]
+    fn a_side_whose_token_repeats_is_kept() {
+        if !applies(16) {
+            return;
+        }
+        let (n, k, m, r, tile) = (32usize, 48usize, 64usize, 16usize, 16usize);
+        let a = entries(n * k, 31, -63, 63);
+        let b = entries(k * m, 32, -63, 63);
+        let ternary = |len: usize, seed: u64| entries(len, seed, -1, 1);
+        let (e1, e1t, e2, e2t) = (
+            ternary(n * r, 33),
+            ternary(k * r, 34),
+            ternary(n * r, 35),
+            ternary(k * r, 36),
+        );
+        let (f1, f1t, f2, f2t) = (
+            ternary(k * r, 37),
+            ternary(m * r, 38),
+            ternary(k * r, 39),
+            ternary(m * r, 40),
+        );
+        // the transcript of A + E_L·E_R and B + F_L·F_R, formed afresh
+        let want = |e_l: &[i8], e_rt: &[i8], f_l: &[i8], f_rt: &[i8]| {
+            let mut fresh = Workspace::default();
+            fresh.load_noisy(&a, &b, e_l, e_rt, f_l, f_rt, (n, k, m, r), tile, None);
+            transcript_packed(&fresh.op, n, m, tile, 7)
+        };
+        let mut ws = Workspace::default();
+        let mut run = |e: (&[i8], &[i8]), f: (&[i8], &[i8]), tokens: Option<[&[u8]; 2]>| {
+            ws.load_noisy(&a, &b, e.0, e.1, f.0, f.1, (n, k, m, r), tile, tokens);
+            transcript_packed(&ws.op, n, m, tile, 7)
+        };
+        assert_eq!(
+            run((&e1, &e1t), (&f1, &f1t), Some([b"E1", b"F1"])),
+            want(&e1, &e1t, &f1, &f1t)
+        );
+        // E's token repeats: A' stays as formed from E1 even though other factors are passed
+        assert_eq!(
+            run((&e2, &e2t), (&f2, &f2t), Some([b"E1", b"F2"])),
+            want(&e1, &e1t, &f2, &f2t)
+        );
+        assert_eq!(
+            run((&e2, &e2t), (&f1, &f1t), Some([b"E2", b"F2"])),
+            want(&e2, &e2t, &f2, &f2t)
+        );
+        // without tokens both sides are formed and nothing is held after
+        assert_eq!(
+            run((&e1, &e1t), (&f1, &f1t), None),
+            want(&e1, &e1t, &f1, &f1t)
+        );
+        assert_eq!(
+            run((&e2, &e2t), (&f2, &f2t), Some([b"E2", b"F2"])),
+            want(&e2, &e2t, &f2, &f2t)
+        );
+        // an empty token never matches
+        assert_eq!(
+            run((&e1, &e1t), (&f1, &f1t), Some([b"", b""])),
+            want(&e1, &e1t, &f1, &f1t)
+        );
+        assert_eq!(
+            run((&e2, &e2t), (&f2, &f2t), Some([b"", b""])),
+            want(&e2, &e2t, &f2, &f2t)
+        );
     }
 
     #[test]
