@@ -537,48 +537,28 @@ mod tests {
             ternary(k * r, 39),
             ternary(m * r, 40),
         );
-        // the transcript of A + E_L·E_R and B + F_L·F_R, formed afresh
-        let want = |e_l: &[i8], e_rt: &[i8], f_l: &[i8], f_rt: &[i8]| {
-            let mut fresh = Workspace::default();
-            fresh.load_noisy(&a, &b, e_l, e_rt, f_l, f_rt, (n, k, m, r), tile, None);
-            transcript_packed(&fresh.op, n, m, tile, 7)
-        };
+        let (e, f) = ([(&e1, &e1t), (&e2, &e2t)], [(&f1, &f1t), (&f2, &f2t)]);
+        // (the factor sets given for E and F, the tokens, the sets A' and B' must come from)
+        type Step<'t> = (usize, usize, Option<[&'t [u8]; 2]>, usize, usize);
+        let steps: [Step; 7] = [
+            (0, 0, Some([b"E1", b"F1"]), 0, 0),
+            (1, 1, Some([b"E1", b"F2"]), 0, 1), // E's token repeats: A' stays as formed from E1
+            (1, 0, Some([b"E2", b"F2"]), 1, 1), // F's repeats: B' stays
+            (0, 0, None, 0, 0),                 // without tokens both are formed, none held
+            (1, 1, Some([b"E2", b"F2"]), 1, 1),
+            (0, 0, Some([b"", b""]), 0, 0), // an empty token never matches
+            (1, 1, Some([b"", b""]), 1, 1),
+        ];
         let mut ws = Workspace::default();
-        let mut run = |e: (&[i8], &[i8]), f: (&[i8], &[i8]), tokens: Option<[&[u8]; 2]>| {
-            ws.load_noisy(&a, &b, e.0, e.1, f.0, f.1, (n, k, m, r), tile, tokens);
-            transcript_packed(&ws.op, n, m, tile, 7)
-        };
-        assert_eq!(
-            run((&e1, &e1t), (&f1, &f1t), Some([b"E1", b"F1"])),
-            want(&e1, &e1t, &f1, &f1t)
-        );
-        // E's token repeats: A' stays as formed from E1 even though other factors are passed
-        assert_eq!(
-            run((&e2, &e2t), (&f2, &f2t), Some([b"E1", b"F2"])),
-            want(&e1, &e1t, &f2, &f2t)
-        );
-        assert_eq!(
-            run((&e2, &e2t), (&f1, &f1t), Some([b"E2", b"F2"])),
-            want(&e2, &e2t, &f2, &f2t)
-        );
-        // without tokens both sides are formed and nothing is held after
-        assert_eq!(
-            run((&e1, &e1t), (&f1, &f1t), None),
-            want(&e1, &e1t, &f1, &f1t)
-        );
-        assert_eq!(
-            run((&e2, &e2t), (&f2, &f2t), Some([b"E2", b"F2"])),
-            want(&e2, &e2t, &f2, &f2t)
-        );
-        // an empty token never matches
-        assert_eq!(
-            run((&e1, &e1t), (&f1, &f1t), Some([b"", b""])),
-            want(&e1, &e1t, &f1, &f1t)
-        );
-        assert_eq!(
-            run((&e2, &e2t), (&f2, &f2t), Some([b"", b""])),
-            want(&e2, &e2t, &f2, &f2t)
-        );
+        for (given_e, given_f, tokens, want_e, want_f) in steps {
+            let ((el, ert), (fl, frt)) = (e[given_e], f[given_f]);
+            ws.load_noisy(&a, &b, el, ert, fl, frt, (n, k, m, r), tile, tokens);
+            let ((el, ert), (fl, frt)) = (e[want_e], f[want_f]);
+            let mut fresh = Workspace::default();
+            fresh.load_noisy(&a, &b, el, ert, fl, frt, (n, k, m, r), tile, None);
+            let want = transcript_packed(&fresh.op, n, m, tile, 7);
+            assert_eq!(transcript_packed(&ws.op, n, m, tile, 7), want, "{tokens:?}");
+        }
     }
 
     #[test]
