@@ -4,6 +4,7 @@ shape, and the digest has the properties docs/pouw.md relies on."""
 from __future__ import annotations
 
 import gc
+import threading
 
 import numpy as np
 import pytest
@@ -196,6 +197,31 @@ def test_cpu_attempts_keep_a_repeated_side_in_any_order() -> None:
     for work, params, nonce in calls:
         seed = attempt_seed(b"kept", nonce)
         assert host_attempt_leaves(work, seed, params) == reference_leaves(work, seed, params.tile)
+
+
+@pytest.mark.skipif(not has_avx2(), reason="the fused attempt needs AVX2")
+def test_cpu_attempts_on_two_threads_each_equal_the_reference() -> None:
+    """Two threads mining two Works at once: one holds the shared workspace
+    (and its kept sides), the other runs on a fresh one; every attempt's
+    leaves are the reference's either way."""
+    p = PouwParams(tile=16, n=64, k=64, m=64)
+    works = [pouw.derived_work(bytes([i]) * 32, p) for i in (5, 6)]
+    wrong: list[tuple[int, int]] = []
+
+    def mine_some(which: int) -> None:
+        for nonce in range(40):
+            seed = attempt_seed(b"threads", nonce)
+            if host_attempt_leaves(works[which], seed, p) != reference_leaves(
+                works[which], seed, 16
+            ):
+                wrong.append((which, nonce))
+
+    threads = [threading.Thread(target=mine_some, args=(which,)) for which in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
 
 
 @pytest.mark.skipif(not has_avx2(), reason="the fused attempt needs AVX2")
