@@ -21,12 +21,19 @@ I8 = npt.NDArray[np.int8]
 class Work:
     """A (n×k), B (k×m); `job` names a MatMul job (32 zero bytes: derived).
     A value: its matrices are not to change once it is made (their 7-bit
-    range is checked once a Work, the GPU miner keeps copies on the device);
-    new matrices make a new Work."""
+    range is checked once a Work, their digest names the CPU miner's kept
+    noisy operands, the GPU miner keeps copies on the device) — they are
+    made read-only here, so that a write through them fails; new matrices
+    make a new Work (a view made writeable before stays so: don't)."""
 
     a: I8
     b: I8
     job: bytes = bytes(32)
+
+    def __post_init__(self) -> None:
+        for matrix in (self.a, self.b):
+            if isinstance(matrix, np.ndarray) and matrix.flags.writeable:
+                matrix.setflags(write=False)
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -194,9 +194,16 @@ def test_cpu_attempts_keep_a_repeated_side_in_any_order() -> None:
     calls += [(one, p32, nonce) for nonce in (9, 8, 8, 3, 4, 2**64 - 1, 2**64 - 2)]
     calls += [(other, p32, 4), (one, p32, 4), (other, p32, 5), (one, p32, 5)]  # works alternate
     calls += [(one, p16, 5), (one, p32, 5), (one, p16, 6)]  # the rank changes
-    for work, params, nonce in calls:
+    rng = np.random.default_rng(8)
+    other_a, other_bt = (rng.integers(-9, 9, (rows, 96)).astype(np.int8) for rows in (32, 64))
+    for at, (work, params, nonce) in enumerate(calls):
         seed = attempt_seed(b"kept", nonce)
         assert host_attempt_leaves(work, seed, params) == reference_leaves(work, seed, params.tile)
+        # the shared workspace's operands overwritten in between (same k): nothing kept after
+        if at % 3 == 1:
+            bcai_native.pouw_transcript(other_a, other_bt, tile=16, key=1)
+        elif at % 3 == 2:
+            bcai_native.pouw_product(other_a, other_bt, tile=16)
 
 
 @pytest.mark.skipif(not has_avx2(), reason="the fused attempt needs AVX2")
@@ -269,8 +276,11 @@ def test_side_tokens_name_the_matrices_the_seed_and_the_rank() -> None:
     p = PouwParams(tile=16, n=32, k=48, m=32)
     work = pouw.derived_work(b"\x04" * 32, p)
     twin = Work(work.a.copy(), work.b.copy())
-    changed = Work(work.a, work.b.copy())
-    changed.b[0, 0] ^= 1
+    b = work.b.copy()
+    b[0, 0] ^= 1
+    changed = Work(work.a, b)
+    with pytest.raises(ValueError, match="read-only"):
+        changed.b[0, 0] = 0  # a value: what was hashed stays what it is
     assert work_digest(work) == work_digest(twin) != work_digest(changed)
     assert work_digest(work) is work_digest(work)  # computed once a Work
     s0, s1, s2 = (attempt_seed(b"names", nonce) for nonce in (0, 1, 2))

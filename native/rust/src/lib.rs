@@ -409,7 +409,7 @@ fn pouw_attempt_leaves<'py>(
                     tokens,
                 );
                 pouw::layout(
-                    &pouw_avx2::transcript_packed(&ws.op, n, m, tile, key),
+                    &pouw_avx2::transcript_packed(ws.op(), n, m, tile, key),
                     k / tile,
                 )
             })

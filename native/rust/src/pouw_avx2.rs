@@ -95,7 +95,7 @@ impl Packed {
 /// costs a fault, and an attempt's buffers are megabytes.
 #[derive(Default)]
 pub struct Workspace {
-    pub op: Packed,
+    op: Packed,
     noise: Packed,
     /// The caller's tokens for what `op`'s A' and B' were formed from
     /// (empty: unknown), so that a side whose token repeats is kept.
@@ -114,6 +114,20 @@ pub fn with_workspace<R>(body: impl FnOnce(&mut Workspace) -> R) -> R {
 }
 
 impl Workspace {
+    /// A (rows×k) and Bᵀ (m×k) as they are into the operands; no side is
+    /// held after (every write of the operands goes through here or
+    /// `load_noisy`, so that a token never outlives what it named).
+    pub fn load(&mut self, a: &[i8], bt: &[i8], m: usize, k: usize) -> &Packed {
+        self.held.iter_mut().for_each(Vec::clear);
+        self.op.load(a, bt, m, k);
+        &self.op
+    }
+
+    /// The operands last loaded or formed.
+    pub fn op(&self) -> &Packed {
+        &self.op
+    }
+
     /// The noisy operands A' = A + E_L·E_R and B' = B + F_L·F_R of A (n×k)
     /// and B (k×m, row-major) into `op`, from the factors E_L (n×r), E_Rᵀ
     /// (k×r), F_L (k×r) and F_Rᵀ (m×r); entries wrap to int8 as NumPy's
@@ -350,10 +364,7 @@ pub fn transcript(
     tile: usize,
     key: u64,
 ) -> Vec<Vec<u32>> {
-    with_workspace(|ws| {
-        ws.op.load(a, bt, m, k);
-        transcript_packed(&ws.op, n, m, tile, key)
-    })
+    with_workspace(|ws| transcript_packed(ws.load(a, bt, m, k), n, m, tile, key))
 }
 
 /// The same over operands already packed.
@@ -432,10 +443,7 @@ pub fn product_into(op: &Packed, n: usize, m: usize, tile: usize, out: &mut [i32
 /// without the digest, for comparisons: the best bare int8 product we have
 /// on the CPU.
 pub fn product(a: &[i8], bt: &[i8], n: usize, k: usize, m: usize, tile: usize, out: &mut [i32]) {
-    with_workspace(|ws| {
-        ws.op.load(a, bt, m, k);
-        product_into(&ws.op, n, m, tile, out);
-    })
+    with_workspace(|ws| product_into(ws.load(a, bt, m, k), n, m, tile, out))
 }
 
 #[cfg(test)]
@@ -537,7 +545,17 @@ mod tests {
             ternary(k * r, 39),
             ternary(m * r, 40),
         );
-        let (e, f) = ([(&e1, &e1t), (&e2, &e2t)], [(&f1, &f1t), (&f2, &f2t)]);
+        let (e_sets, f_sets) = (
+            [(&e1[..], &e1t[..]), (&e2, &e2t)],
+            [(&f1[..], &f1t[..]), (&f2, &f2t)],
+        );
+        // the transcript of A' from E set e and B' from F set f, formed afresh
+        let fresh = |e: usize, f: usize| {
+            let ((el, ert), (fl, frt)) = (e_sets[e], f_sets[f]);
+            let mut fresh = Workspace::default();
+            fresh.load_noisy(&a, &b, el, ert, fl, frt, (n, k, m, r), tile, None);
+            transcript_packed(&fresh.op, n, m, tile, 7)
+        };
         // (the factor sets given for E and F, the tokens, the sets A' and B' must come from)
         type Step<'t> = (usize, usize, Option<[&'t [u8]; 2]>, usize, usize);
         let steps: [Step; 7] = [
@@ -551,14 +569,37 @@ mod tests {
         ];
         let mut ws = Workspace::default();
         for (given_e, given_f, tokens, want_e, want_f) in steps {
-            let ((el, ert), (fl, frt)) = (e[given_e], f[given_f]);
+            let ((el, ert), (fl, frt)) = (e_sets[given_e], f_sets[given_f]);
             ws.load_noisy(&a, &b, el, ert, fl, frt, (n, k, m, r), tile, tokens);
-            let ((el, ert), (fl, frt)) = (e[want_e], f[want_f]);
-            let mut fresh = Workspace::default();
-            fresh.load_noisy(&a, &b, el, ert, fl, frt, (n, k, m, r), tile, None);
-            let want = transcript_packed(&fresh.op, n, m, tile, 7);
+            let want = fresh(want_e, want_f);
             assert_eq!(transcript_packed(&ws.op, n, m, tile, 7), want, "{tokens:?}");
         }
+        // other operands loaded in between (the bare product, a plain transcript): nothing kept
+        let (el, ert, fl, frt) = (e_sets[0].0, e_sets[0].1, f_sets[0].0, f_sets[0].1);
+        ws.load_noisy(
+            &a,
+            &b,
+            el,
+            ert,
+            fl,
+            frt,
+            (n, k, m, r),
+            tile,
+            Some([b"E1", b"F1"]),
+        );
+        ws.load(&vec![0i8; n * k], &vec![0i8; m * k], m, k);
+        ws.load_noisy(
+            &a,
+            &b,
+            el,
+            ert,
+            fl,
+            frt,
+            (n, k, m, r),
+            tile,
+            Some([b"E1", b"F1"]),
+        );
+        assert_eq!(transcript_packed(ws.op(), n, m, tile, 7), fresh(0, 0));
     }
 
     #[test]
