@@ -576,29 +576,13 @@ mod tests {
         }
         // other operands loaded in between (the bare product, a plain transcript): nothing kept
         let (el, ert, fl, frt) = (e_sets[0].0, e_sets[0].1, f_sets[0].0, f_sets[0].1);
-        ws.load_noisy(
-            &a,
-            &b,
-            el,
-            ert,
-            fl,
-            frt,
-            (n, k, m, r),
-            tile,
-            Some([b"E1", b"F1"]),
-        );
-        ws.load(&vec![0i8; n * k], &vec![0i8; m * k], m, k);
-        ws.load_noisy(
-            &a,
-            &b,
-            el,
-            ert,
-            fl,
-            frt,
-            (n, k, m, r),
-            tile,
-            Some([b"E1", b"F1"]),
-        );
+        let tokens = Some([&b"E1"[..], &b"F1"[..]]);
+        for zeros in [false, true] {
+            if zeros {
+                ws.load(&vec![0i8; n * k], &vec![0i8; m * k], m, k);
+            }
+            ws.load_noisy(&a, &b, el, ert, fl, frt, (n, k, m, r), tile, tokens);
+        }
         assert_eq!(transcript_packed(ws.op(), n, m, tile, 7), fresh(0, 0));
     }
 
