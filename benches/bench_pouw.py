@@ -58,6 +58,23 @@ def test_pouw_attempt_cpu(benchmark: Any, role: Any) -> None:
 
 
 @pytest.mark.benchmark(group="pouw-attempt-cpu")
+def test_pouw_attempt_both_sides_cpu(benchmark: Any, role: Any, monkeypatch: Any) -> None:
+    """The same attempts with both noisy operands formed every time (empty
+    tokens: nothing kept), as before session 13 — what keeping the operand
+    whose side seed repeats saves."""
+    role("reference")
+    from bcai.pouw import _seal  # noqa: PLC0415
+
+    monkeypatch.setattr(_seal, "side_tokens", lambda work, seed, tile: (b"", b""))
+    work = pouw.derived_work(b"\x01" * 32, CPU_PARAMS)
+    reference = pouw.attempt(b"bench", 1, work, CPU_PARAMS)
+    assert run_attempt(b"bench", 1, work, CPU_PARAMS, CpuMiner()).root == reference.root
+    nonce = iter(range(2, 10**9))
+    benchmark(lambda: run_attempt(b"bench", next(nonce), work, CPU_PARAMS, CpuMiner()))
+    ops_info(benchmark, N_CPU)
+
+
+@pytest.mark.benchmark(group="pouw-attempt-cpu")
 def test_bare_int8_product_cpu(benchmark: Any, role: Any) -> None:
     """BLAS (float32 in exact chunks) through `kernels.matmul_i8`."""
     role("baseline")
