@@ -8,7 +8,6 @@ harness runs it in network namespaces.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import time
@@ -111,6 +110,9 @@ def seal_verifier(
     )
 
 
+RENEW_FLOOR_S = 1.0  # the least time between two reservations at one relay
+
+
 @dataclass
 class NatState:
     reach: Reach = Reach.UNKNOWN
@@ -162,6 +164,7 @@ class NodeRuntime:
         # check): two at once each tried a port mapping, and the one that lost
         # the race at the gateway set the node's mapping back to None
         self._nat_check = trio.Lock()
+        self._reserving = trio.Lock()  # reservations made or renewed one pass at a time
         self.relay = Relay(self.host, config.relay)
         self.puncher = HolePuncher(self.host, self.nat.observed)
         self.dht = Dht(self.host, server=bool(config.dht_server))
@@ -306,6 +309,7 @@ class NodeRuntime:
                 nursery.start_soon(self._sync_loop)
                 nursery.start_soon(self._watch_blocks)
                 nursery.start_soon(self._nat_loop)
+                nursery.start_soon(self._renew_loop)
                 nursery.start_soon(self.discovery.run)
                 if self.config.dht_server:
                     self.dht.own_contact = self._public_contact()
@@ -390,18 +394,52 @@ class NodeRuntime:
         relays, renewed once half their time has passed (the relay forgets
         them when it expires); a relay no longer connected is dropped from
         `nat.relays` (reserved again when a connection comes back)."""
+        async with self._reserving:
+            self._drop_gone_relays()
+            for pid, conn in list(self.host.conns.items()):
+                if conn.relayed_via is None:
+                    await self._reserve_if_due(pid)
+
+    async def _renew_loop(self) -> None:
+        """Renews the reservations on their own schedule, not only at the
+        reachability checks: a check of a private node can take a whole
+        dial-back timeout, and a reservation held for less than a check
+        and its interval lapsed between them (`relay-no-reservation`). Until
+        a check finds the node public, every relay in `nat.relays` is
+        reserved again once its `renew_at` has passed."""
+        while True:
+            due = min(self.nat.renew_at.values(), default=None)
+            wait = 1.0 if due is None else due - trio.current_time()
+            await trio.sleep(max(0.05, min(wait, 1.0)))
+            if self.nat.reach == Reach.PUBLIC or not self.nat.relays:
+                continue
+            async with self._reserving:
+                self._drop_gone_relays()
+                for pid in list(self.nat.relays):
+                    await self._reserve_if_due(pid)
+
+    def _drop_gone_relays(self) -> None:
         self.nat.relays[:] = [r for r in self.nat.relays if r in self.host.conns]
         self.nat.renew_at = {r: t for r, t in self.nat.renew_at.items() if r in self.nat.relays}
-        for pid, conn in list(self.host.conns.items()):
-            if conn.relayed_via is not None:
-                continue
-            if pid in self.nat.relays and self.nat.renew_at.get(pid, 0.0) > trio.current_time():
-                continue
-            with contextlib.suppress(RequestFailed):
-                reservation = await self.relay.reserve(pid)
-                self.nat.renew_at[pid] = trio.current_time() + reservation.expires_s / 2
-                if pid not in self.nat.relays:
-                    self.nat.relays.append(pid)
+
+    async def _reserve_if_due(self, pid: bytes) -> None:
+        """A reservation at `pid`, unless the one held there is not yet
+        half spent (renewed no more often than every RENEW_FLOOR_S, whatever
+        a relay says its hold is); a relay of ours that refuses is asked
+        again after RENEW_FLOOR_S."""
+        now = trio.current_time()
+        if pid in self.nat.relays and self.nat.renew_at.get(pid, 0.0) > now:
+            return
+        try:
+            reservation = await self.relay.reserve(pid)
+        except RequestFailed:
+            if pid in self.nat.relays:
+                self.nat.renew_at[pid] = trio.current_time() + RENEW_FLOOR_S
+            return
+        hold = max(reservation.expires_s / 2, RENEW_FLOOR_S)
+        self.nat.renew_at[pid] = trio.current_time() + hold
+        if pid not in self.nat.relays:
+            self.nat.relays.append(pid)
 
     def _public_contact(self) -> Contact:
         host, port = split_address(self.host.advertise[0])

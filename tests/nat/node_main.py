@@ -83,6 +83,12 @@ async def command(node: NodeRuntime, msg: dict[str, Any], producer: PrivateKey) 
                 "refused": node.relay.stats.refused,
                 "closed": node.relay.stats.closed,
                 "open": len(node.relay.hops) // 2,
+                # peers holding an unexpired reservation here (the relay's clock)
+                "reserved": [
+                    pid.hex()
+                    for pid, until in node.relay.reservations.items()
+                    if until > node.relay.clock()
+                ],
             },
         }
     if cmd == "produce":

@@ -365,10 +365,13 @@ def test_a_private_node_renews_its_reservation_before_the_relay_forgets_it(
     tmp_path: Path,
 ) -> None:
     """The relay holds reservations for 4 s here: a private node reserves
-    again once half that has passed (at its reachability checks, every
-    second here), so a peer still reaches it through the relay long after
-    its first reservation expired (before, it reserved once and was
-    unreachable there after `reservation_ttl_s`: `relay-no-reservation`)."""
+    again once half that has passed, on a schedule of its own (its
+    reachability checks, every second here, can each take a dial-back
+    timeout: renewing only at them let a reservation lapse under load), so
+    the relay still holds one for it, and a peer still reaches it through
+    the relay, long after its first reservation expired (before, it
+    reserved once and was unreachable there after `reservation_ttl_s`:
+    `relay-no-reservation`)."""
     net = netns.Net()
     nodes: list[NodeProc] = []
     try:
@@ -382,6 +385,7 @@ def test_a_private_node_renews_its_reservation_before_the_relay_forgets_it(
         probe = b.cmd("probe", timeout=60)
         assert probe["reach"] == "private" and probe["relays"] == 1
         time.sleep(10)  # 2.5 times the relay's hold: only renewals keep b reachable there
+        assert b.peer_id in relay.cmd("status")["relay"]["reserved"]
         result = a.cmd("connect", peer=b.peer_id, relay=relay.peer_id, punch=False, timeout=60)
         assert result["direct"] is False
         link = connected(a, b)
