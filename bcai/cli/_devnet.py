@@ -19,7 +19,7 @@ from bcai.crypto import PrivateKey, save_keystore
 from bcai.node.config import default_toml
 from bcai.node.datadir import DataDir
 from bcai.node.genesis_file import dev_wallet_key, devnet_genesis, save_genesis
-from bcai.sdk import Client
+from bcai.sdk import ApiError, Client
 
 DEV_PASSWORD = "devnet"
 START_TIMEOUT_S = 60.0
@@ -222,6 +222,51 @@ class Devnet:
                     f"in {timeout} s: heads {heads}"
                 )
             time.sleep(0.1)
+
+    def wait_included(self, tx_ids: list[str], timeout: float = 60.0) -> tuple[int, str, int]:
+        """Polls until every node's chain holds every transaction of `tx_ids`
+        at or below a block every node agrees on; returns (height, hash,
+        rounds). A competing block can take a transaction seen included back
+        into the mempools (a reorg between miners): it is then waited for
+        again — `rounds` counts the times an agreed chain still lacked one.
+
+        Raises:
+            TimeoutError: not all included and agreed on within `timeout` s.
+        """
+        deadline, rounds = time.monotonic() + timeout, 0
+        while True:
+            heights = self._inclusion_heights(tx_ids)
+            if heights is not None:
+                left = max(0.0, deadline - time.monotonic())
+                height, head = self.wait_agreement(timeout=left, min_height=max(heights))
+                again = self._inclusion_heights(tx_ids)
+                if again is not None and max(again) <= height:
+                    return height, head, rounds
+                rounds += 1
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{len(tx_ids)} transactions not all included on every node's "
+                    f"agreed chain in {timeout} s"
+                )
+            time.sleep(0.1)
+
+    def _inclusion_heights(self, tx_ids: list[str]) -> list[int] | None:
+        """Each node's inclusion height of each transaction (a node's index
+        holds its main chain only); None while any node lacks one."""
+        heights = [0]
+        for node in self.nodes:
+            with node.client() as c:
+                for tx_id in tx_ids:
+                    try:
+                        status = c.tx(tx_id)
+                    except ApiError as err:
+                        if err.status == 404:  # neither pending nor included here yet
+                            return None
+                        raise
+                    if status.status != "included" or status.height is None:
+                        return None
+                    heights.append(status.height)
+        return heights
 
 
 def describe(devnet: Devnet) -> dict[str, Any]:
